@@ -1,0 +1,181 @@
+"""The on-disk cassette format `tapeproxy/1` as frozen pydantic models.
+
+A cassette is one JSON document (stored zstd-compressed, see `tapeproxy.cassettes.store`)::
+
+    {"format": "tapeproxy/1",
+     "meta": {"created": ..., "tapeproxy": "<version>", "match": {...}},
+     "interactions": [{"key": ..., "request": {...}, "response": {...}, "timing": {...}}]}
+
+Bodies are stored once and whole, decoded from any content-encoding: ``{"text": ...}`` when
+the bytes are UTF-8, else ``{"base64": ...}``, ``null`` when empty. The bytes a replay sends are
+exactly `Body.to_bytes()`; nothing is re-serialised.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "FORMAT",
+    "Body",
+    "Cassette",
+    "Header",
+    "Interaction",
+    "MatchRules",
+    "Meta",
+    "RecordedError",
+    "Request",
+    "Response",
+    "Timing",
+    "body_bytes",
+    "new_cassette",
+]
+
+FORMAT = "tapeproxy/1"
+
+Header = tuple[str, str]
+"""A header as ``(name, value)``; lists of them keep the order and case seen on the wire."""
+
+DEFAULT_MATCH_HEADERS = ("anthropic-beta", "anthropic-version", "openai-beta")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Body(_Frozen):
+    """A message body: exactly one of `text` (UTF-8) or `base64` (anything else)."""
+
+    text: str | None = None
+    base64: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Self:
+        if (self.text is None) == (self.base64 is None):
+            raise ValueError("a body holds exactly one of 'text' or 'base64'")
+        if self.base64 is not None:
+            try:
+                base64.b64decode(self.base64, validate=True)
+            except binascii.Error as e:
+                raise ValueError(f"body 'base64' is not valid base64: {e}") from e
+        return self
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Body | None:
+        """Wrap raw bytes: text when they decode as UTF-8, base64 otherwise, None when empty."""
+        if not data:
+            return None
+        try:
+            return cls(text=data.decode("utf-8"))
+        except UnicodeDecodeError:
+            return cls(base64=base64.b64encode(data).decode("ascii"))
+
+    def to_bytes(self) -> bytes:
+        """The exact bytes this body stands for."""
+        if self.text is not None:
+            return self.text.encode("utf-8")
+        return base64.b64decode(self.base64 or "")
+
+
+def body_bytes(body: Body | None) -> bytes:
+    """The bytes of an optional body (empty for None)."""
+    return b"" if body is None else body.to_bytes()
+
+
+class MatchRules(_Frozen):
+    """The rules that turn a request into its key; stored in the cassette's meta."""
+
+    headers: tuple[str, ...] = DEFAULT_MATCH_HEADERS
+    ignore_query: tuple[str, ...] = ()
+    ignore_json_paths: tuple[str, ...] = ()
+
+
+class Request(_Frozen):
+    """A recorded request, redacted: credentials never appear here."""
+
+    method: str
+    url: str
+    headers: tuple[Header, ...] = ()
+    body: Body | None = None
+
+
+class Response(_Frozen):
+    """A recorded response: status, reason, headers in wire order, decoded body, chunking.
+
+    `chunks` is set for streamed bodies only: ``(offset_ms, nbytes)`` for each piece as it
+    arrived, offsets measured from the moment the request was sent upstream. The sizes add
+    up to the length of the body.
+    """
+
+    status: int = Field(ge=100, le=999)
+    reason: str = ""
+    http_version: str = "HTTP/1.1"
+    headers: tuple[Header, ...] = ()
+    body: Body | None = None
+    chunks: tuple[tuple[float, int], ...] | None = None
+
+    @model_validator(mode="after")
+    def _chunks_cover_body(self) -> Self:
+        if self.chunks is not None:
+            total = sum(n for _, n in self.chunks)
+            if total != len(body_bytes(self.body)):
+                raise ValueError(
+                    f"chunk sizes add up to {total} bytes but the body has "
+                    f"{len(body_bytes(self.body))}"
+                )
+        return self
+
+
+class RecordedError(_Frozen):
+    """A transport failure seen while recording (reset, timeout, TLS failure...)."""
+
+    message: str
+    after_ms: float = 0.0
+
+
+class Timing(_Frozen):
+    """When the answer came: time to first byte and to the end, from the request being sent."""
+
+    ttfb_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+class Interaction(_Frozen):
+    """One request and what came back for it (a response, an error, or a partial of both)."""
+
+    key: str
+    request: Request
+    response: Response | None = None
+    error: RecordedError | None = None
+    timing: Timing = Timing()
+
+    @model_validator(mode="after")
+    def _has_outcome(self) -> Self:
+        if self.response is None and self.error is None:
+            raise ValueError("an interaction needs a response, an error, or both")
+        return self
+
+
+class Meta(_Frozen):
+    """Who wrote the cassette, when, and with which matching rules."""
+
+    created: str
+    tapeproxy: str
+    match: MatchRules = MatchRules()
+
+
+class Cassette(_Frozen):
+    """A whole cassette file."""
+
+    format: Literal["tapeproxy/1"] = "tapeproxy/1"
+    meta: Meta
+    interactions: tuple[Interaction, ...] = ()
+
+
+def new_cassette(version: str, created: str, rules: MatchRules | None = None) -> Cassette:
+    """An empty cassette stamped with the writing tapeproxy's version and creation time."""
+    return Cassette(meta=Meta(created=created, tapeproxy=version, match=rules or MatchRules()))

@@ -1,0 +1,165 @@
+"""Reading and writing cassette files: one zstd frame holding one deterministic JSON document.
+
+Writes are atomic (temp file in the same folder, fsync, `os.replace`) and deterministic
+(sorted keys, fixed separators, a fresh compressor per write with checksum and content size);
+a save that would not change the file does not touch it. Reads refuse anything that is not a
+complete, checksummed `tapeproxy/1` cassette, and cap the decompressed size against zstd bombs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import zstandard
+from pydantic import ValidationError
+
+from tapeproxy.cassettes.model import FORMAT, Cassette
+from tapeproxy.errors import CassetteError, CassetteWriteError
+
+__all__ = [
+    "MAX_DECOMPRESSED_BYTES",
+    "decompress",
+    "dumps",
+    "load",
+    "loads",
+    "parse_json",
+    "save",
+    "to_json_bytes",
+]
+
+MAX_DECOMPRESSED_BYTES = 1 << 30
+"""Largest decompressed cassette accepted (1 GiB): a guard against zstd bombs."""
+
+_LEVEL = 10
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def to_json_bytes(cassette: Cassette) -> bytes:
+    """The cassette as canonical JSON: sorted keys, fixed separators, empty fields left out."""
+    data = cassette.model_dump(mode="json", exclude_none=True)
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def dumps(cassette: Cassette) -> bytes:
+    """Serialise a cassette to the bytes of a `.json.zst` file."""
+    params = zstandard.ZstdCompressionParameters.from_level(
+        _LEVEL, write_checksum=True, write_content_size=True
+    )
+    return zstandard.ZstdCompressor(compression_params=params).compress(to_json_bytes(cassette))
+
+
+def loads(data: bytes, *, source: str = "<bytes>", limit: int = MAX_DECOMPRESSED_BYTES) -> Cassette:
+    """Parse the bytes of a `.json.zst` file.
+
+    Raises:
+        CassetteError: the bytes are not a complete zstd frame, exceed `limit` once
+            decompressed, are not JSON, are a newer format, or do not fit the schema.
+    """
+    return parse_json(decompress(data, source=source, limit=limit), source=source)
+
+
+def decompress(data: bytes, *, source: str, limit: int = MAX_DECOMPRESSED_BYTES) -> bytes:
+    """Decompress one zstd frame that must carry its content size, within `limit` bytes."""
+    if not data.startswith(_ZSTD_MAGIC):
+        raise CassetteError(f"{source}: not a zstd file (a tapeproxy cassette is .json.zst)")
+    try:
+        params = zstandard.get_frame_parameters(data)
+    except zstandard.ZstdError as e:
+        raise CassetteError(f"{source}: damaged zstd header ({e})") from e
+    size = params.content_size
+    if size == zstandard.CONTENTSIZE_UNKNOWN:
+        raise CassetteError(
+            f"{source}: zstd frame without a content size; re-save it with tapeproxy"
+        )
+    if size > limit:
+        raise CassetteError(
+            f"{source}: decompresses to {size} bytes, over the limit of {limit}; refusing it"
+        )
+    try:
+        return zstandard.ZstdDecompressor().decompress(data, max_output_size=limit)
+    except zstandard.ZstdError as e:
+        raise CassetteError(f"{source}: truncated or damaged zstd data ({e})") from e
+
+
+def parse_json(raw: bytes, *, source: str) -> Cassette:
+    """Validate decompressed cassette JSON, refusing newer formats by name."""
+    try:
+        doc: Any = json.loads(raw)
+    except ValueError as e:
+        raise CassetteError(f"{source}: not valid JSON inside the zstd frame ({e})") from e
+    if not isinstance(doc, dict):
+        raise CassetteError(f"{source}: expected a JSON object with a 'format' field")
+    fmt = doc.get("format")
+    if fmt != FORMAT:
+        if isinstance(fmt, str) and fmt.startswith("tapeproxy/"):
+            raise CassetteError(
+                f"{source}: format {fmt!r} is newer than this tapeproxy reads ({FORMAT!r}); "
+                "upgrade tapeproxy"
+            )
+        raise CassetteError(
+            f"{source}: not a tapeproxy cassette (format {fmt!r}, expected {FORMAT!r})"
+        )
+    try:
+        return Cassette.model_validate(doc)
+    except ValidationError as e:
+        raise CassetteError(f"{source}: does not match the {FORMAT} schema:\n{e}") from e
+
+
+def load(path: str | os.PathLike[str], *, limit: int = MAX_DECOMPRESSED_BYTES) -> Cassette:
+    """Read a cassette file.
+
+    Raises:
+        CassetteError: the file is missing, unreadable or not a valid cassette.
+    """
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise CassetteError(f"{p}: cannot read cassette ({e.strerror or e})") from e
+    return loads(data, source=str(p), limit=limit)
+
+
+def save(path: str | os.PathLike[str], cassette: Cassette) -> bool:
+    """Write a cassette atomically; do nothing when the file already holds the same content.
+
+    Returns:
+        True when the file was written, False when it was already up to date.
+
+    Raises:
+        CassetteWriteError: the file could not be written; any previous file is untouched.
+    """
+    p = Path(path)
+    data = dumps(cassette)
+    with contextlib.suppress(OSError):
+        if p.read_bytes() == data:
+            return False
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(p, data)
+    except OSError as e:
+        raise CassetteWriteError(f"{p}: cannot write cassette ({e.strerror or e})") from e
+    return True
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
