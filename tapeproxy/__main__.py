@@ -1,0 +1,5 @@
+"""`python -m tapeproxy` runs the command line."""
+
+from tapeproxy.cli import main
+
+main()
