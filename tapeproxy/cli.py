@@ -102,5 +102,31 @@ def diff_command(
     sys.exit(1 if report.drift else 0)
 
 
+@cli.command("stats")
+@click.argument("cassettes", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json is documented in README.",
+)
+def stats_command(cassettes: tuple[str, ...], fmt: str) -> None:
+    """Summarise cassettes: traffic, errors, latency, tokens and estimated cost.
+
+    Counts interactions by host, endpoint, model and status; error rate by status and
+    provider error type; TTFB and total latency (min, mean, p50, p95, max); token usage as
+    the providers reported it (streams included); and the cost a live run would have had at
+    the list prices bundled in genai-prices (offline).
+    """
+    from tapeproxy.cassettes.store import load
+    from tapeproxy.review import render_stats
+    from tapeproxy.review.stats import collect
+
+    stats = collect((path, load(path)) for path in cassettes)
+    click.echo(render_stats.render(stats, fmt), nl=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

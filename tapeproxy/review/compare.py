@@ -94,6 +94,7 @@ def _usage(response: LLMResponse) -> dict[str, int] | None:
         return None
     counts = asdict(response.usage)
     counts.pop("input_includes_cached")
+    counts.pop("output_includes_reasoning")
     return {k: v for k, v in counts.items() if v is not None}
 
 

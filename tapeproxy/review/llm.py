@@ -47,6 +47,7 @@ class Usage:
     reasoning_tokens: int | None = None
     cache_write_tokens: int | None = None
     input_includes_cached: bool = True
+    output_includes_reasoning: bool = True
 
 
 _COUNT_FIELDS = (
@@ -134,7 +135,12 @@ def last_usage(reports: Iterable[Usage | None]) -> Usage | None:
             merged = report
             continue
         changes = {f: getattr(report, f) for f in _COUNT_FIELDS if getattr(report, f) is not None}
-        merged = replace(merged, **changes, input_includes_cached=report.input_includes_cached)
+        merged = replace(
+            merged,
+            **changes,
+            input_includes_cached=report.input_includes_cached,
+            output_includes_reasoning=report.output_includes_reasoning,
+        )
     return merged
 
 

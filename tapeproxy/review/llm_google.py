@@ -23,6 +23,7 @@ def gemini_usage(usage: Any) -> Usage | None:
         output_tokens=count(usage.get("candidatesTokenCount")),
         cached_input_tokens=count(usage.get("cachedContentTokenCount")),
         reasoning_tokens=count(usage.get("thoughtsTokenCount")),
+        output_includes_reasoning=False,
     )
 
 
