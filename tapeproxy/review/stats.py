@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tapeproxy.cassettes.model import Cassette, Interaction, body_bytes
-from tapeproxy.review.llm import LLMResponse, Usage, error_type, extract
+from tapeproxy.review.llm import Usage, error_type, extract
 from tapeproxy.review.pricing import price
 
 __all__ = ["TOKEN_FIELDS", "Stats", "collect", "latency_summary"]
@@ -122,7 +122,8 @@ def _add(stats: Stats, item: Interaction) -> None:
         stats.total_ms.append(item.timing.total_ms)
     body = body_bytes(item.response.body) if item.response else b""
     llm = extract(body) if item.response and item.response.status < 400 else None
-    stats.by_model[(llm.model if llm else None) or _requested_model(item) or "(none)"] += 1
+    model = (llm.model if llm else None) or _requested_model(item)
+    stats.by_model[model or "(none)"] += 1
     status = str(item.response.status) if item.response else "error"
     stats.by_status[status] += 1
     kind = error_type(body) if item.response else "transport"
@@ -131,11 +132,11 @@ def _add(stats: Stats, item: Interaction) -> None:
         stats.errors_by_status[status] += 1
         stats.errors_by_type[kind or "(unknown)"] += 1
     if llm is not None and llm.usage is not None:
-        _add_usage(stats, llm, llm.usage, item.request.url)
+        _add_usage(stats, model, llm.usage, item.request.url)
 
 
-def _add_usage(stats: Stats, llm: LLMResponse, usage: Usage, url: str) -> None:
-    model = llm.model or "(unknown)"
+def _add_usage(stats: Stats, name: str | None, usage: Usage, url: str) -> None:
+    model = name or "(unknown)"
     counts = {
         "input": usage.input_tokens or 0,
         "output": usage.output_tokens or 0,
@@ -145,7 +146,7 @@ def _add_usage(stats: Stats, llm: LLMResponse, usage: Usage, url: str) -> None:
     }
     stats.tokens.update(counts)
     stats.tokens_by_model.setdefault(model, Counter()).update(counts)
-    cost = price(usage, llm.model, url) if llm.model else None
+    cost = price(usage, name, url) if name else None
     if cost is None:
         stats.unpriced_models.add(model)
     else:
