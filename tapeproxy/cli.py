@@ -181,5 +181,75 @@ def demo(cassette: str | None) -> None:
 # ---- review: diff, stats ---------------------------------------------------------------------
 
 
+@cli.command("diff")
+@click.argument("paths", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--git", "ref", metavar="REF", help="Compare every cassette changed since REF.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+    help="markdown fits a pull-request comment; json is documented in README.",
+)
+@click.option(
+    "--text-threshold",
+    type=float,
+    default=None,
+    help="Similarity ratio (0..1) below which changed assistant text is drift "
+    "[default: text_threshold from config, else 0.85; per-cassette diff_thresholds win].",
+)
+def diff_command(
+    paths: tuple[str, ...], ref: str | None, fmt: str, text_threshold: float | None
+) -> None:
+    """Compare cassettes by meaning: OLD NEW, or --git REF against the work tree.
+
+    Interactions are paired by request key and occurrence and reported as added, removed or
+    changed. Assistant text is compared by similarity ratio, tool calls exactly; model, stop
+    reason and usage changes are shown; timing-only changes are counted. Exits 1 when any
+    text falls below its threshold, a tool call or a status changed; 0 otherwise.
+    """
+    from tapeproxy.config import load_config
+    from tapeproxy.errors import BadInputError
+    from tapeproxy.review import diff_git, render_diff
+    from tapeproxy.review.diff import Thresholds
+
+    if (ref is None and len(paths) != 2) or (ref is not None and paths):
+        raise BadInputError("diff takes OLD NEW, or --git REF alone")
+    thresholds = Thresholds.from_config(load_config(), text_threshold)
+    if ref is not None:
+        report = diff_git.diff_git(ref, thresholds)
+    else:
+        report = diff_git.diff_files(paths[0], paths[1], thresholds)
+    click.echo(render_diff.render(report, fmt), nl=False)
+    sys.exit(1 if report.drift else 0)
+
+
+@cli.command("stats")
+@click.argument("cassettes", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json is documented in README.",
+)
+def stats_command(cassettes: tuple[str, ...], fmt: str) -> None:
+    """Summarise cassettes: traffic, errors, latency, tokens and estimated cost.
+
+    Counts interactions by host, endpoint, model and status; error rate by status and
+    provider error type; TTFB and total latency (min, mean, p50, p95, max); token usage as
+    the providers reported it (streams included); and the cost a live run would have had at
+    the list prices bundled in genai-prices (offline).
+    """
+    from tapeproxy.cassettes.store import load
+    from tapeproxy.review import render_stats
+    from tapeproxy.review.stats import collect
+
+    stats = collect((path, load(path)) for path in cassettes)
+    click.echo(render_stats.render(stats, fmt), nl=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
