@@ -127,14 +127,20 @@ def test_connection_reset_is_recorded_and_replayed_as_a_reset(
     tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider
 ) -> None:
     cassette = tmp_path / "c.json.zst"
-    with run_proxy(cassette, "all") as runner, client_for(runner) as client:
-        with pytest.raises(httpx.HTTPError):
-            client.post(provider.url + "/v1/reset", json={})
+    with (
+        run_proxy(cassette, "all") as runner,
+        client_for(runner) as client,
+        pytest.raises(httpx.HTTPError),
+    ):
+        client.post(provider.url + "/v1/reset", json={})
     (it,) = store.load(cassette).interactions
     assert it.response is None and it.error is not None
-    with run_proxy(cassette, "none") as runner, client_for(runner) as client:
-        with pytest.raises(httpx.HTTPError):
-            client.post(provider.url + "/v1/reset", json={})
+    with (
+        run_proxy(cassette, "none") as runner,
+        client_for(runner) as client,
+        pytest.raises(httpx.HTTPError),
+    ):
+        client.post(provider.url + "/v1/reset", json={})
 
 
 def test_gzip_body_is_stored_decoded_and_replayed_without_content_encoding(
