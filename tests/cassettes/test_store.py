@@ -156,7 +156,7 @@ def test_extra_fields_are_refused() -> None:
 # ---- crash safety ------------------------------------------------------------------------------
 
 _WRITER = """
-import base64, sys
+import os, sys, time
 from tapeproxy.cassettes.model import (
     Body,
     Interaction,
@@ -175,10 +175,11 @@ def big(tag, b64):
 
 versions = [big("old", sys.stdin.readline().strip()), big("new", sys.stdin.readline().strip())]
 print("ready", flush=True)
-i = 0
-while True:  # bounded by the parent, which kills this process
+parent, deadline = os.getppid(), time.monotonic() + 60
+for i in range(100_000):  # the parent kills this process long before these bounds
+    if time.monotonic() > deadline or os.getppid() != parent:
+        break
     save(sys.argv[1], versions[i % 2])
-    i += 1
 """
 
 
@@ -193,19 +194,28 @@ def _big(tag: str, payload: bytes) -> bytes:
 def _kill_mid_write(child: subprocess.Popen[str], folder: Path, complete: set[int]) -> bool:
     """Kill the writer as soon as a partly written file shows up in `folder` (or after a
     random while); True when the kill landed while a file was being written."""
-    deadline = time.monotonic() + random.Random(len(complete)).uniform(0.5, 2.0)
+    deadline = time.monotonic() + 2.0
     partial = False
     for _ in range(1_000_000):  # bounded in count and in time
         if time.monotonic() > deadline:
             break
-        with os.scandir(folder) as entries:
-            sizes = [e.stat().st_size for e in entries]
-        if any(size not in complete for size in sizes):
+        if any(size not in complete for size in _sizes(folder)):
             partial = True
             break
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
     return partial
+
+
+def _sizes(folder: Path) -> list[int]:
+    sizes = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            try:
+                sizes.append(entry.stat().st_size)
+            except FileNotFoundError:  # a temp file renamed over the cassette meanwhile
+                continue
+    return sizes
 
 
 def test_killing_a_writer_mid_save_never_leaves_a_truncated_cassette(tmp_path: Path) -> None:
@@ -224,12 +234,17 @@ def test_killing_a_writer_mid_save_never_leaves_a_truncated_cassette(tmp_path: P
             stdout=subprocess.PIPE,
             text=True,
         )
-        assert child.stdin is not None and child.stdout is not None
-        child.stdin.write(lines)
-        child.stdin.close()
-        assert child.stdout.readline() == "ready\n"
-        mid_write += _kill_mid_write(child, tmp_path, complete)
-        child.stdout.close()
+        try:
+            assert child.stdin is not None and child.stdout is not None
+            child.stdin.write(lines)
+            child.stdin.close()
+            assert child.stdout.readline() == "ready\n"
+            mid_write += _kill_mid_write(child, tmp_path, complete)
+        finally:
+            child.kill()
+            child.wait(timeout=30)
+            if child.stdout is not None:
+                child.stdout.close()
         if path.exists():
             cassette = load(path)  # raises on a torn file
             (interaction,) = cassette.interactions
