@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -49,6 +50,49 @@ def main() -> None:
 
 
 # ---- cassettes: show, import-vcr -------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("cassette", type=click.Path(dir_okay=False, path_type=Path))
+def show(cassette: Path) -> None:
+    """Print CASSETTE (a .json.zst file) as stable, readable text.
+
+    Request lines, the headers that take part in the key, JSON bodies pretty-printed, streamed
+    bodies one event a line, timings rounded. The output depends only on the cassette, so it
+    works as a git textconv driver (`tapeproxy install-hooks` sets that up).
+    """
+    from tapeproxy.review.show import show_file
+
+    # Bytes, not click.echo: a textconv driver must print UTF-8 whatever the locale says.
+    sys.stdout.buffer.write(show_file(cassette).encode("utf-8"))
+    sys.stdout.flush()
+
+
+@cli.command("import-vcr")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the converted cassettes, written as <stem>.json.zst (created if missing).",
+)
+def import_vcr(files: tuple[Path, ...], out_dir: Path) -> None:
+    """Convert vcrpy / pytest-recording YAML cassettes (FILES) into tapeproxy cassettes.
+
+    Bodies are stored decoded (gzip undone, Content-Encoding dropped), credentials redacted,
+    keys computed with the default match rules. Streamed bodies get one chunk per event at
+    offset 0, since vcrpy records no timing. Every file is converted before anything is
+    written: one unreadable file writes nothing and exits with status 2.
+    """
+    from tapeproxy.cassettes.vcr import import_vcr as convert
+
+    results = convert(files, out_dir)
+    for r in results:
+        state = "written" if r.written else "unchanged"
+        click.echo(f"{r.source} -> {r.target} ({r.interactions} interaction(s), {state})")
+    total = sum(r.interactions for r in results)
+    click.echo(f"Imported {len(results)} file(s), {total} interaction(s) into {out_dir}")
 
 
 # ---- proxy: record, replay, serve, ca, demo --------------------------------------------------
