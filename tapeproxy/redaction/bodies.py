@@ -39,6 +39,8 @@ def body_edits(
     scanner: Scanner, text: str, content_type: str, path: str
 ) -> tuple[list[Edit], list[Hit]]:
     """Edits and hits for a body, structure first, then a raw pass for what is left."""
+    if not scanner.suspicious(text):
+        return [], []
     ct = content_type.lower()
     if is_sse(text, ct):
         edits, hits = _sse_edits(scanner, text, path)

@@ -12,7 +12,14 @@ from tapeproxy.cassettes.key import CREDENTIAL_HEADERS, CREDENTIAL_QUERY_PARAMS
 from tapeproxy.redaction.detectors import looks_random
 from tapeproxy.redaction.placeholders import is_placeholder
 
-__all__ = ["ASSIGNMENT_RE", "Names", "context_detector", "is_secret_value", "strip_scheme"]
+__all__ = [
+    "ASSIGNMENT_RE",
+    "Names",
+    "assignment_name",
+    "context_detector",
+    "is_secret_value",
+    "strip_scheme",
+]
 
 _STRONG_FIELDS = frozenset(
     {
@@ -69,8 +76,8 @@ _SCHEME = re.compile(
 )
 
 ASSIGNMENT_RE = re.compile(
-    r"(?i)(?P<name>[a-z][a-z0-9_.-]{0,40}(?:api[_-]?key|secret(?:[_-]?access)?[_-]?key|secret|"
-    r"token|passw(?:or)?d|credentials?|auth)[a-z0-9_]{0,20})['\"\\]{0,2}\s{0,3}(?:=>|:=|=|:)\s{0,3}"
+    r"(?i)(?:api[_-]?key|secret|token|passw(?:or)?d|credentials?|auth)[a-z0-9_]{0,20}"
+    r"['\"\\]{0,2}\s{0,3}(?:=>|:=|=|:)\s{0,3}"
     r"(?:bearer\s+)?['\"\\]{0,2}(?P<s>[^\s'\"\\<>,;&()\[\]{}]{6,300})"
 )
 """``NAME = value`` / ``"name": "value"`` in free text with a credential-ish name."""
@@ -130,6 +137,11 @@ class Names:
             _STRONG_FIELDS | CREDENTIAL_QUERY_PARAMS | extra,
         )
 
+    @property
+    def default_fields(self) -> frozenset[str]:
+        """The built-in field names (extras are the difference)."""
+        return _STRONG_FIELDS
+
     def param_kind(self, name: str) -> str | None:
         """``strong`` for a credential query / form parameter, ``weak`` for a credential-ish one."""
         low = name.lower()
@@ -150,6 +162,20 @@ class Names:
         if low in self.fields:
             return "strong"
         return "weak" if _credentialish(low) else None
+
+
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def assignment_name(text: str, m: re.Match[str]) -> str:
+    """The whole name an `ASSIGNMENT_RE` match belongs to (extended left over name chars)."""
+    start = m.start()
+    while start > 0 and m.start() - start < 40 and text[start - 1] in _NAME_CHARS:
+        start -= 1
+    end = m.start()
+    while end < len(text) and (text[end] in _NAME_CHARS):
+        end += 1
+    return text[start:end]
 
 
 def _credentialish(name: str) -> bool:

@@ -21,11 +21,12 @@ from urllib.parse import quote, quote_plus, unquote_plus
 from tapeproxy.redaction.context import (
     ASSIGNMENT_RE,
     Names,
+    assignment_name,
     context_detector,
     is_secret_value,
     strip_scheme,
 )
-from tapeproxy.redaction.detectors import Match, TokenFinder, looks_random
+from tapeproxy.redaction.detectors import TRIGGERS, Match, TokenFinder, looks_random
 from tapeproxy.redaction.jsonscan import decode_literal, literals, parses_as_json
 from tapeproxy.redaction.placeholders import MARKER_RE, marker
 
@@ -35,6 +36,11 @@ _MAX_DEPTH = 4
 _B64_RUN = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{24,}={0,2}")
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+_LONG_RUN = re.compile(r"[A-Za-z0-9+/_-]{24}")
+_NAMES_TRIGGER = (
+    r"(?:key|secret|token|passw|credential|auth|session|cookie|sig)"
+    r"[a-z0-9_]{0,20}['\"\\]{0,2}\s*[:=]"
+)
 _SCHEME_WORD = re.compile(r"^\s*(?:Bearer|Basic|Token|Bot|ApiKey)\s+", re.IGNORECASE)
 
 
@@ -91,6 +97,26 @@ class Scanner:
         self.names = names
         self.allowlist = allowlist
         self.redact = redact
+        extra = "".join(f"|{re.escape(f)}" for f in sorted(names.fields - names.default_fields))
+        # Matched against the lower-cased text: much faster than an IGNORECASE alternation.
+        self._names_trigger = re.compile(f"(?:{_NAMES_TRIGGER}{extra})")
+
+    def suspicious(self, text: str) -> bool:
+        """False only when nothing in `text` can be a secret (the cheap path for most bodies)."""
+        return bool(
+            self.finder.always
+            or TRIGGERS.search(text)
+            or self._has_credential_name(text.lower())
+            or _PERCENT.search(text)
+            or _LONG_RUN.search(text)
+        )
+
+    def _has_credential_name(self, low: str) -> bool:
+        for m in self._names_trigger.finditer(low):
+            name = assignment_name(low, m).strip("'\"\\")
+            if self.names.field_kind(name) or self.names.param_kind(name):
+                return True
+        return False
 
     # ---- strings ------------------------------------------------------------------------
 
@@ -99,7 +125,7 @@ class Scanner:
         found = [m for m in self.finder.find(text) if fingerprint(m.secret) not in self.allowlist]
         for m in ASSIGNMENT_RE.finditer(text):
             s, e = m.span("s")
-            value, name = m.group("s"), m.group("name")
+            value, name = m.group("s"), assignment_name(text, m)
             if _overlaps(found, s, e) or fingerprint(value) in self.allowlist:
                 continue
             kind = self.names.field_kind(name) or self.names.param_kind(name) or "weak"
