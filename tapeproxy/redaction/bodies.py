@@ -39,10 +39,11 @@ def body_edits(
     scanner: Scanner, text: str, content_type: str, path: str
 ) -> tuple[list[Edit], list[Hit]]:
     """Edits and hits for a body, structure first, then a raw pass for what is left."""
-    if not scanner.suspicious(text):
-        return [], []
     ct = content_type.lower()
-    if is_sse(text, ct):
+    sse = is_sse(text, ct)
+    if not sse and not scanner.suspicious(text):  # an SSE trigger may be split across events
+        return [], []
+    if sse:
         edits, hits = _sse_edits(scanner, text, path)
     elif parses_as_json(text):
         edits, hits = scanner.json_edits(text, path)
@@ -100,6 +101,10 @@ def _sse_edits(scanner: Scanner, text: str, path: str) -> tuple[list[Edit], list
     return edits, hits
 
 
+def _found_alone(scanner: Scanner, text: str, secret: str) -> bool:
+    return any(x.secret == secret for x in scanner.matches(text))
+
+
 def _split_secrets(
     scanner: Scanner, pieces: list[_Piece], pre: dict[int, dict[int, list[Edit]]], path: str
 ) -> list[Hit]:
@@ -112,12 +117,12 @@ def _split_secrets(
         pos += len(p.text)
     joined = "".join(p.text for p in pieces)
     hits = []
-    for m in scanner.matches(joined):
+    for m in scanner.matches(joined) + scanner.pair_matches(joined):
         touched = [
             i for i, s in enumerate(starts) if s < m.end and m.start < s + len(pieces[i].text)
         ]
-        if len(touched) < 2:
-            continue  # wholly inside one piece: the per-event pass finds it
+        if len(touched) < 2 and _found_alone(scanner, pieces[touched[0]].text, m.secret):
+            continue  # the per-event pass finds it
         hits.append(Hit(m.detector, m.secret, path))
         for n, i in enumerate(touched):
             lo = max(m.start - starts[i], 0)

@@ -57,6 +57,11 @@ _WEAK_NAME = re.compile(
     r"(?i)(?:^|[_.-])(?:[a-z]*api[_-]?key|key|token|secret|passw(?:or)?d|auth|credentials?|sig|"
     r"signature|session|cookie)$|(?:api[_-]?key|secret|passw(?:or)?d|credential|token)"
 )
+_STRONG_NAME = re.compile(
+    r"(?i)(?:api[_-]?key|secret|passw(?:or)?d|access[_-]?key|private[_-]?key|"
+    r"(?:auth|access|refresh|bearer|api|session)[_-]?token)"
+)
+_IDENTIFIER = re.compile(r"[A-Za-z_.-]+")
 _NOT_CREDENTIAL = re.compile(
     r"(?i)(?:max_?(?:completion_|output_|new_)?tokens|tokens?_?(?:count|usage|limit|type|ids?)|"
     r"(?:prompt|completion|input|output|total|cached|reasoning)_tokens?|token_?logprobs|"
@@ -147,7 +152,7 @@ class Names:
         low = name.lower()
         if low in self.params:
             return "strong"
-        return "weak" if _credentialish(low) else None
+        return self.field_kind(low)
 
     def header_kind(self, name: str) -> str | None:
         """``strong`` for a credential header, ``weak`` for a credential-ish one, else None."""
@@ -161,7 +166,9 @@ class Names:
         low = name.lower()
         if low in self.fields:
             return "strong"
-        return "weak" if _credentialish(low) else None
+        if not _credentialish(low):
+            return None
+        return "strong" if _STRONG_NAME.search(low) else "weak"
 
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -192,6 +199,8 @@ def is_secret_value(value: str, kind: str) -> bool:
     v = strip_scheme(value)
     if is_placeholder(v) or len(v) < 6 or any(c.isspace() for c in v):
         return False
+    if _IDENTIFIER.fullmatch(v) and ("." in v or "_" in v):
+        return False  # a reference such as os.environ or settings.API_KEY
     if kind == "strong":
         return (len(set(v)) >= 5 and not v.isalpha()) or looks_random(v, 6, 2.5)
     return not _ID_SHAPES.match(v) and looks_random(v, 10, 3.0)

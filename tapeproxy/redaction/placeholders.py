@@ -110,4 +110,6 @@ def is_placeholder(value: str, prefix: str = "") -> bool:
         return True
     if len(set(body.lower())) <= 3:
         return True
+    if len(v) >= 8 and len(v) - len(v.rstrip(v[-1])) >= 0.6 * len(v):
+        return True  # a kept prefix followed by a mask: AIza000000...
     return bool(v.endswith("EXAMPLE") or v.endswith("EXAMPLEKEY"))

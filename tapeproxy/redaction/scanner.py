@@ -135,6 +135,19 @@ class Scanner:
             found += self._aws_secrets(text, found)
         return sorted(found, key=lambda m: m.start)
 
+    def pair_matches(self, text: str) -> list[Match]:
+        """Base64 runs that decode to ``user:password`` (Basic credentials without a scheme)."""
+        out = []
+        for m in _B64_RUN.finditer(text):
+            decoded = _b64_text(m.group())
+            if (
+                decoded is not None
+                and _is_credential_pair(decoded)
+                and fingerprint(m.group()) not in self.allowlist
+            ):
+                out.append(Match(m.start(), m.end(), "basic-auth", m.group()))
+        return out
+
     def _aws_secrets(self, text: str, found: list[Match]) -> list[Match]:
         out = []
         for m in _AWS_SECRET.finditer(text):
@@ -180,6 +193,10 @@ class Scanner:
         for m in list(_B64_RUN.finditer(value))[:64]:
             decoded = _b64_text(m.group())
             if decoded is None:
+                continue
+            if _is_credential_pair(decoded) and fingerprint(m.group()) not in self.allowlist:
+                edits.append(Edit(m.start(), m.end(), marker("basic-auth")))
+                hits.append(Hit("basic-auth", m.group(), path))
                 continue
             new, found = self.string(decoded, f"{path}<base64>", depth + 1)
             if found:
@@ -318,6 +335,17 @@ class Scanner:
 
 def _overlaps(found: list[Match], start: int, end: int) -> bool:
     return any(m.start < end and start < m.end for m in found)
+
+
+_PAIR = re.compile(r"[^\s:]{1,64}:(?P<password>\S{6,200})")
+
+
+def _is_credential_pair(text: str) -> bool:
+    """Whether decoded base64 is ``user:password`` (a Basic credential without its scheme)."""
+    m = _PAIR.fullmatch(text)
+    if m is None or "://" in text:
+        return False
+    return looks_random(m.group("password"), 8, 3.0)
 
 
 def _b64_text(run: str) -> str | None:
