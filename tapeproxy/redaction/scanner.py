@@ -289,6 +289,13 @@ class Scanner:
         base, query = (url, "") if q < 0 else (url[:q], url[q + 1 :])
         query = query.split("#", 1)[0]
         new_base, found = self.string(base, f"{path}.path")
+        segments = new_base.split("/")
+        for i, segment in enumerate(segments[3:], 3):  # each path segment on its own too
+            segments[i], more = (
+                self.string(segment, f"{path}.path") if len(segment) >= 16 else (segment, [])
+            )
+            found += [h for h in more if h.secret not in {f.secret for f in found}]
+        new_base = "/".join(segments)
         hits += [
             Hit(h.detector, h.secret, f"{path}.userinfo") if h.detector == "url-credentials" else h
             for h in found
