@@ -119,10 +119,28 @@ FORMATS: tuple[Fmt, ...] = (
     Fmt("github-fine-grained", _fine_grained),
     Fmt("gitlab-pat", lambda g: f"glpat-{_r(g, 20, URLSAFE)}"),
     Fmt("gitlab-routable", lambda g: f"glpat-{_r(g, 36, URLSAFE)}.01.{_r(g, 9, HEX)}"),
-    Fmt("slack-bot", lambda g: f"xoxb-{_r(g, 12, string.digits)}-{_r(g, 13, string.digits)}-{_r(g, 24)}"),
-    Fmt("slack-user", lambda g: f"xoxp-{_r(g, 12, string.digits)}-{_r(g, 12, string.digits)}-{_r(g, 13, string.digits)}-{_r(g, 32, HEX)}"),
-    Fmt("slack-app", lambda g: f"xapp-1-A{_r(g, 10, string.ascii_uppercase + string.digits)}-{_r(g, 13, string.digits)}-{_r(g, 64, HEX)}"),
-    Fmt("slack-webhook", lambda g: f"https://hooks.slack.com/services/T{_r(g, 10, string.ascii_uppercase)}/B{_r(g, 10, string.ascii_uppercase)}/{_r(g, 24)}"),
+    Fmt(
+        "slack-bot",
+        lambda g: f"xoxb-{_r(g, 12, string.digits)}-{_r(g, 13, string.digits)}-{_r(g, 24)}",
+    ),
+    Fmt(
+        "slack-user",
+        lambda g: (
+            f"xoxp-{_r(g, 12, string.digits)}-{_r(g, 12, string.digits)}-{_r(g, 13, string.digits)}-{_r(g, 32, HEX)}"
+        ),
+    ),
+    Fmt(
+        "slack-app",
+        lambda g: (
+            f"xapp-1-A{_r(g, 10, string.ascii_uppercase + string.digits)}-{_r(g, 13, string.digits)}-{_r(g, 64, HEX)}"
+        ),
+    ),
+    Fmt(
+        "slack-webhook",
+        lambda g: (
+            f"https://hooks.slack.com/services/T{_r(g, 10, string.ascii_uppercase)}/B{_r(g, 10, string.ascii_uppercase)}/{_r(g, 24)}"
+        ),
+    ),
     Fmt("stripe-live", lambda g: f"sk_live_51{_r(g, 97)}"),
     Fmt("stripe-restricted", lambda g: f"rk_live_{_r(g, 24)}"),
     Fmt("huggingface", lambda g: f"hf_{_r(g, 34, string.ascii_letters)}"),
@@ -285,7 +303,10 @@ def write(docs: list[Doc], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for doc in docs:
         cassette = new_cassette("0.1.0", "2026-01-01T00:00:00Z")
-        save(out / f"{doc.name}.json.zst", cassette.model_copy(update={"interactions": (doc.interaction,)}))
+        save(
+            out / f"{doc.name}.json.zst",
+            cassette.model_copy(update={"interactions": (doc.interaction,)}),
+        )
 
 
 if __name__ == "__main__":
