@@ -26,6 +26,7 @@ __all__ = ["FORMATS", "PLACEMENTS", "Doc", "generate", "write"]
 ALNUM = string.ascii_letters + string.digits
 URLSAFE = ALNUM + "_-"
 HEX = "0123456789abcdef"
+UPNUM = string.ascii_uppercase + string.digits
 B62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 
 
@@ -51,6 +52,10 @@ class Fmt:
 
 def _r(rng: random.Random, n: int, alphabet: str = ALNUM) -> str:
     return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+def _d(rng: random.Random, n: int) -> str:
+    return _r(rng, n, string.digits)
 
 
 def _gh(prefix: str, n: int = 30) -> Callable[[random.Random], str]:
@@ -123,22 +128,12 @@ FORMATS: tuple[Fmt, ...] = (
         "slack-bot",
         lambda g: f"xoxb-{_r(g, 12, string.digits)}-{_r(g, 13, string.digits)}-{_r(g, 24)}",
     ),
-    Fmt(
-        "slack-user",
-        lambda g: (
-            f"xoxp-{_r(g, 12, string.digits)}-{_r(g, 12, string.digits)}-{_r(g, 13, string.digits)}-{_r(g, 32, HEX)}"
-        ),
-    ),
-    Fmt(
-        "slack-app",
-        lambda g: (
-            f"xapp-1-A{_r(g, 10, string.ascii_uppercase + string.digits)}-{_r(g, 13, string.digits)}-{_r(g, 64, HEX)}"
-        ),
-    ),
+    Fmt("slack-user", lambda g: f"xoxp-{_d(g, 12)}-{_d(g, 12)}-{_d(g, 13)}-{_r(g, 32, HEX)}"),
+    Fmt("slack-app", lambda g: f"xapp-1-A{_r(g, 10, UPNUM)}-{_d(g, 13)}-{_r(g, 64, HEX)}"),
     Fmt(
         "slack-webhook",
         lambda g: (
-            f"https://hooks.slack.com/services/T{_r(g, 10, string.ascii_uppercase)}/B{_r(g, 10, string.ascii_uppercase)}/{_r(g, 24)}"
+            f"https://hooks.slack.com/services/T{_r(g, 10, UPNUM)}/B{_r(g, 10, UPNUM)}/{_r(g, 24)}"
         ),
     ),
     Fmt("stripe-live", lambda g: f"sk_live_51{_r(g, 97)}"),

@@ -198,7 +198,8 @@ def _sse(g: random.Random) -> Interaction:
         for w in ("The ", "token ", "limit ", "is ", "4096.")
     ]
     text = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
-    sizes = tuple((float(i), len(f"data: {json.dumps(e)}\n\n")) for i, e in enumerate(events)) + (
+    sizes = (
+        *((float(i), len(f"data: {json.dumps(e)}\n\n")) for i, e in enumerate(events)),
         (9.0, 14),
     )
     req = Request(
