@@ -93,7 +93,7 @@ def build_config(
         insecure_upstream=_bool(get("insecure_upstream", False), "insecure_upstream"),
         hosts=frozenset(_strings(hosts, "hosts")) if hosts else None,
         rules=rules,
-        redactor=Redactor(),
+        redactor=Redactor.from_config(config),
         repeat=repeat,
     )
 

@@ -312,19 +312,26 @@ class Scanner:
         """The redacted header value and what was found in it."""
         kind = self.names.header_kind(name)
         if kind == "strong" and name.lower() in ("cookie", "set-cookie"):
-            return self._cookie(value, path)
+            return self._cookie(value, path, every_pair=name.lower() == "cookie")
         return self._named(value, kind, name, path, 0, host, "credential-header")
 
-    def _cookie(self, value: str, path: str) -> tuple[str, list[Hit]]:
-        first, semi, rest = value.partition(";")
-        cname, eq, cval = first.partition("=")
-        secret = cval.strip()
-        if not eq or not secret or fingerprint(secret) in self.allowlist:
-            return value, []
-        hit = [Hit("cookie", secret, path)] if is_secret_value(secret, "weak") else []
-        if not self.redact:
-            return value, hit
-        return f"{cname}={marker('cookie')}" + (f";{rest}" if semi else ""), hit
+    def _cookie(self, value: str, path: str, every_pair: bool) -> tuple[str, list[Hit]]:
+        """Cookie values are credentials: every pair of a Cookie header, the first pair of a
+        Set-Cookie (the rest are attributes), and a bare value as a whole."""
+        parts = value.split(";")
+        hits: list[Hit] = []
+        for i, part in enumerate(parts if every_pair else parts[:1]):
+            cname, eq, cval = part.partition("=")
+            secret = (cval if eq else cname).strip()
+            if not secret or secret.startswith("<redacted:"):
+                continue
+            if fingerprint(secret) in self.allowlist:
+                continue
+            if is_secret_value(secret, "weak"):
+                hits.append(Hit("cookie", secret, path))
+            if self.redact:
+                parts[i] = f"{cname}={marker('cookie')}" if eq else marker("cookie")
+        return ";".join(parts), hits
 
     def text_edits(self, text: str, path: str) -> tuple[list[Edit], list[Hit]]:
         """Edits and hits for free text: the whole text through `string`, as one edit."""
