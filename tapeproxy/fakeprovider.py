@@ -1,0 +1,350 @@
+"""A small fake LLM provider on 127.0.0.1: OpenAI chat completions and Responses, Anthropic
+messages, plain and streamed (SSE), over HTTP or HTTPS. Used by `tapeproxy demo` and the tests.
+
+Answers are derived from the request (the reply echoes the last user message), so a changed
+prompt gets a changed answer. Test knobs, all per request: header `x-fake-status` (an error
+answer with that status), `x-fake-gap-ms` (pause between streamed events, default 50),
+`x-fake-ttfb-ms` (pause before the headers), and the path `/reset` (the connection is cut).
+It counts connections and requests, so a test can tell that a replay never reached it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["FakeProvider"]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, tls: ssl.SSLContext | None) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.tls = tls
+        self.connections = 0
+        self.requests = 0
+        self.lock = threading.Lock()
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        with self.lock:
+            self.connections += 1
+        if self.tls is not None:
+            try:
+                request = self.tls.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError):
+                return
+        super().finish_request(request, client_address)
+
+
+class FakeProvider:
+    """Start with `start()` (or as a context manager); `url` is its base URL."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self._server = _Server(tls)
+        self._thread: threading.Thread | None = None
+        self.scheme = "https" if tls else "http"
+
+    @property
+    def port(self) -> int:
+        """The port it listens on."""
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. `https://localhost:PORT` (localhost matches the test certificate)."""
+        return f"{self.scheme}://localhost:{self.port}"
+
+    @property
+    def connections(self) -> int:
+        """Connections accepted so far."""
+        return self._server.connections
+
+    @property
+    def requests(self) -> int:
+        """Requests answered so far."""
+        return self._server.requests
+
+    def start(self) -> FakeProvider:
+        """Serve in a background thread."""
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FakeProvider:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._answer({})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            doc = json.loads(raw) if raw else {}
+        except ValueError:
+            doc = {}
+        self._answer(doc if isinstance(doc, dict) else {})
+
+    def _answer(self, doc: dict[str, Any]) -> None:
+        with self.server.lock:
+            self.server.requests += 1
+        time.sleep(int(self.headers.get("x-fake-ttfb-ms") or 0) / 1000)
+        path = self.path.split("?")[0]
+        if path.endswith("/reset"):
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+            self.close_connection = True
+            self.connection.close()
+            return
+        status = int(self.headers.get("x-fake-status") or 200)
+        if status != 200:
+            return self._error(status)
+        text = _reply_text(doc)
+        model = str(doc.get("model", "fake-model"))
+        if path.endswith("/messages"):
+            events = _anthropic_events(text, model) if doc.get("stream") else None
+            body = _anthropic_message(text, model)
+        elif path.endswith("/responses"):
+            events = _responses_events(text, model) if doc.get("stream") else None
+            body = _responses_object(text, model)
+        else:
+            events = _chat_events(text, model) if doc.get("stream") else None
+            body = _chat_completion(text, model)
+        if events is not None:
+            self._stream(events)
+        else:
+            self._json(200, json.dumps(body, indent=2).encode() + b"\n")
+
+    def _json(self, status: int, payload: bytes) -> None:
+        gz = "gzip" in self.headers.get("accept-encoding", "")
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("x-request-id", f"req_{self.server.requests:032d}")
+        if gz:
+            payload = gzip.compress(payload, mtime=0)
+            self.send_header("content-encoding", "gzip")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _error(self, status: int) -> None:
+        body = {
+            "error": {
+                "message": f"fake error {status}",
+                "type": "rate_limit_error" if status == 429 else "server_error",
+                "param": None,
+                "code": None,
+            }
+        }
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("x-should-retry", "false")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _stream(self, events: Iterator[bytes]) -> None:
+        gap = int(self.headers.get("x-fake-gap-ms") or 50) / 1000
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream; charset=utf-8")
+        self.send_header("transfer-encoding", "chunked")
+        self.send_header("cache-control", "no-cache")
+        self.end_headers()
+        try:
+            for i, event in enumerate(events):
+                if i:
+                    time.sleep(gap)
+                self.wfile.write(b"%x\r\n%b\r\n" % (len(event), event))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            self.close_connection = True
+
+
+def _reply_text(doc: dict[str, Any]) -> str:
+    prompt = ""
+    messages = doc.get("messages") or []
+    if isinstance(messages, list) and messages:
+        content = messages[-1].get("content", "") if isinstance(messages[-1], dict) else ""
+        prompt = content if isinstance(content, str) else json.dumps(content)
+    elif isinstance(doc.get("input"), str):
+        prompt = doc["input"]
+    return f"You said: {prompt}. This is the fake provider answering."
+
+
+def _words(text: str) -> list[str]:
+    parts = text.split(" ")
+    return [p if i == len(parts) - 1 else p + " " for i, p in enumerate(parts)]
+
+
+def _chat_completion(text: str, model: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake0001",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": 12,
+            "completion_tokens": len(_words(text)),
+            "total_tokens": 12 + len(_words(text)),
+        },
+    }
+
+
+def _sse(data: dict[str, Any] | str, event: str | None = None) -> bytes:
+    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {payload}\n\n".encode()
+
+
+def _chat_events(text: str, model: str) -> Iterator[bytes]:
+    base = {
+        "id": "chatcmpl-fake0002",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": model,
+    }
+    yield _sse(
+        {
+            **base,
+            "choices": [
+                {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+            ],
+        }
+    )
+    for word in _words(text):
+        yield _sse(
+            {**base, "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]}
+        )
+    yield _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    yield _sse("[DONE]")
+
+
+def _responses_object(text: str, model: str) -> dict[str, Any]:
+    return {
+        "id": "resp_fake0001",
+        "object": "response",
+        "created_at": 1700000000,
+        "status": "completed",
+        "model": model,
+        "output": [
+            {
+                "type": "message",
+                "id": "msg_fake0001",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": text, "annotations": []}],
+            }
+        ],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": {
+            "input_tokens": 12,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": len(_words(text)),
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 12 + len(_words(text)),
+        },
+    }
+
+
+def _responses_events(text: str, model: str) -> Iterator[bytes]:
+    done = _responses_object(text, model)
+    started = {**done, "status": "in_progress", "output": [], "usage": None}
+    seq = iter(range(1000))
+    yield _sse(
+        {"type": "response.created", "response": started, "sequence_number": next(seq)},
+        "response.created",
+    )
+    for word in _words(text):
+        delta = {
+            "type": "response.output_text.delta",
+            "item_id": "msg_fake0001",
+            "output_index": 0,
+            "content_index": 0,
+            "delta": word,
+            "sequence_number": next(seq),
+        }
+        yield _sse(delta, "response.output_text.delta")
+    yield _sse(
+        {"type": "response.completed", "response": done, "sequence_number": next(seq)},
+        "response.completed",
+    )
+
+
+def _anthropic_message(text: str, model: str) -> dict[str, Any]:
+    return {
+        "id": "msg_fake0001",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 12, "output_tokens": len(_words(text))},
+    }
+
+
+def _anthropic_events(text: str, model: str) -> Iterator[bytes]:
+    start = {**_anthropic_message(text, model), "content": [], "stop_reason": None}
+    yield _sse({"type": "message_start", "message": start}, "message_start")
+    yield _sse(
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        "content_block_start",
+    )
+    yield _sse('{"type": "ping"}', "ping")
+    for word in _words(text):
+        yield _sse(
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": word},
+            },
+            "content_block_delta",
+        )
+    yield _sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
+    yield _sse(
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": len(_words(text))},
+        },
+        "message_delta",
+    )
+    yield _sse({"type": "message_stop"}, "message_stop")

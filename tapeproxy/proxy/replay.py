@@ -1,0 +1,190 @@
+"""The replay addon: answer requests from the cassette, with recorded timing; never go upstream.
+
+Fail closed (STYLE rule 2): for the flows it owns, the request hook always ends with an answer
+set (a hit, the miss response, or an error response) and catches its own errors to do so; and
+while replay is the only thing the run does, every upstream connection attempt is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+
+from mitmproxy import http
+from mitmproxy.proxy import server_hooks
+
+from tapeproxy.cassettes.model import Interaction, body_bytes
+from tapeproxy.proxy.flows import (
+    capture_request,
+    framing_free,
+    make_response,
+    redirect_to_tapeserver,
+)
+from tapeproxy.proxy.latency import Latency
+from tapeproxy.proxy.session import TapeSession
+from tapeproxy.proxy.tapeserver import Head, TapeServer
+
+__all__ = ["MISS_STATUS", "Replayer"]
+
+logger = logging.getLogger(__name__)
+
+MISS_STATUS = 599
+_HANDLED = "tapeproxy_handled"
+
+
+class Replayer:
+    """Serves recorded answers from a `TapeSession`.
+
+    Args:
+        session: the cassette in use and its counters.
+        tapeserver: where streamed answers are written chunk by chunk.
+        latency: how recorded timing is reproduced.
+        hosts: the hosts the cassette covers (None: every host).
+    """
+
+    def __init__(
+        self,
+        session: TapeSession,
+        tapeserver: TapeServer,
+        latency: Latency,
+        hosts: frozenset[str] | None = None,
+    ) -> None:
+        self.session = session
+        self.tapeserver = tapeserver
+        self.latency = latency
+        self._hosts = hosts
+
+    def _owns(self, flow: http.HTTPFlow) -> bool:
+        if flow.request.host == "127.0.0.1" and flow.request.port == self.tapeserver.port:
+            return False
+        hosts = self._hosts
+        return hosts is None or flow.request.pretty_host in hosts
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        """Answer from the cassette; a miss answers 599 unless the run records misses."""
+        if flow.response is not None or flow.metadata.get(_HANDLED) or not self._owns(flow):
+            return
+        if not self.session.serves_from_cassette:
+            if not self.session.records:
+                self._miss_response(flow)
+            return
+        started = asyncio.get_running_loop().time()
+        try:
+            request = capture_request(flow)
+            key = self.session.key(request)
+            found = self.session.lookup(key)
+            if found is None:
+                if self.session.records:
+                    return  # the recorder takes it
+                miss = self.session.miss(key, request)
+                logger.warning("tapeproxy %s", miss.describe())
+                flow.response = _json_response(
+                    MISS_STATUS,
+                    miss.to_json(self.session.path, self.session.mode),
+                    [("x-tapeproxy-miss", key)],
+                )
+                flow.metadata[_HANDLED] = True
+                return
+            flow.metadata[_HANDLED] = True
+            await self._serve(flow, found, started)
+        except Exception as e:  # fail closed: never let the flow go upstream
+            logger.exception("tapeproxy replay error")
+            self.session.count_error()
+            flow.metadata[_HANDLED] = True
+            flow.response = _json_response(
+                MISS_STATUS,
+                {"error": f"tapeproxy: replay failed: {type(e).__name__}: {e}"},
+                [("x-tapeproxy-error", type(e).__name__)],
+            )
+
+    async def _serve(self, flow: http.HTTPFlow, found: Interaction, started: float) -> None:
+        recorded = found.response
+        if recorded is None or (
+            found.error is not None and not body_bytes(recorded.body) and recorded.chunks is None
+        ):
+            delay = self.latency.delay(found.error.after_ms if found.error else 0.0)
+            await asyncio.sleep(delay)
+            flow.kill()
+            return
+        if found.error is not None or (
+            recorded.chunks is not None and len(recorded.chunks) > 1 and not self.latency.is_none
+        ):
+            source = _ScheduledSource(found, started, self.latency)
+            path = self.tapeserver.register(source)
+            redirect_to_tapeserver(flow, self.tapeserver.port, path)
+            return
+        await asyncio.sleep(self.latency.delay(found.timing.total_ms))
+        flow.response = make_response(found)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        """Stream what the tape server writes, piece by piece."""
+        if flow.metadata.get("tapeproxy_stream") and flow.response is not None:
+            flow.response.stream = True
+
+    def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        """Refuse every upstream connection while the run only replays."""
+        if self.session.records:
+            return
+        address = data.server.address
+        if address == ("127.0.0.1", self.tapeserver.port):
+            return
+        data.server.error = (
+            f"tapeproxy replay: refusing to connect to {address} (replay never goes upstream)"
+        )
+
+    def _miss_response(self, flow: http.HTTPFlow) -> None:
+        request = capture_request(flow)
+        key = self.session.key(request)
+        miss = self.session.miss(key, request)
+        logger.warning("tapeproxy %s", miss.describe())
+        flow.metadata[_HANDLED] = True
+        flow.response = _json_response(
+            MISS_STATUS,
+            miss.to_json(self.session.path, self.session.mode),
+            [("x-tapeproxy-miss", key)],
+        )
+
+
+class _ScheduledSource:
+    """A recorded answer written at its recorded offsets (scaled by the latency setting)."""
+
+    def __init__(self, interaction: Interaction, started: float, latency: Latency) -> None:
+        assert interaction.response is not None
+        self._it = interaction
+        self._response = interaction.response
+        self._started = started
+        self._latency = latency
+
+    async def _until(self, offset_ms: float) -> None:
+        loop = asyncio.get_running_loop()
+        delay = self._started + self._latency.delay(offset_ms) - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def head(self) -> Head:
+        await self._until(self._it.timing.ttfb_ms)
+        r = self._response
+        return r.status, r.reason, framing_free(r.headers)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        body = body_bytes(self._response.body)
+        chunks = self._response.chunks or ((self._it.timing.total_ms, len(body)),)
+        pos = 0
+        for offset, size in chunks:
+            await self._until(offset)
+            yield body[pos : pos + size]
+            pos += size
+        if self._it.error is not None:
+            await self._until(self._it.error.after_ms)
+            raise ConnectionAbortedError(self._it.error.message)
+
+
+def _json_response(status: int, doc: object, extra: list[tuple[str, str]]) -> http.Response:
+    body = json.dumps(doc, indent=2).encode() + b"\n"
+    headers = [(b"content-type", b"application/json")]
+    headers += [(k.encode(), v.encode("latin-1", "replace")) for k, v in extra]
+    response = http.Response.make(status, body, headers)
+    response.reason = "tapeproxy miss" if status == MISS_STATUS else response.reason
+    return response

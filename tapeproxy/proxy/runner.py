@@ -1,0 +1,208 @@
+"""Starting and stopping the proxy: a lean mitmproxy Master, with only the addons tapeproxy
+needs, running its own event loop in a background thread.
+
+The lean Master skips mitmproxy's ~37 default addons (measured: ~1,800 replayed requests/s
+against ~810 for mitmdump). Connections are lazy and certificates are minted without asking
+the upstream, so a replay never opens a connection to the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mitmproxy import options
+from mitmproxy.addons import next_layer, proxyserver, tlsconfig
+from mitmproxy.master import Master
+
+from tapeproxy.cassettes.index import RepeatPolicy
+from tapeproxy.cassettes.model import MatchRules
+from tapeproxy.errors import BadInputError, TapeproxyError
+from tapeproxy.proxy.latency import Latency
+from tapeproxy.proxy.record import Recorder
+from tapeproxy.proxy.replay import Replayer
+from tapeproxy.proxy.session import Mode, TapeSession
+from tapeproxy.proxy.tapeserver import TapeServer
+from tapeproxy.proxy.upstream import make_client
+from tapeproxy.redaction import Redactor
+
+__all__ = ["ProxyConfig", "ProxyRunner", "default_confdir"]
+
+logger = logging.getLogger(__name__)
+
+_START_TIMEOUT = 30.0
+
+
+def default_confdir() -> Path:
+    """Where the proxy's CA lives unless told otherwise (per user)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(Path.home(), ".config")
+    return Path(base) / "tapeproxy"
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """Everything one proxy run needs to know."""
+
+    cassette: Path
+    mode: Mode
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0
+    confdir: Path = field(default_factory=default_confdir)
+    latency: Latency = field(default_factory=Latency)
+    upstream_ca: Path | None = None
+    insecure_upstream: bool = False
+    hosts: frozenset[str] | None = None
+    rules: MatchRules | None = None
+    redactor: Redactor | None = None
+    repeat: RepeatPolicy = "last"
+
+    def ca_cert(self) -> Path:
+        """The CA certificate clients must trust (mitmproxy's layout in `confdir`)."""
+        return self.confdir / "mitmproxy-ca-cert.pem"
+
+
+class _Ready:
+    """Reports the listening address once the proxy server is up."""
+
+    def __init__(self, runner: ProxyRunner) -> None:
+        self._runner = runner
+
+    def running(self) -> None:
+        from mitmproxy import ctx
+
+        server = ctx.master.addons.get("proxyserver")
+        self._runner._listening(server.listen_addrs() if server else [])
+
+
+class ProxyRunner:
+    """One proxy run: `start()` returns once it listens, `stop()` saves the cassette.
+
+    Use as a context manager, or call `start()` and `stop()`.
+    """
+
+    def __init__(self, config: ProxyConfig) -> None:
+        self.config = config
+        self.session = self._new_session(config.cassette, config.mode)
+        self.address: tuple[str, int] | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._master: Master | None = None
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self.replayer: Replayer | None = None
+        self.recorder: Recorder | None = None
+
+    def _new_session(self, cassette: Path, mode: Mode) -> TapeSession:
+        c = self.config
+        return TapeSession(cassette, mode, c.rules, c.redactor, c.repeat)
+
+    @property
+    def url(self) -> str:
+        """The proxy URL for HTTPS_PROXY and HTTP_PROXY."""
+        assert self.address is not None, "the proxy is not running"
+        host, port = self.address
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> ProxyRunner:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start the proxy thread and wait until it listens.
+
+        Raises:
+            BadInputError: the proxy could not listen or its CA could not be created.
+        """
+        self.config.confdir.mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._run, name="tapeproxy", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(_START_TIMEOUT):
+            raise TapeproxyError("the proxy did not start within 30 s")
+        if self._failure is not None or self.address is None:
+            self._thread.join(5)
+            c = self.config
+            raise BadInputError(
+                f"cannot start the proxy on {c.listen_host}:{c.listen_port}: {self._failure}"
+            ) from self._failure
+
+    def switch(self, cassette: Path, mode: Mode) -> TapeSession:
+        """Save the current cassette and continue with another (for per-test cassettes)."""
+        self.session.save()
+        self.session = self._new_session(cassette, mode)
+        for addon in (self.replayer, self.recorder):
+            if addon is not None:
+                addon.session = self.session
+        return self.session
+
+    def stop(self) -> None:
+        """Stop the proxy, wait for recordings in flight, then write the cassette.
+
+        Raises:
+            CassetteWriteError: the cassette could not be written.
+        """
+        if self._master is not None and self._loop is not None and self._thread is not None:
+            self._master.shutdown()
+            self._thread.join(60)
+        self._master = None
+        self.session.save()
+
+    def _listening(self, addrs: list[tuple[str, int]]) -> None:
+        if addrs:
+            host, port = addrs[0][:2]
+            self.address = (self.config.listen_host or host, port)
+        else:
+            self._failure = self._failure or OSError("no listening address")
+        self._ready.set()
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as e:
+            self._failure = e
+        finally:
+            self._ready.set()
+
+    async def _main(self) -> None:
+        c = self.config
+        self._loop = asyncio.get_running_loop()
+        tapeserver = TapeServer()
+        await tapeserver.start()
+        opts = options.Options(
+            listen_host=c.listen_host,
+            listen_port=c.listen_port,
+            confdir=str(c.confdir),
+        )
+        master = Master(opts)
+        self.replayer = Replayer(self.session, tapeserver, c.latency, c.hosts)
+        self.recorder = Recorder(
+            self.session,
+            tapeserver,
+            lambda: make_client(c.upstream_ca, c.insecure_upstream),
+            c.hosts,
+        )
+        master.addons.add(
+            proxyserver.Proxyserver(),
+            next_layer.NextLayer(),
+            tlsconfig.TlsConfig(),
+            self.replayer,
+            self.recorder,
+            _Ready(self),
+        )
+        opts.update(
+            connection_strategy="lazy",
+            upstream_cert=False,
+            ssl_insecure=c.insecure_upstream,
+            ssl_verify_upstream_trusted_ca=str(c.upstream_ca) if c.upstream_ca else None,
+        )
+        self._master = master
+        try:
+            await master.run()
+        finally:
+            await tapeserver.stop()

@@ -1,0 +1,211 @@
+"""The state one proxy run shares between its addons: the cassette, what was served, what was
+recorded, what missed; and the one-screen summary of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tapeproxy import __version__
+from tapeproxy.cassettes import store
+from tapeproxy.cassettes.index import Nearest, RepeatPolicy, ReplayIndex
+from tapeproxy.cassettes.key import request_key
+from tapeproxy.cassettes.model import (
+    Cassette,
+    Interaction,
+    MatchRules,
+    Request,
+    body_bytes,
+    new_cassette,
+)
+from tapeproxy.errors import ConfigError
+from tapeproxy.redaction import Redactor
+
+__all__ = ["MODES", "Miss", "Mode", "TapeSession"]
+
+Mode = Literal["none", "once", "new_episodes", "all"]
+MODES: tuple[Mode, ...] = ("none", "once", "new_episodes", "all")
+
+
+@dataclass(frozen=True, slots=True)
+class Miss:
+    """A request that had no recorded answer, with the nearest recorded ones."""
+
+    key: str
+    method: str
+    url: str
+    nearest: tuple[Nearest, ...]
+
+    def to_json(self, cassette: Path, mode: str) -> dict[str, Any]:
+        """The JSON body of the 599 miss response."""
+        return {
+            "error": "tapeproxy: no recorded response matches this request",
+            "cassette": str(cassette),
+            "mode": mode,
+            "key": self.key,
+            "request": {"method": self.method, "url": self.url},
+            "nearest": [
+                {
+                    "index": n.index,
+                    "method": n.method,
+                    "url": n.url,
+                    "differences": [
+                        {"field": d.field, "recorded": d.recorded, "requested": d.requested}
+                        for d in n.differences
+                    ],
+                }
+                for n in self.nearest
+            ],
+            "hint": "record it: tapeproxy record --mode new_episodes, or --record-mode in pytest",
+        }
+
+    def describe(self) -> str:
+        """A few lines for a terminal: the request and how the nearest recorded ones differ."""
+        lines = [f"miss: {self.method} {self.url} (key {self.key[:12]})"]
+        if not self.nearest:
+            lines.append("  the cassette has no recorded requests")
+        for n in self.nearest:
+            lines.append(f"  nearest #{n.index}: {n.method} {n.url}")
+            for d in n.differences[:8]:
+                lines.append(f"    {d.field}: recorded {d.recorded!r}, requested {d.requested!r}")
+            if len(n.differences) > 8:
+                lines.append(f"    ... {len(n.differences) - 8} more differences")
+        return "\n".join(lines)
+
+
+@dataclass
+class _Counts:
+    hits: int = 0
+    recorded: int = 0
+    passed_through: int = 0
+    errors: int = 0
+    misses: list[Miss] = field(default_factory=list)
+
+
+class TapeSession:
+    """One cassette in use by one proxy run; thread-safe.
+
+    Args:
+        cassette: path of the `.json.zst` file (read if present, written on `save`).
+        mode: record mode (DESIGN "Record modes").
+        rules: match rules for new cassettes; an existing cassette keeps its own.
+        redactor: applied to every request before keying and every interaction before storing.
+        repeat: what happens after the last recorded answer for a key was served.
+    """
+
+    def __init__(
+        self,
+        cassette: Path,
+        mode: Mode,
+        rules: MatchRules | None = None,
+        redactor: Redactor | None = None,
+        repeat: RepeatPolicy = "last",
+    ) -> None:
+        if mode not in MODES:
+            raise ConfigError(f"record mode {mode!r} is not one of {', '.join(MODES)}")
+        self.path = cassette
+        self.mode = mode
+        self.redactor = redactor or Redactor()
+        self.existed = cassette.exists()
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+        self._cassette: Cassette = (
+            store.load(cassette) if self.existed else new_cassette(__version__, now, rules)
+        )
+        self.rules = self._cassette.meta.match
+        self.index = ReplayIndex(self._cassette.interactions, repeat)
+        self._new: list[Interaction] = []
+        self._counts = _Counts()
+        self._lock = threading.Lock()
+
+    @property
+    def serves_from_cassette(self) -> bool:
+        """Whether recorded answers are served (every mode but `all`, and `once` on a new file)."""
+        return self.mode in ("none", "new_episodes") or (self.mode == "once" and self.existed)
+
+    @property
+    def records(self) -> bool:
+        """Whether requests without a recorded answer go upstream and are recorded."""
+        return self.mode in ("new_episodes", "all") or (self.mode == "once" and not self.existed)
+
+    def key(self, request: Request) -> str:
+        """The key of an incoming request: redacted first, so secrets never change it."""
+        r = self.redactor.redact_request(request)
+        return request_key(r.method, r.url, r.headers, body_bytes(r.body), self.rules)
+
+    def lookup(self, key: str) -> Interaction | None:
+        """The next recorded answer for this key, or None (counted as a hit when found)."""
+        found = self.index.next(key)
+        if found is not None:
+            with self._lock:
+                self._counts.hits += 1
+        return found
+
+    def miss(self, key: str, request: Request) -> Miss:
+        """Count and explain a request that has no recorded answer."""
+        from tapeproxy.cassettes.key import canonical_request
+
+        r = self.redactor.redact_request(request)
+        wanted = canonical_request(r.method, r.url, r.headers, body_bytes(r.body), self.rules)
+        m = Miss(key, r.method, r.url, tuple(self.index.nearest(wanted, self.rules)))
+        with self._lock:
+            self._counts.misses.append(m)
+        return m
+
+    def add(self, interaction: Interaction) -> None:
+        """Redact and keep a newly recorded interaction (written by `save`)."""
+        safe = self.redactor.redact_interaction(interaction)
+        with self._lock:
+            self._new.append(safe)
+            self._counts.recorded += 1
+
+    def count_passthrough(self) -> None:
+        """Count a request to a host that is not recorded."""
+        with self._lock:
+            self._counts.passed_through += 1
+
+    def count_error(self) -> None:
+        """Count an internal error that was answered with an error response."""
+        with self._lock:
+            self._counts.errors += 1
+
+    @property
+    def misses(self) -> list[Miss]:
+        """Every miss so far, in order."""
+        with self._lock:
+            return list(self._counts.misses)
+
+    def save(self) -> bool:
+        """Write the cassette if anything was recorded; True when the file was written."""
+        with self._lock:
+            new = list(self._new)
+        if not new:
+            return False
+        old = self._cassette.interactions
+        if self.mode == "all":
+            touched = {it.key for it in new}
+            old = tuple(it for it in old if it.key not in touched)
+        cassette = self._cassette.model_copy(update={"interactions": (*old, *new)})
+        return store.save(self.path, cassette)
+
+    def summary(self) -> str:
+        """The one-screen summary printed when the proxy stops."""
+        with self._lock:
+            c = self._counts
+            lines = [
+                f"tapeproxy {self.mode}: {self.path}",
+                f"  served from cassette: {c.hits}   recorded: {c.recorded}   "
+                f"misses: {len(c.misses)}   passed through: {c.passed_through}"
+                + (f"   errors: {c.errors}" if c.errors else ""),
+            ]
+            unused = self.index.unused() if self.serves_from_cassette else []
+            if unused:
+                lines.append(f"  recorded but not used: {len(unused)} interaction(s)")
+            for m in c.misses[:5]:
+                lines.extend("  " + line for line in m.describe().splitlines())
+            if len(c.misses) > 5:
+                lines.append(f"  ... and {len(c.misses) - 5} more misses")
+        return "\n".join(lines)

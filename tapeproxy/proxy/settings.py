@@ -1,0 +1,112 @@
+"""Turning flags, `TAPEPROXY_*` environment variables and `[tool.tapeproxy]` into a run's
+`ProxyConfig`, with the precedence flag > environment > config file > default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+from tapeproxy.cassettes.model import MatchRules
+from tapeproxy.config import setting
+from tapeproxy.errors import ConfigError
+from tapeproxy.proxy.latency import Latency
+from tapeproxy.proxy.runner import ProxyConfig, default_confdir
+from tapeproxy.proxy.session import MODES, Mode
+from tapeproxy.redaction import Redactor
+
+__all__ = ["DEFAULT_CASSETTE", "DEFAULT_NO_PROXY", "build_config", "child_env", "parse_listen"]
+
+DEFAULT_CASSETTE = "cassettes/tapeproxy.json.zst"
+DEFAULT_NO_PROXY = "localhost,127.0.0.1,::1"
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """Parse `HOST:PORT` (or `[::1]:PORT`).
+
+    Raises:
+        ConfigError: not of that shape.
+    """
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ConfigError(f"--listen {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
+    return host.strip("[]"), int(port)
+
+
+def _strings(value: Any, key: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(f"{key}: expected a list of strings or a comma-separated string")
+
+
+def _bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "0", "false", "no", ""):
+        return value.lower() in ("1", "true", "yes")
+    raise ConfigError(f"{key}: expected true or false, got {value!r}")
+
+
+def build_config(
+    flags: Mapping[str, Any],
+    config: Mapping[str, Any],
+    mode_default: Mode,
+    env: Mapping[str, str] | None = None,
+    listen_default: str = "127.0.0.1:0",
+) -> ProxyConfig:
+    """Resolve every proxy setting; `flags` holds None for what was not given on the line.
+
+    Raises:
+        ConfigError: a value is invalid (the message names the setting).
+    """
+
+    def get(key: str, default: Any) -> Any:
+        return setting(key, flags.get(key), config, default, env)
+
+    mode = get("mode", mode_default)
+    if mode not in MODES:
+        raise ConfigError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+    host, port = parse_listen(get("listen", listen_default))
+    upstream_ca = get("upstream_ca", None)
+    if upstream_ca and not Path(upstream_ca).is_file():
+        raise ConfigError(f"upstream_ca {upstream_ca!r}: no such file")
+    hosts = get("hosts", None)
+    rules = MatchRules(
+        headers=_strings(get("match_headers", MatchRules().headers), "match_headers"),
+        ignore_query=_strings(get("ignore_query", ()), "ignore_query"),
+        ignore_json_paths=_strings(get("ignore_json_paths", ()), "ignore_json_paths"),
+    )
+    repeat = get("repeat", "last")
+    if repeat not in ("last", "error"):
+        raise ConfigError(f"repeat {repeat!r}: expected 'last' or 'error'")
+    return ProxyConfig(
+        cassette=Path(get("cassette", DEFAULT_CASSETTE)),
+        mode=cast(Mode, mode),
+        listen_host=host,
+        listen_port=port,
+        confdir=Path(get("confdir", default_confdir())),
+        latency=Latency.parse(str(get("latency", "recorded"))),
+        upstream_ca=Path(upstream_ca) if upstream_ca else None,
+        insecure_upstream=_bool(get("insecure_upstream", False), "insecure_upstream"),
+        hosts=frozenset(_strings(hosts, "hosts")) if hosts else None,
+        rules=rules,
+        redactor=Redactor(),
+        repeat=repeat,
+    )
+
+
+def child_env(
+    base: Mapping[str, str], proxy_url: str, ca_cert: Path, no_proxy: str, mode: str
+) -> dict[str, str]:
+    """The environment CMD runs with: proxy, CA bundle and mode variables set."""
+    env = dict(base)
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        env[name] = proxy_url
+    env["NO_PROXY"] = env["no_proxy"] = no_proxy
+    for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"):
+        env[name] = str(ca_cert)
+    env["TAPEPROXY_MODE"] = mode
+    return env
