@@ -19,6 +19,7 @@ from bench import payloads
 
 __all__ = [
     "Corpus",
+    "build_tapeproxy",
     "scheme_of",
     "stream_exchange",
     "url_of",
@@ -71,7 +72,8 @@ class Corpus:
     def tapeproxy(self, n: int, *, stream: bool = False) -> Path:
         """A tapeproxy cassette of interactions 0..n-1 (or the one streamed answer)."""
         name = "stream.json.zst" if stream else f"tp-{n}.json.zst"
-        return self._cached(name, lambda p: _write_tapeproxy(p, n, stream))
+        indexes = range(1 if stream else n)
+        return self._cached(name, lambda p: build_tapeproxy(p, indexes, stream=stream))
 
     def mitm(self, n: int, *, stream: bool = False) -> Path:
         """A mitmproxy flow file of the same interactions."""
@@ -88,7 +90,8 @@ def _request_parts(i: int, stream: bool) -> tuple[str, list[tuple[str, str]], by
     return url_of(i), payloads.request_headers(len(body)), body
 
 
-def _write_tapeproxy(path: Path, n: int, stream: bool) -> None:
+def build_tapeproxy(path: Path, indexes: range, *, stream: bool = False) -> None:
+    """Write a tapeproxy cassette of the given interactions with tapeproxy's own store."""
     from tapeproxy import __version__
     from tapeproxy.cassettes import model as m
     from tapeproxy.cassettes import store
@@ -97,7 +100,7 @@ def _write_tapeproxy(path: Path, n: int, stream: bool) -> None:
     rules = m.MatchRules()
     created = datetime.datetime(2024, 11, 21, tzinfo=datetime.UTC).isoformat()
     interactions = []
-    for i in range(1 if stream else n):
+    for i in indexes:
         url, req_headers, req_body = _request_parts(i, stream)
         if stream:
             headers, events, offsets = stream_exchange(i)

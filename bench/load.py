@@ -24,7 +24,7 @@ import aiohttp
 
 from bench import payloads
 
-__all__ = ["main", "percentile"]
+__all__ = ["fake_secret", "main", "percentile"]
 
 FAKE_KEY_HEADER = "authorization"
 
@@ -38,7 +38,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank]
 
 
-def _fake_secret() -> str:
+def fake_secret() -> str:
+    """The fake credential sent when recording (generated, fixed seed; never a real key)."""
     rng = random.Random(4242)
     alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
     return "sk-proj-" + "".join(rng.choices(alnum, k=48))
@@ -66,7 +67,7 @@ class _Run:
         self.expected = {i: payloads.exchange(i, args.size).body for i in set(self.work)}
         self.headers = {"content-type": "application/json"}
         if args.auth:
-            self.headers[FAKE_KEY_HEADER] = "Bearer " + _fake_secret()
+            self.headers[FAKE_KEY_HEADER] = "Bearer " + fake_secret()
         self.latencies: list[float] = []
         self.errors = 0
         self.wrong = 0
