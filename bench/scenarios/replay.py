@@ -143,7 +143,7 @@ class _VcrBudget:
             self.stopped = self.stopped or f"projected {projected:.0f} s for one run at {n:,}"
             fig.note = f"vcrpy not run: {self.stopped}"
             return
-        rounds = env.rounds if projected <= _VCR_MINUTE / 3 else 1
+        rounds = env.rounds if projected <= _VCR_MINUTE else 1
         cassette = env.corpus.vcr(n)
         loads = []
         for _ in range(rounds):
