@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -49,6 +50,49 @@ def main() -> None:
 
 
 # ---- cassettes: show, import-vcr -------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("cassette", type=click.Path(dir_okay=False, path_type=Path))
+def show(cassette: Path) -> None:
+    """Print CASSETTE (a .json.zst file) as stable, readable text.
+
+    Request lines, the headers that take part in the key, JSON bodies pretty-printed, streamed
+    bodies one event a line, timings rounded. The output depends only on the cassette, so it
+    works as a git textconv driver (`tapeproxy install-hooks` sets that up).
+    """
+    from tapeproxy.review.show import show_file
+
+    # Bytes, not click.echo: a textconv driver must print UTF-8 whatever the locale says.
+    sys.stdout.buffer.write(show_file(cassette).encode("utf-8"))
+    sys.stdout.flush()
+
+
+@cli.command("import-vcr")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the converted cassettes, written as <stem>.json.zst (created if missing).",
+)
+def import_vcr(files: tuple[Path, ...], out_dir: Path) -> None:
+    """Convert vcrpy / pytest-recording YAML cassettes (FILES) into tapeproxy cassettes.
+
+    Bodies are stored decoded (gzip undone, Content-Encoding dropped), credentials redacted,
+    keys computed with the default match rules. Streamed bodies get one chunk per event at
+    offset 0, since vcrpy records no timing. Every file is converted before anything is
+    written: one unreadable file writes nothing and exits with status 2.
+    """
+    from tapeproxy.cassettes.vcr import import_vcr as convert
+
+    results = convert(files, out_dir)
+    for r in results:
+        state = "written" if r.written else "unchanged"
+        click.echo(f"{r.source} -> {r.target} ({r.interactions} interaction(s), {state})")
+    total = sum(r.interactions for r in results)
+    click.echo(f"Imported {len(results)} file(s), {total} interaction(s) into {out_dir}")
 
 
 # ---- proxy: record, replay, serve, ca, demo --------------------------------------------------
@@ -178,7 +222,133 @@ def demo(cassette: str | None) -> None:
 # ---- redaction: lint, install-hooks ----------------------------------------------------------
 
 
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif"]),
+    default="text",
+    help="text for people, json for JSON Lines (one finding per line), sarif for code scanning.",
+)
+@click.option("--reveal", is_flag=True, help="Show whole secrets (json: a `secret` field).")
+@click.option("--staged", is_flag=True, help="Lint the files staged for commit (git index).")
+@click.option(
+    "--push-range",
+    metavar="RANGE",
+    help="Lint blobs changed by the commits in RANGE (OLD..NEW, or NEW --not --remotes).",
+)
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="Config file.")
+def lint(
+    paths: tuple[Path, ...],
+    fmt: str,
+    reveal: bool,
+    staged: bool,
+    push_range: str | None,
+    config_file: Path | None,
+) -> None:
+    """Scan cassettes (and JSON, YAML, text files) for leaked secrets.
+
+    PATHS are files or directories (walked recursively; test folders are not skipped). Exit
+    status: 0 clean, 1 findings, 2 bad input. Allow-list a finding by adding its fingerprint
+    (sha256 of the secret) to `allowlist` in [tool.tapeproxy].
+    """
+    from tapeproxy.redaction.commands import run_lint
+
+    def bar(total: int) -> Any:
+        return click.progressbar(length=total, label="Linting", file=sys.stderr)
+
+    progress = bar if sys.stderr.isatty() else None
+    output, found = run_lint(paths, fmt, reveal, staged, push_range, config_file, progress)
+    click.echo(output, nl=False)
+    sys.exit(1 if found else 0)
+
+
+@cli.command("install-hooks")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="Config file.")
+def install_hooks(config_file: Path | None) -> None:
+    """Install the git pre-push secret gate and the `tapeproxy show` diff driver.
+
+    An existing pre-push hook is kept and still runs first. Adds
+    `**/cassettes/**/*.json.zst diff=tapeproxy` (and the configured cassette directory) to
+    .gitattributes and sets diff.tapeproxy.textconv in the repository's git config.
+    """
+    from tapeproxy.redaction.commands import run_install_hooks
+
+    click.echo(run_install_hooks(config_file))
+
+
 # ---- review: diff, stats ---------------------------------------------------------------------
+
+
+@cli.command("diff")
+@click.argument("paths", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--git", "ref", metavar="REF", help="Compare every cassette changed since REF.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+    help="markdown fits a pull-request comment; json is documented in README.",
+)
+@click.option(
+    "--text-threshold",
+    type=float,
+    default=None,
+    help="Similarity ratio (0..1) below which changed assistant text is drift "
+    "[default: text_threshold from config, else 0.85; per-cassette diff_thresholds win].",
+)
+def diff_command(
+    paths: tuple[str, ...], ref: str | None, fmt: str, text_threshold: float | None
+) -> None:
+    """Compare cassettes by meaning: OLD NEW, or --git REF against the work tree.
+
+    Interactions are paired by request key and occurrence and reported as added, removed or
+    changed. Assistant text is compared by similarity ratio, tool calls exactly; model, stop
+    reason and usage changes are shown; timing-only changes are counted. Exits 1 when any
+    text falls below its threshold, a tool call or a status changed; 0 otherwise.
+    """
+    from tapeproxy.config import load_config
+    from tapeproxy.errors import BadInputError
+    from tapeproxy.review import diff_git, render_diff
+    from tapeproxy.review.diff import Thresholds
+
+    if (ref is None and len(paths) != 2) or (ref is not None and paths):
+        raise BadInputError("diff takes OLD NEW, or --git REF alone")
+    thresholds = Thresholds.from_config(load_config(), text_threshold)
+    if ref is not None:
+        report = diff_git.diff_git(ref, thresholds)
+    else:
+        report = diff_git.diff_files(paths[0], paths[1], thresholds)
+    click.echo(render_diff.render(report, fmt), nl=False)
+    sys.exit(1 if report.drift else 0)
+
+
+@cli.command("stats")
+@click.argument("cassettes", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json is documented in README.",
+)
+def stats_command(cassettes: tuple[str, ...], fmt: str) -> None:
+    """Summarise cassettes: traffic, errors, latency, tokens and estimated cost.
+
+    Counts interactions by host, endpoint, model and status; error rate by status and
+    provider error type; TTFB and total latency (min, mean, p50, p95, max); token usage as
+    the providers reported it (streams included); and the cost a live run would have had at
+    the list prices bundled in genai-prices (offline).
+    """
+    from tapeproxy.cassettes.store import load
+    from tapeproxy.review import render_stats
+    from tapeproxy.review.stats import collect
+
+    stats = collect((path, load(path)) for path in cassettes)
+    click.echo(render_stats.render(stats, fmt), nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,7 @@ the cassette, and prints recorded and replayed timing side by side.
 
 from __future__ import annotations
 
+import ssl
 import tempfile
 import time
 from dataclasses import dataclass
@@ -51,13 +52,17 @@ def _call(client: httpx.Client, url: str, stream: bool) -> Observed:
     return Observed(status, ttfb, (end - start) * 1000, len(pieces), b"".join(pieces))
 
 
+def _trusting(ca: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca))
+
+
 def _session(cassette: Path, mode: Mode, conf: Path, ca: ThrowawayCA, url: str) -> list[Observed]:
     config = ProxyConfig(
         cassette=cassette, mode=mode, confdir=conf, upstream_ca=ca.ca_cert, latency=Latency(1.0)
     )
     with (
         ProxyRunner(config) as runner,
-        httpx.Client(proxy=runner.url, verify=str(config.ca_cert()), timeout=30) as client,
+        httpx.Client(proxy=runner.url, verify=_trusting(config.ca_cert()), timeout=30) as client,
     ):
         return [_call(client, url, stream) for stream in (False, True)]
 

@@ -4,7 +4,9 @@ messages, plain and streamed (SSE), over HTTP or HTTPS. Used by `tapeproxy demo`
 Answers are derived from the request (the reply echoes the last user message), so a changed
 prompt gets a changed answer. Test knobs, all per request: header `x-fake-status` (an error
 answer with that status), `x-fake-gap-ms` (pause between streamed events, default 50),
-`x-fake-ttfb-ms` (pause before the headers), and the path `/reset` (the connection is cut).
+`x-fake-ttfb-ms` (pause before the headers), `x-fake-tail-ms` (after a stream's last event,
+pause, then send a closing `: end` comment), and the path `/reset` (the connection is
+cut). Plain answers carry a fresh random Set-Cookie, like Cloudflare's in front of real APIs.
 It counts connections and requests, so a test can tell that a replay never reached it.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import secrets
 import socket
 import ssl
 import threading
@@ -37,12 +40,17 @@ class _Server(ThreadingHTTPServer):
     def finish_request(self, request: Any, client_address: Any) -> None:
         with self.lock:
             self.connections += 1
-        if self.tls is not None:
-            try:
-                request = self.tls.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError):
-                return
-        super().finish_request(request, client_address)
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        try:
+            wrapped = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        try:
+            super().finish_request(wrapped, client_address)
+        finally:
+            wrapped.close()
 
 
 class FakeProvider:
@@ -75,7 +83,9 @@ class FakeProvider:
 
     def start(self) -> FakeProvider:
         """Serve in a background thread."""
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -94,6 +104,12 @@ class FakeProvider:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes: without this, Nagle's algorithm and
+        # delayed ACKs add ~40 ms to every answer.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -146,6 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("x-request-id", f"req_{self.server.requests:032d}")
+        self.send_header("set-cookie", f"__cf_bm={secrets.token_hex(16)}; path=/; HttpOnly")
         if gz:
             payload = gzip.compress(payload, mtime=0)
             self.send_header("content-encoding", "gzip")
@@ -183,6 +200,9 @@ class _Handler(BaseHTTPRequestHandler):
                     time.sleep(gap)
                 self.wfile.write(b"%x\r\n%b\r\n" % (len(event), event))
                 self.wfile.flush()
+            if tail := int(self.headers.get("x-fake-tail-ms") or 0):
+                time.sleep(tail / 1000)
+                self.wfile.write(b"7\r\n: end\n\n\r\n")
             self.wfile.write(b"0\r\n\r\n")
         except OSError:
             self.close_connection = True

@@ -120,7 +120,8 @@ def request_key(
 def key_of(canonical: CanonicalRequest) -> str:
     """The key of an already canonical request."""
     data = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(data.encode("utf-8")).hexdigest()
+    # surrogatepass: JSON bodies may hold lone surrogates ("\ud800"), still a valid request.
+    return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _canonical_body(body: bytes, content_type: str, ignore_paths: tuple[str, ...]) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,10 @@ _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 def to_json_bytes(cassette: Cassette) -> bytes:
     """The cassette as canonical JSON: sorted keys, fixed separators, empty fields left out."""
     data = cassette.model_dump(mode="json", exclude_none=True)
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # Lone surrogates (mitmproxy decodes undecodable header bytes with surrogateescape) can
+    # only sit inside JSON strings, where the "\udcXX" escape reads back as the same string.
+    return text.encode("utf-8", "backslashreplace")
 
 
 def dumps(cassette: Cassette) -> bytes:
@@ -80,17 +83,25 @@ def decompress(data: bytes, *, source: str, limit: int = MAX_DECOMPRESSED_BYTES)
         raise CassetteError(
             f"{source}: decompresses to {size} bytes, over the limit of {limit}; refusing it"
         )
+    decoder = zstandard.ZstdDecompressor().decompressobj()
     try:
-        return zstandard.ZstdDecompressor().decompress(data, max_output_size=limit)
+        raw = decoder.decompress(data)
     except zstandard.ZstdError as e:
         raise CassetteError(f"{source}: truncated or damaged zstd data ({e})") from e
+    if not decoder.eof:
+        raise CassetteError(f"{source}: truncated zstd data (the frame does not end)")
+    if decoder.unused_data:
+        raise CassetteError(
+            f"{source}: {len(decoder.unused_data)} unexpected bytes after the zstd frame"
+        )
+    return raw
 
 
 def parse_json(raw: bytes, *, source: str) -> Cassette:
     """Validate decompressed cassette JSON, refusing newer formats by name."""
     try:
         doc: Any = json.loads(raw)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise CassetteError(f"{source}: not valid JSON inside the zstd frame ({e})") from e
     if not isinstance(doc, dict):
         raise CassetteError(f"{source}: expected a JSON object with a 'format' field")
@@ -147,7 +158,10 @@ def save(path: str | os.PathLike[str], cassette: Cassette) -> bool:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # Not tempfile.mkstemp: its 0600 mode would stick to the cassette; os.open with 0o666
+    # lets the umask decide, as for any file the user writes.
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

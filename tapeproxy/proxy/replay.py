@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from mitmproxy import http
 from mitmproxy.proxy import server_hooks
 
-from tapeproxy.cassettes.model import Interaction, body_bytes
+from tapeproxy.cassettes.model import Interaction, Request, body_bytes
 from tapeproxy.proxy.flows import (
     capture_request,
     framing_free,
@@ -56,48 +56,53 @@ class Replayer:
         self.latency = latency
         self._hosts = hosts
 
-    def _owns(self, flow: http.HTTPFlow) -> bool:
-        if flow.request.host == "127.0.0.1" and flow.request.port == self.tapeserver.port:
-            return False
-        hosts = self._hosts
-        return hosts is None or flow.request.pretty_host in hosts
+    def _is_tapeserver(self, flow: http.HTTPFlow) -> bool:
+        return flow.request.host == "127.0.0.1" and flow.request.port == self.tapeserver.port
+
+    def _covers(self, flow: http.HTTPFlow) -> bool:
+        return self._hosts is None or flow.request.pretty_host in self._hosts
 
     async def request(self, flow: http.HTTPFlow) -> None:
-        """Answer from the cassette; a miss answers 599 unless the run records misses."""
-        if flow.response is not None or flow.metadata.get(_HANDLED) or not self._owns(flow):
+        """Answer from the cassette when the run serves from it; answer misses when it only
+        replays. Flows left unanswered go to the recorder (or pass through, for hosts the
+        cassette does not cover, while recording)."""
+        if flow.response is not None or flow.metadata.get(_HANDLED) or self._is_tapeserver(flow):
             return
-        if not self.session.serves_from_cassette:
-            if not self.session.records:
-                self._miss_response(flow)
-            return
+        session = self.session
         started = asyncio.get_running_loop().time()
         try:
-            request = capture_request(flow)
-            key = self.session.key(request)
-            found = self.session.lookup(key)
-            if found is None:
-                if self.session.records:
-                    return  # the recorder takes it
-                miss = self.session.miss(key, request)
-                logger.warning("tapeproxy %s", miss.describe())
-                flow.response = _json_response(
-                    MISS_STATUS,
-                    miss.to_json(self.session.path, self.session.mode),
-                    [("x-tapeproxy-miss", key)],
-                )
-                flow.metadata[_HANDLED] = True
+            if not self._covers(flow) or not session.serves_from_cassette:
+                if not session.records:
+                    self._answer_miss(flow, capture_request(flow), None)
                 return
-            flow.metadata[_HANDLED] = True
-            await self._serve(flow, found, started)
+            request = capture_request(flow)
+            key = session.key(request)
+            found = session.lookup(key)
+            if found is not None:
+                flow.metadata[_HANDLED] = True
+                await self._serve(flow, found, started)
+            elif not session.records:
+                self._answer_miss(flow, request, key)
         except Exception as e:  # fail closed: never let the flow go upstream
             logger.exception("tapeproxy replay error")
-            self.session.count_error()
+            session.count_error()
             flow.metadata[_HANDLED] = True
             flow.response = _json_response(
                 MISS_STATUS,
                 {"error": f"tapeproxy: replay failed: {type(e).__name__}: {e}"},
                 [("x-tapeproxy-error", type(e).__name__)],
             )
+
+    def _answer_miss(self, flow: http.HTTPFlow, request: Request, key: str | None) -> None:
+        key = key or self.session.key(request)
+        miss = self.session.miss(key, request)
+        logger.warning("tapeproxy %s", miss.describe())
+        flow.metadata[_HANDLED] = True
+        flow.response = _json_response(
+            MISS_STATUS,
+            miss.to_json(self.session.path, self.session.mode),
+            [("x-tapeproxy-miss", key)],
+        )
 
     async def _serve(self, flow: http.HTTPFlow, found: Interaction, started: float) -> None:
         recorded = found.response
@@ -132,18 +137,6 @@ class Replayer:
             return
         data.server.error = (
             f"tapeproxy replay: refusing to connect to {address} (replay never goes upstream)"
-        )
-
-    def _miss_response(self, flow: http.HTTPFlow) -> None:
-        request = capture_request(flow)
-        key = self.session.key(request)
-        miss = self.session.miss(key, request)
-        logger.warning("tapeproxy %s", miss.describe())
-        flow.metadata[_HANDLED] = True
-        flow.response = _json_response(
-            MISS_STATUS,
-            miss.to_json(self.session.path, self.session.mode),
-            [("x-tapeproxy-miss", key)],
         )
 
 

@@ -180,6 +180,7 @@ class ProxyRunner:
             confdir=str(c.confdir),
         )
         master = Master(opts)
+        server = proxyserver.Proxyserver()
         self.replayer = Replayer(self.session, tapeserver, c.latency, c.hosts)
         self.recorder = Recorder(
             self.session,
@@ -188,7 +189,7 @@ class ProxyRunner:
             c.hosts,
         )
         master.addons.add(
-            proxyserver.Proxyserver(),
+            server,
             next_layer.NextLayer(),
             tlsconfig.TlsConfig(),
             self.replayer,
@@ -205,4 +206,5 @@ class ProxyRunner:
         try:
             await master.run()
         finally:
+            await server.servers.update([])  # mitmproxy leaves its listening sockets open
             await tapeserver.stop()

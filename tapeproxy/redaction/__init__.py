@@ -3,6 +3,8 @@ no click)."""
 
 from __future__ import annotations
 
-from tapeproxy.redaction.redactor import Redactor, marker
+from tapeproxy.redaction.placeholders import is_placeholder, marker
+from tapeproxy.redaction.redactor import Redactor
+from tapeproxy.redaction.scanner import Hit, fingerprint
 
-__all__ = ["Redactor", "marker"]
+__all__ = ["Hit", "Redactor", "fingerprint", "is_placeholder", "marker"]

@@ -2,71 +2,225 @@
 
 This is the one place the recorder calls before anything touches disk, and the one place
 replay calls on each incoming request before keying it, so a request's key is the same
-whether or not it carried secrets.
+whether or not it carried secrets: every secret becomes ``<redacted:DETECTOR>``, and the
+detector of a credential-named field depends on the name, never on the value.
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
 
-from tapeproxy.cassettes.key import CREDENTIAL_HEADERS, CREDENTIAL_QUERY_PARAMS
-from tapeproxy.cassettes.model import Header, Interaction, Request, Response
+from tapeproxy.cassettes.model import Body, Header, Interaction, Request, Response
+from tapeproxy.errors import ConfigError
+from tapeproxy.redaction.bodies import body_edits
+from tapeproxy.redaction.context import Names
+from tapeproxy.redaction.detectors import Detector, TokenFinder
+from tapeproxy.redaction.placeholders import marker
+from tapeproxy.redaction.scanner import Edit, Hit, Scanner, apply_edits
 
 __all__ = ["Redactor", "marker"]
 
-
-def marker(detector: str) -> str:
-    """The placeholder that replaces a secret found by `detector`."""
-    return f"<redacted:{detector}>"
+_CONFIG_KEYS = ("redact_headers", "redact_fields", "redact_patterns", "allowlist")
 
 
 class Redactor:
-    """Removes credentials from requests and responses.
+    """Removes secrets from requests and responses (headers, URL, bodies, SSE chunks).
 
     Args:
         extra_headers: more header names (any case) whose values are credentials.
+        extra_fields: more JSON / form field and query parameter names holding credentials.
+        patterns: more regexes; a match is a secret (detector ``custom`` unless named).
+        allowlist: sha256 fingerprints of strings that are never redacted nor reported.
+        report_only: find secrets without forcing credential-named values to markers (the
+            linter's mode); redaction still happens for what is found.
     """
 
-    def __init__(self, extra_headers: tuple[str, ...] = ()) -> None:
-        self._headers = CREDENTIAL_HEADERS | {h.lower() for h in extra_headers}
+    def __init__(
+        self,
+        extra_headers: Iterable[str] = (),
+        extra_fields: Iterable[str] = (),
+        patterns: Iterable[Detector] = (),
+        allowlist: Iterable[str] = (),
+        *,
+        report_only: bool = False,
+    ) -> None:
+        self.scanner = Scanner(
+            TokenFinder(tuple(patterns)),
+            Names.build(extra_headers, extra_fields),
+            frozenset(a.lower() for a in allowlist),
+            redact=not report_only,
+        )
+
+    @classmethod
+    def from_config(cls, table: Mapping[str, Any], *, report_only: bool = False) -> Redactor:
+        """Build from a ``[tool.tapeproxy]`` table (``redact_headers``, ``redact_fields``,
+        ``redact_patterns`` (regex strings or ``{name, pattern}`` tables), ``allowlist``).
+
+        Raises:
+            ConfigError: a key has the wrong type or a pattern is not a valid regex.
+        """
+        for key in _CONFIG_KEYS:
+            value = table.get(key, [])
+            if not isinstance(value, list):
+                raise ConfigError(f"[tool.tapeproxy] {key} must be a list, got {value!r}")
+        return cls(
+            _strings(table, "redact_headers"),
+            _strings(table, "redact_fields"),
+            [_pattern(p) for p in table.get("redact_patterns", [])],
+            _strings(table, "allowlist"),
+            report_only=report_only,
+        )
 
     def redact_request(self, request: Request) -> Request:
-        """The request with credential headers and query parameters replaced."""
-        return request.model_copy(
-            update={"url": self._url(request.url), "headers": self._header_list(request.headers)}
-        )
+        """The request with every secret in URL, headers and body replaced by a marker."""
+        return self.scan_request(request, "request")[0]
 
     def redact_response(self, response: Response) -> Response:
-        """The response with credential headers (set-cookie...) replaced."""
-        return response.model_copy(update={"headers": self._header_list(response.headers)})
+        """The response with every secret replaced; streamed chunk sizes follow the edits."""
+        return self.scan_response(response, "response")[0]
 
     def redact_interaction(self, interaction: Interaction) -> Interaction:
-        """The interaction with request and response redacted (the key is left as given)."""
-        response = interaction.response
-        return interaction.model_copy(
-            update={
-                "request": self.redact_request(interaction.request),
-                "response": None if response is None else self.redact_response(response),
-            }
-        )
+        """The interaction with request, response and error redacted (the key is kept)."""
+        return self.scan_interaction(interaction, "")[0]
 
-    def _header_list(self, headers: tuple[Header, ...]) -> tuple[Header, ...]:
-        return tuple(
-            (name, marker("credential-header")) if name.lower() in self._headers else (name, value)
-            for name, value in headers
-        )
+    def scan_interaction(
+        self, interaction: Interaction, where: str
+    ) -> tuple[Interaction, list[Hit]]:
+        """The redacted interaction and every secret found in it, located under `where`."""
+        request, hits = self.scan_request(interaction.request, f"{where}request")
+        update: dict[str, Any] = {"request": request}
+        if interaction.response is not None:
+            update["response"], more = self.scan_response(
+                interaction.response, f"{where}response", _host(interaction.request.url)
+            )
+            hits += more
+        if interaction.error is not None:
+            message, more = self.scanner.string(interaction.error.message, f"{where}error.message")
+            update["error"] = interaction.error.model_copy(update={"message": message})
+            hits += more
+        return interaction.model_copy(update=update), hits
 
-    def _url(self, url: str) -> str:
-        parts = urlsplit(url)
-        if not parts.query:
-            return url
-        pairs = parse_qsl(parts.query, keep_blank_values=True)
-        if not any(k.lower() in CREDENTIAL_QUERY_PARAMS for k, _ in pairs):
-            return url
-        query = urlencode(
-            [
-                (k, marker("credential-query") if k.lower() in CREDENTIAL_QUERY_PARAMS else v)
-                for k, v in pairs
-            ]
+    def scan_request(self, request: Request, where: str) -> tuple[Request, list[Hit]]:
+        """The redacted request and every secret found in it."""
+        edits, hits = self.scanner.url_edits(request.url, f"{where}.url")
+        host = _host(request.url)
+        headers, more = self._headers(request.headers, f"{where}.headers", host)
+        body, more2, _ = self._body(request.body, _content_type(request.headers), f"{where}.body")
+        new = request.model_copy(
+            update={"url": apply_edits(request.url, edits), "headers": headers, "body": body}
         )
-        return urlunsplit(parts._replace(query=query))
+        return new, hits + more + more2
+
+    def scan_response(
+        self, response: Response, where: str, host: str = ""
+    ) -> tuple[Response, list[Hit]]:
+        """The redacted response and every secret found in it."""
+        headers, hits = self._headers(response.headers, f"{where}.headers", host)
+        ct = _content_type(response.headers)
+        body, more, byte_edits = self._body(response.body, ct, f"{where}.body")
+        update: dict[str, Any] = {"headers": headers, "body": body}
+        if response.chunks is not None and byte_edits:
+            update["chunks"] = rechunk(response.chunks, byte_edits)
+        return response.model_copy(update=update), hits + more
+
+    def _headers(
+        self, headers: tuple[Header, ...], where: str, host: str
+    ) -> tuple[tuple[Header, ...], list[Hit]]:
+        out: list[Header] = []
+        hits: list[Hit] = []
+        for name, value in headers:
+            new, found = self.scanner.header(name, value, f"{where}.{name.lower()}", host)
+            out.append((name, new))
+            hits += found
+        return tuple(out), hits
+
+    def _body(
+        self, body: Body | None, content_type: str, where: str
+    ) -> tuple[Body | None, list[Hit], list[tuple[int, int, int]]]:
+        if body is None:
+            return None, [], []
+        binary = body.text is None
+        text = body.to_bytes().decode("latin-1") if binary else body.text or ""
+        edits, hits = body_edits(self.scanner, text, content_type, where)
+        if not edits:
+            return body, hits, []
+        new = apply_edits(text, edits)
+        if binary:
+            return Body.from_bytes(new.encode("latin-1")), hits, _byte_spans(text, edits, True)
+        return Body(text=new), hits, _byte_spans(text, edits, False)
+
+
+def rechunk(
+    chunks: tuple[tuple[float, int], ...], edits: list[tuple[int, int, int]]
+) -> tuple[tuple[float, int], ...]:
+    """Chunk sizes after replacing byte ranges ``(start, end, new_length)`` of the body.
+
+    A chunk boundary before an edit stays, one after it moves by the edit's change in length,
+    one inside it is kept inside the replacement; the sizes still add up to the new body.
+    """
+    ordered = sorted(edits)
+
+    def move(p: int) -> int:
+        shift = 0
+        for start, end, n in ordered:
+            if p >= end:
+                shift += n - (end - start)
+            elif p > start:
+                return start + shift + min(p - start, n)
+            else:
+                break
+        return p + shift
+
+    out, prev_old, prev_new = [], 0, 0
+    for offset, size in chunks:
+        boundary = move(prev_old + size)
+        out.append((offset, boundary - prev_new))
+        prev_old, prev_new = prev_old + size, boundary
+    return tuple(out)
+
+
+def _byte_spans(text: str, edits: list[Edit], binary: bool) -> list[tuple[int, int, int]]:
+    if binary or text.isascii():
+        return [(e.start, e.end, len(e.new.encode())) for e in edits]
+    return [
+        (len(text[: e.start].encode()), len(text[: e.end].encode()), len(e.new.encode()))
+        for e in edits
+    ]
+
+
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+
+
+def _content_type(headers: tuple[Header, ...]) -> str:
+    return next((v for n, v in headers if n.lower() == "content-type"), "")
+
+
+def _strings(table: Mapping[str, Any], key: str) -> list[str]:
+    values = table.get(key, [])
+    if not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"[tool.tapeproxy] {key} must be a list of strings")
+    return list(values)
+
+
+def _pattern(item: Any) -> Detector:
+    name, pattern = "custom", item
+    if isinstance(item, dict):
+        name, pattern = str(item.get("name", "custom")), item.get("pattern")
+    if not isinstance(pattern, str):
+        raise ConfigError(f"[tool.tapeproxy] redact_patterns: {item!r} is not a regex string")
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        raise ConfigError(
+            f"[tool.tapeproxy] redact_patterns: {pattern!r} is not a regex ({e})"
+        ) from e
+    if not re.fullmatch(r"[a-z0-9-]+", name):
+        raise ConfigError(f"[tool.tapeproxy] redact_patterns: name {name!r} must be [a-z0-9-]+")
+    return Detector(name, pattern)

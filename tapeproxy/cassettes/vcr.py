@@ -1,0 +1,378 @@
+"""Importing vcrpy / pytest-recording YAML cassettes (format version 1) as tapeproxy cassettes.
+
+What is read: request ``method``, ``uri``, ``headers`` (values as lists or scalars) and
+``body`` (plain string, ``!!binary`` bytes, or pydantic-ai's ``parsed_body`` mapping, which
+that project's serializer turns back into ``json.dumps(parsed_body)``); response ``status``
+(``{code, message}``), ``headers`` and ``body: {string: ...}`` (or ``parsed_body``).
+
+Response bodies are stored decoded: a ``Content-Encoding`` (gzip, detected by its magic
+bytes; deflate, br, zstd) is undone and the header dropped, as the stored body is what a
+replay sends. A body already decoded by the recording tool but still labelled gzip keeps its
+bytes and loses the stale header. Other headers are kept as recorded, in order.
+
+Timing: vcrpy records none, so ``ttfb_ms`` and ``total_ms`` are 0 and streamed bodies (SSE,
+NDJSON, a JSON array from ``:streamGenerateContent``, AWS eventstream) get synthetic chunks,
+one per event (`tapeproxy.cassettes.framing`), all at offset 0 ms: a replay sends each event
+as its own write, as fast as the client reads, because no real pacing is known.
+
+Keys are computed over the redacted request (`tapeproxy.redaction.Redactor`) with the given
+match rules, exactly as a live recording would. A file that is not a readable vcrpy v1
+cassette raises `CassetteError` naming it; nothing is written unless every input converts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+import zstandard
+
+from tapeproxy import __version__
+from tapeproxy.cassettes.framing import split_events, stream_kind
+from tapeproxy.cassettes.key import request_key
+from tapeproxy.cassettes.model import (
+    Body,
+    Cassette,
+    Header,
+    Interaction,
+    MatchRules,
+    Request,
+    Response,
+    body_bytes,
+    new_cassette,
+)
+from tapeproxy.cassettes.store import MAX_DECOMPRESSED_BYTES, load, save
+from tapeproxy.errors import BadInputError, CassetteError
+from tapeproxy.redaction.redactor import Redactor
+
+__all__ = ["Imported", "convert_file", "import_vcr", "output_path", "read_vcr"]
+
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+@dataclass(frozen=True, slots=True)
+class Imported:
+    """One converted file: where it came from, where it went, and whether it was written."""
+
+    source: Path
+    target: Path
+    interactions: int
+    written: bool
+
+
+def output_path(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
+    """Where `import_vcr` writes a converted file: ``<out_dir>/<stem>.json.zst``."""
+    name = Path(source).name
+    for suffix in (".yaml", ".yml"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return Path(out_dir) / f"{name}.json.zst"
+
+
+def import_vcr(
+    paths: Iterable[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    rules: MatchRules | None = None,
+    redactor: Redactor | None = None,
+) -> list[Imported]:
+    """Convert vcrpy cassettes into ``<out_dir>/<stem>.json.zst`` files.
+
+    Every input is converted before anything is written, so one bad file writes nothing.
+    A target that already holds the same interactions is left untouched.
+
+    Raises:
+        CassetteError: an input is not a vcrpy v1 cassette, or an existing target is not a
+            readable tapeproxy cassette (it is never overwritten).
+        BadInputError: two inputs would be written to the same target.
+        CassetteWriteError: a target could not be written.
+    """
+    rules = rules or MatchRules()
+    planned: dict[Path, tuple[Path, Cassette]] = {}
+    for raw in paths:
+        source = Path(raw)
+        target = output_path(source, out_dir)
+        if target in planned:
+            raise BadInputError(
+                f"{source} and {planned[target][0]} would both be written to {target}; "
+                "import them into different --out folders"
+            )
+        interactions = read_vcr(source, rules=rules, redactor=redactor)
+        planned[target] = (source, _new_or_existing(target, interactions, rules))
+    return [
+        Imported(source, target, len(cassette.interactions), save(target, cassette))
+        for target, (source, cassette) in planned.items()
+    ]
+
+
+def convert_file(
+    path: str | os.PathLike[str],
+    *,
+    rules: MatchRules | None = None,
+    redactor: Redactor | None = None,
+    created: str | None = None,
+) -> Cassette:
+    """One vcrpy cassette as a tapeproxy cassette (in memory; nothing is written)."""
+    rules = rules or MatchRules()
+    cassette = new_cassette(__version__, created or _now(), rules)
+    interactions = read_vcr(path, rules=rules, redactor=redactor)
+    return cassette.model_copy(update={"interactions": interactions})
+
+
+def read_vcr(
+    path: str | os.PathLike[str],
+    *,
+    rules: MatchRules | None = None,
+    redactor: Redactor | None = None,
+) -> tuple[Interaction, ...]:
+    """The interactions of a vcrpy cassette, redacted and keyed.
+
+    Raises:
+        CassetteError: the file cannot be read or is not a vcrpy v1 cassette.
+    """
+    source = Path(path)
+    doc = _load_yaml(source)
+    rules = rules or MatchRules()
+    redactor = redactor or Redactor()
+    if not isinstance(doc, dict) or not isinstance(doc.get("interactions"), list):
+        raise CassetteError(f"{source}: not a vcrpy cassette (no 'interactions' list)")
+    if doc.get("version") != 1:
+        raise CassetteError(
+            f"{source}: vcrpy cassette format version {doc.get('version')!r}; "
+            "only version 1 (vcrpy >= 2) can be imported"
+        )
+    return tuple(
+        _interaction(item, f"{source}: interactions[{i}]", rules, redactor)
+        for i, item in enumerate(doc["interactions"])
+    )
+
+
+def _load_yaml(source: Path) -> Any:
+    try:
+        data = source.read_bytes()
+    except OSError as e:
+        raise CassetteError(f"{source}: cannot read vcrpy cassette ({e.strerror or e})") from e
+    try:
+        return yaml.load(data, Loader=_Loader)  # CSafeLoader or SafeLoader
+    except (yaml.YAMLError, RecursionError) as e:
+        raise CassetteError(f"{source}: not valid YAML ({e})") from e
+
+
+def _new_or_existing(
+    target: Path, interactions: tuple[Interaction, ...], rules: MatchRules
+) -> Cassette:
+    # Re-importing the same file keeps the existing cassette (and its creation time) as is.
+    if target.exists():
+        try:
+            existing = load(target)
+        except CassetteError as e:
+            raise CassetteError(f"{e}\n(not overwriting {target}; move it away first)") from e
+        if existing.interactions == interactions and existing.meta.match == rules:
+            return existing
+    cassette = new_cassette(__version__, _now(), rules)
+    return cassette.model_copy(update={"interactions": interactions})
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _interaction(item: Any, where: str, rules: MatchRules, redactor: Redactor) -> Interaction:
+    if not isinstance(item, dict):
+        raise CassetteError(f"{where}: expected a mapping with 'request' and 'response'")
+    try:
+        request = redactor.redact_request(_request(item.get("request"), f"{where}.request"))
+        response = _response(item.get("response"), request.url, f"{where}.response")
+        key = request_key(
+            request.method, request.url, request.headers, body_bytes(request.body), rules
+        )
+        return Interaction(key=key, request=request, response=redactor.redact_response(response))
+    except (ValueError, TypeError) as e:  # pydantic's ValidationError, json.dumps failures
+        raise CassetteError(f"{where}: {e}") from e
+
+
+def _request(raw: Any, where: str) -> Request:
+    if not isinstance(raw, dict):
+        raise CassetteError(f"{where}: expected a mapping")
+    method, uri = raw.get("method"), raw.get("uri")
+    if not isinstance(method, str) or not method:
+        raise CassetteError(f"{where}.method: expected a string, got {method!r}")
+    if not isinstance(uri, str) or not uri:
+        raise CassetteError(f"{where}.uri: expected a string, got {uri!r}")
+    if raw.get("parsed_body") is not None:
+        body = json.dumps(raw["parsed_body"]).encode("utf-8")
+    else:
+        body = _bytes(raw.get("body"), f"{where}.body")
+    return Request(
+        method=method.upper(),
+        url=uri,
+        headers=_headers(raw.get("headers"), f"{where}.headers"),
+        body=Body.from_bytes(body),
+    )
+
+
+def _response(raw: Any, url: str, where: str) -> Response:
+    if not isinstance(raw, dict):
+        raise CassetteError(f"{where}: expected a mapping")
+    status, reason = _status(raw.get("status"), f"{where}.status")
+    headers = _headers(raw.get("headers"), f"{where}.headers")
+    if raw.get("parsed_body") is not None:
+        body = json.dumps(raw["parsed_body"]).encode("utf-8")
+    else:
+        container = raw.get("body")
+        if container is not None and not isinstance(container, dict):
+            raise CassetteError(f"{where}.body: expected a mapping with 'string'")
+        body = _bytes((container or {}).get("string"), f"{where}.body.string")
+    body, headers = _decode_content(body, headers, where)
+    kind = stream_kind(headers, url, body)
+    pieces = split_events(kind, body) if kind else []
+    return Response(
+        status=status,
+        reason=reason,
+        headers=headers,
+        body=Body.from_bytes(body),
+        chunks=tuple((0.0, len(p)) for p in pieces) if pieces else None,
+    )
+
+
+def _status(raw: Any, where: str) -> tuple[int, str]:
+    code, message = (
+        (raw.get("code"), raw.get("message", "")) if isinstance(raw, dict) else (raw, "")
+    )
+    if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 999:
+        raise CassetteError(f"{where}: expected {{code: <100-999>, message: ...}}, got {raw!r}")
+    return code, "" if message is None else str(message)
+
+
+def _headers(raw: Any, where: str) -> tuple[Header, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise CassetteError(f"{where}: expected a mapping of header names to values")
+    out: list[Header] = []
+    for name, value in raw.items():
+        values = value if isinstance(value, list) else [value]
+        out.extend((str(name), _scalar(v, f"{where}.{name}")) for v in values)
+    return tuple(out)
+
+
+def _scalar(value: Any, where: str) -> str:
+    # vcrpy quotes header values, but hand-edited YAML may let numbers or booleans through.
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    raise CassetteError(f"{where}: expected a string header value, got {value!r}")
+
+
+def _bytes(raw: Any, where: str) -> bytes:
+    if raw is None:
+        return b""
+    if isinstance(raw, bytes):
+        return raw
+    if isinstance(raw, str):
+        return raw.encode("utf-8", "surrogatepass")
+    raise CassetteError(f"{where}: expected a string or !!binary, got {type(raw).__name__}")
+
+
+def _decode_content(
+    body: bytes, headers: tuple[Header, ...], where: str
+) -> tuple[bytes, tuple[Header, ...]]:
+    codings = [
+        c.strip().lower()
+        for name, value in headers
+        if name.lower() == "content-encoding"
+        for c in value.split(",")
+        if c.strip()
+    ]
+    if not codings:
+        return body, headers
+    for coding in reversed(codings):
+        body = _decode_one(coding, body, where)
+    return body, tuple(h for h in headers if h[0].lower() != "content-encoding")
+
+
+def _decode_one(coding: str, data: bytes, where: str) -> bytes:
+    try:
+        if coding in ("gzip", "x-gzip"):
+            # Some recorders store the decoded body under a stale gzip header: trust the bytes.
+            return _inflate(data, wbits=31) if data[:2] == b"\x1f\x8b" else data
+        if coding == "zstd":
+            return _unzstd(data) if data.startswith(_ZSTD_MAGIC) else data
+        if coding == "deflate":
+            return _inflate_any(data)
+        if coding == "br":
+            return _unbrotli(data)
+    except (OSError, EOFError, zlib.error, zstandard.ZstdError) as e:
+        raise CassetteError(f"{where}.body: cannot undo content-encoding {coding} ({e})") from e
+    if coding == "identity":
+        return data
+    raise CassetteError(f"{where}.body: unknown content-encoding {coding!r}")
+
+
+def _inflate(data: bytes, wbits: int) -> bytes:
+    """Decode every member of a zlib/gzip/raw-deflate stream, refusing truncated or huge ones."""
+    out = bytearray()
+    while data:
+        decoder = zlib.decompressobj(wbits=wbits)
+        out += decoder.decompress(data, MAX_DECOMPRESSED_BYTES + 1 - len(out))
+        if len(out) > MAX_DECOMPRESSED_BYTES or decoder.unconsumed_tail:
+            raise zlib.error(f"decodes to more than {MAX_DECOMPRESSED_BYTES} bytes")
+        if not decoder.eof:
+            raise zlib.error("truncated compressed data")
+        data = decoder.unused_data if wbits == 31 else b""
+    return bytes(out)
+
+
+def _inflate_any(data: bytes) -> bytes:
+    # "deflate" is zlib-wrapped by the RFC but raw deflate in some servers; a body that is
+    # neither is accepted only as text a recorder already decoded.
+    for wbits in (15, -15):
+        try:
+            return _inflate(data, wbits)
+        except zlib.error:
+            continue
+    _require_text(data, "deflate")
+    return data
+
+
+def _unzstd(data: bytes) -> bytes:
+    size = zstandard.get_frame_parameters(data).content_size
+    if size != zstandard.CONTENTSIZE_UNKNOWN and size > MAX_DECOMPRESSED_BYTES:
+        raise zstandard.ZstdError(f"decodes to more than {MAX_DECOMPRESSED_BYTES} bytes")
+    decoder = zstandard.ZstdDecompressor().decompressobj()
+    out = decoder.decompress(data)
+    if not decoder.eof:
+        raise zstandard.ZstdError("truncated zstd data")
+    return out
+
+
+def _unbrotli(data: bytes) -> bytes:
+    import brotli  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+    try:
+        return bytes(brotli.decompress(data))
+    except brotli.error:
+        _require_text(data, "br")
+        return data
+
+
+def _require_text(data: bytes, coding: str) -> None:
+    # A body that does not decode is accepted only as already-decoded text.
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise zlib.error(f"not {coding} data and not text") from e

@@ -1,0 +1,134 @@
+"""Scanning whole message bodies: SSE streams joined per field, JSON, forms, free text.
+
+SSE: the string values of each field name (``content``, ``text``, ``partial_json``,
+``arguments``, ``delta``...) are joined across events in order, so a key streamed in pieces
+is seen whole; each piece of it is replaced (the marker in the first, nothing in the rest).
+Every body also gets a raw-text pass as a safety net for layouts nothing else understood.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tapeproxy.redaction.jsonscan import decode_literal, literals, parses_as_json
+from tapeproxy.redaction.placeholders import marker
+from tapeproxy.redaction.scanner import Edit, Hit, Scanner, apply_edits
+
+__all__ = ["body_edits", "is_sse"]
+
+_LINE = re.compile(r"[^\n]*\n|[^\n]+$")
+_FORM = re.compile(r"^[\w.%+~*-]+=[^&\s]*(?:&[\w.%+~*-]+=[^&\s]*)*$")
+
+
+@dataclass(frozen=True)
+class _Piece:
+    event: int
+    start: int  # literal start within the event payload (-1: the payload is not JSON)
+    text: str
+
+
+def is_sse(text: str, content_type: str) -> bool:
+    """Whether a body is a server-sent event stream."""
+    return "event-stream" in content_type.lower() or text.startswith(
+        ("data:", "event:", ": ", "id:")
+    )
+
+
+def body_edits(
+    scanner: Scanner, text: str, content_type: str, path: str
+) -> tuple[list[Edit], list[Hit]]:
+    """Edits and hits for a body, structure first, then a raw pass for what is left."""
+    ct = content_type.lower()
+    sse = is_sse(text, ct)
+    if not sse and not scanner.suspicious(text):  # an SSE trigger may be split across events
+        return [], []
+    if sse:
+        edits, hits = _sse_edits(scanner, text, path)
+    elif parses_as_json(text):
+        edits, hits = scanner.json_edits(text, path)
+    elif "x-www-form-urlencoded" in ct or _FORM.match(text):
+        edits, hits = scanner.form_edits(text, path)
+    else:
+        edits, hits = scanner.text_edits(text, path)
+    seen = {h.secret for h in hits}
+    for m in scanner.matches(text):
+        if m.secret in seen or any(e.start < m.end and m.start < e.end for e in edits):
+            continue
+        edits.append(Edit(m.start, m.end, marker(m.detector)))
+        hits.append(Hit(m.detector, m.secret, f"{path}[raw]"))
+    return edits, hits
+
+
+def _events(text: str) -> list[tuple[int, str]]:
+    """(offset, payload) of each ``data:`` line."""
+    out = []
+    for m in _LINE.finditer(text):
+        line = m.group().rstrip("\r\n")
+        if line.startswith("data:"):
+            off = 6 if line[5:6] == " " else 5
+            out.append((m.start() + off, line[off:]))
+    return out
+
+
+def _sse_edits(scanner: Scanner, text: str, path: str) -> tuple[list[Edit], list[Hit]]:
+    events = _events(text)
+    groups: dict[str, list[_Piece]] = {}
+    is_json = [parses_as_json(payload) for _, payload in events]
+    for k, (_, payload) in enumerate(events):
+        if not is_json[k]:
+            groups.setdefault("", []).append(_Piece(k, -1, payload))
+            continue
+        for lit in literals(payload):
+            if not lit.is_key:
+                value = decode_literal(payload[lit.start : lit.end])
+                groups.setdefault(lit.name, []).append(_Piece(k, lit.start, value))
+    pre: dict[int, dict[int, list[Edit]]] = {}
+    hits: list[Hit] = []
+    for pieces in groups.values():
+        hits += _split_secrets(scanner, pieces, pre, f"{path}.sse[joined]")
+    edits: list[Edit] = []
+    for k, (offset, payload) in enumerate(events):
+        where = f"{path}.sse[{k}]"
+        if is_json[k]:
+            ev_edits, ev_hits = scanner.json_edits(payload, where, 0, pre.get(k))
+        else:
+            pre_text = apply_edits(payload, pre.get(k, {}).get(-1, []))
+            new, ev_hits = scanner.string(pre_text, where)
+            ev_edits = [Edit(0, len(payload), new)] if new != payload else []
+        edits += [Edit(e.start + offset, e.end + offset, e.new) for e in ev_edits]
+        hits += ev_hits
+    return edits, hits
+
+
+def _found_alone(scanner: Scanner, text: str, secret: str) -> bool:
+    return any(x.secret == secret for x in scanner.matches(text))
+
+
+def _split_secrets(
+    scanner: Scanner, pieces: list[_Piece], pre: dict[int, dict[int, list[Edit]]], path: str
+) -> list[Hit]:
+    """Find secrets spanning several pieces; queue their per-piece replacements in `pre`."""
+    if len(pieces) < 2:
+        return []
+    starts, pos = [], 0
+    for p in pieces:
+        starts.append(pos)
+        pos += len(p.text)
+    joined = "".join(p.text for p in pieces)
+    hits = []
+    for m in scanner.matches(joined) + scanner.pair_matches(joined):
+        touched = [
+            i for i, s in enumerate(starts) if s < m.end and m.start < s + len(pieces[i].text)
+        ]
+        if len(touched) < 2 and _found_alone(scanner, pieces[touched[0]].text, m.secret):
+            continue  # the per-event pass finds it
+        hits.append(Hit(m.detector, m.secret, path))
+        for n, i in enumerate(touched):
+            lo = max(m.start - starts[i], 0)
+            hi = min(m.end - starts[i], len(pieces[i].text))
+            new = marker(m.detector) if n == 0 else ""
+            pre.setdefault(pieces[i].event, {}).setdefault(pieces[i].start, []).append(
+                Edit(lo, hi, new)
+            )
+    return hits

@@ -1,0 +1,82 @@
+"""The `lint` and `install-hooks` commands as library functions (the CLI only parses and prints)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any, Protocol
+
+from tapeproxy.config import load_config
+from tapeproxy.errors import BadInputError
+from tapeproxy.redaction.gitblobs import push_range_blobs, staged_blobs
+from tapeproxy.redaction.hooks import install_hooks
+from tapeproxy.redaction.lint import Finding, Linter, collect_files
+from tapeproxy.redaction.redactor import Redactor
+from tapeproxy.redaction.report import render
+
+__all__ = ["ProgressBar", "run_install_hooks", "run_lint"]
+
+_PROGRESS_FROM = 20
+
+
+class ProgressBar(Protocol):
+    """What `run_lint` needs of a progress bar (click's has it)."""
+
+    def update(self, n_steps: int) -> None: ...
+
+
+ProgressFactory = Callable[[int], AbstractContextManager[Any]]
+
+
+def run_lint(
+    paths: Sequence[Path],
+    fmt: str,
+    reveal: bool = False,
+    staged: bool = False,
+    push_range: str | None = None,
+    config_file: Path | None = None,
+    progress: ProgressFactory | None = None,
+) -> tuple[str, list[Finding]]:
+    """Lint files (or the git index, or a push range) and render the findings.
+
+    Args:
+        progress: makes a progress bar for a number of files; used from 20 files on.
+
+    Raises:
+        BadInputError: conflicting options, missing paths, git failures, bad cassettes.
+    """
+    if staged and push_range is not None:
+        raise BadInputError("--staged and --push-range cannot be used together")
+    if (staged or push_range is not None) and paths:
+        raise BadInputError("give PATHS, or --staged, or --push-range, not several")
+    linter = Linter(Redactor.from_config(load_config(config_file), report_only=True))
+    findings: list[Finding] = []
+    if staged or push_range is not None:
+        blobs = staged_blobs() if staged else push_range_blobs(push_range or "")
+        for name, data in blobs:
+            findings += linter.lint_bytes(name, data)
+    else:
+        files = collect_files(list(paths) or [Path(".")])
+        make: Any = progress if progress and len(files) >= _PROGRESS_FROM else None
+        with make(len(files)) if make else nullcontext() as bar:
+            for path in files:
+                findings += linter.lint_paths([path])
+                if bar is not None:
+                    bar.update(1)
+    return render(findings, fmt, reveal), findings
+
+
+def run_install_hooks(config_file: Path | None = None, repo: Path | None = None) -> str:
+    """Install the hooks in the repository of the current directory; a summary to print."""
+    config = load_config(config_file)
+    cassette_dir = config.get("cassette_dir")
+    dirs = (cassette_dir,) if isinstance(cassette_dir, str) and cassette_dir else ()
+    report = install_hooks(repo, dirs)
+    lines = [f"installed pre-push secret gate: {report.hook}"]
+    if report.chained is not None:
+        lines.append(f"the existing pre-push hook still runs first: {report.chained}")
+    if report.patterns_added:
+        lines.append(f"{report.gitattributes}: added {', '.join(report.patterns_added)}")
+    lines.append('git config: diff.tapeproxy.textconv = "tapeproxy show" (cached)')
+    return "\n".join(lines)

@@ -1,0 +1,218 @@
+"""Context rules: which header, parameter and field names hold credentials, and when a value
+found there (or after ``NAME=`` in free text) is a secret rather than an id or a word.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from tapeproxy.cassettes.key import CREDENTIAL_HEADERS, CREDENTIAL_QUERY_PARAMS
+from tapeproxy.redaction.detectors import looks_random
+from tapeproxy.redaction.placeholders import is_placeholder
+
+__all__ = [
+    "ASSIGNMENT_RE",
+    "Names",
+    "assignment_name",
+    "context_detector",
+    "is_secret_value",
+    "strip_scheme",
+]
+
+_STRONG_FIELDS = frozenset(
+    {
+        "api_key",
+        "apikey",
+        "api-key",
+        "x-api-key",
+        "x-goog-api-key",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "auth_token",
+        "authtoken",
+        "bearer_token",
+        "client_secret",
+        "clientsecret",
+        "password",
+        "passwd",
+        "secret",
+        "secret_key",
+        "secretkey",
+        "private_key",
+        "aws_secret_access_key",
+        "secretaccesskey",
+        "aws_session_token",
+        "sessiontoken",
+        "authorization",
+        "openai_api_key",
+        "anthropic_api_key",
+        "session_token",
+        "webhook_secret",
+    }
+)
+_WEAK_NAME = re.compile(
+    r"(?i)(?:^|[_.-])(?:[a-z]*api[_-]?key|key|token|secret|passw(?:or)?d|auth|credentials?|sig|"
+    r"signature|session|cookie)$|(?:api[_-]?key|secret|passw(?:or)?d|credential|token)"
+)
+_STRONG_NAME = re.compile(
+    r"(?i)(?:api[_-]?key|secret|passw(?:or)?d|access[_-]?key|private[_-]?key|"
+    r"(?:auth|access|refresh|bearer|api|session)[_-]?token)"
+)
+_IDENTIFIER = re.compile(r"[A-Za-z_.-]+")
+_NOT_CREDENTIAL = re.compile(
+    r"(?i)(?:max_?(?:completion_|output_|new_)?tokens|tokens?_?(?:count|usage|limit|type|ids?)|"
+    r"(?:prompt|completion|input|output|total|cached|reasoning)_tokens?|token_?logprobs|"
+    r"top_?logprobs|stop_?token|^key$|^keys$|idempotency|cache_?key|primary_?key|sort_?key|"
+    r"partition_?key|signature$|thought_?signature|^sig$|public_?key|^tokens$|_id$)"
+)
+_ID_SHAPES = re.compile(
+    r"^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{40}|[0-9a-f]{64}|"
+    r"(?:chatcmpl|cmpl|gen|run|msg|req|resp|call|toolu|fp|org|proj|file|asst|thread|batch|"
+    r"ft|evt|step|span|trace|srvtoolu|rs|ws|sess_req)[-_][A-Za-z0-9_-]+|"
+    r"\d{4}-\d\d-\d\d[T ][\d:.]+Z?|[\d.]+|W/\".*\"|\".*\")$",
+    re.IGNORECASE,
+)
+_SCHEME = re.compile(
+    r"^(?:Bearer|Basic|Token|token|Bot|Digest|ApiKey|Api-Key|key|AWS4-HMAC-SHA256\s+Credential=)\s*",
+    re.IGNORECASE,
+)
+
+ASSIGNMENT_RE = re.compile(
+    r"(?i)(?:api[_-]?key|secret|token|passw(?:or)?d|credentials?|auth)[a-z0-9_]{0,20}"
+    r"['\"\\]{0,2}\s{0,3}(?:=>|:=|=|:)\s{0,3}"
+    r"(?:bearer\s+)?['\"\\]{0,2}(?P<s>[^\s'\"\\<>,;&()\[\]{}]{6,300})"
+)
+"""``NAME = value`` / ``"name": "value"`` in free text with a credential-ish name."""
+
+_PROVIDER_WORDS = (
+    ("aws", "aws"),
+    ("amz", "aws"),
+    ("mistral", "mistral"),
+    ("cohere", "cohere"),
+    ("co_api", "cohere"),
+    ("deepseek", "deepseek"),
+    ("azure", "azure-openai"),
+    ("together", "together"),
+    ("openai", "openai"),
+    ("anthropic", "anthropic"),
+    ("gemini", "google"),
+    ("google", "google"),
+    ("groq", "groq"),
+    ("github", "github"),
+    ("slack", "slack"),
+    ("stripe", "stripe"),
+    ("hf_", "huggingface"),
+    ("huggingface", "huggingface"),
+)
+_HOST_WORDS = (
+    ("mistral.ai", "mistral"),
+    ("openai.azure.com", "azure-openai"),
+    ("cognitiveservices.azure.com", "azure-openai"),
+    ("together.xyz", "together"),
+    ("together.ai", "together"),
+    ("cohere.", "cohere"),
+    ("deepseek.com", "deepseek"),
+    ("amazonaws.com", "aws"),
+)
+
+
+@dataclass(frozen=True)
+class Names:
+    """The credential names in force: built-in plus configured extras (compared lower-case).
+
+    Args:
+        headers: extra header names whose values are credentials.
+        fields: extra JSON / form field and query parameter names whose values are credentials.
+    """
+
+    headers: frozenset[str] = CREDENTIAL_HEADERS
+    fields: frozenset[str] = _STRONG_FIELDS
+    params: frozenset[str] = _STRONG_FIELDS | CREDENTIAL_QUERY_PARAMS
+
+    @classmethod
+    def build(cls, headers: Iterable[str] = (), fields: Iterable[str] = ()) -> Names:
+        """Built-in names plus the given extras."""
+        extra = {f.lower() for f in fields}
+        return cls(
+            CREDENTIAL_HEADERS | {h.lower() for h in headers},
+            _STRONG_FIELDS | extra,
+            _STRONG_FIELDS | CREDENTIAL_QUERY_PARAMS | extra,
+        )
+
+    @property
+    def default_fields(self) -> frozenset[str]:
+        """The built-in field names (extras are the difference)."""
+        return _STRONG_FIELDS
+
+    def param_kind(self, name: str) -> str | None:
+        """``strong`` for a credential query / form parameter, ``weak`` for a credential-ish one."""
+        low = name.lower()
+        if low in self.params:
+            return "strong"
+        return self.field_kind(low)
+
+    def header_kind(self, name: str) -> str | None:
+        """``strong`` for a credential header, ``weak`` for a credential-ish one, else None."""
+        low = name.lower()
+        if low in self.headers:
+            return "strong"
+        return "weak" if _credentialish(low) else None
+
+    def field_kind(self, name: str) -> str | None:
+        """``strong`` for a credential field / parameter, ``weak`` for a credential-ish one."""
+        low = name.lower()
+        if low in self.fields:
+            return "strong"
+        if not _credentialish(low):
+            return None
+        return "strong" if _STRONG_NAME.search(low) else "weak"
+
+
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def assignment_name(text: str, m: re.Match[str]) -> str:
+    """The whole name an `ASSIGNMENT_RE` match belongs to (extended left over name chars)."""
+    start = m.start()
+    while start > 0 and m.start() - start < 40 and text[start - 1] in _NAME_CHARS:
+        start -= 1
+    end = m.start()
+    while end < len(text) and (text[end] in _NAME_CHARS):
+        end += 1
+    return text[start:end]
+
+
+def _credentialish(name: str) -> bool:
+    return bool(_WEAK_NAME.search(name)) and not _NOT_CREDENTIAL.search(name)
+
+
+def strip_scheme(value: str) -> str:
+    """The credential without its scheme word (``Bearer``, ``Basic``, ``AWS4-HMAC-SHA256``)."""
+    return _SCHEME.sub("", value.strip(), count=1).strip()
+
+
+def is_secret_value(value: str, kind: str) -> bool:
+    """Whether a value found under a credential name of `kind` (strong / weak) is a secret."""
+    v = strip_scheme(value)
+    if is_placeholder(v) or len(v) < 6 or any(c.isspace() for c in v):
+        return False
+    if _IDENTIFIER.fullmatch(v) and ("." in v or "_" in v):
+        return False  # a reference such as os.environ or settings.API_KEY
+    if kind == "strong":
+        return (len(set(v)) >= 5 and not v.isalpha()) or looks_random(v, 6, 2.5)
+    return not _ID_SHAPES.match(v) and looks_random(v, 10, 3.0)
+
+
+def context_detector(name: str, host: str = "", fallback: str = "credential-field") -> str:
+    """The detector id for a context finding: the provider named by the name or host."""
+    low = name.lower()
+    for word, det in _PROVIDER_WORDS:
+        if word in low:
+            return det
+    for word, det in _HOST_WORDS:
+        if word in host.lower():
+            return det
+    return fallback

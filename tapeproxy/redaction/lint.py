@@ -1,0 +1,214 @@
+"""The cassette secret linter: findings for zstd cassettes and plain JSON, YAML and text files.
+
+Cassettes are scanned structure first (every interaction through the recorder's own scanner,
+so the linter and the redaction agree), then as raw text. Test folders are never discounted:
+cassettes live in tests/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tapeproxy.cassettes.store import decompress, parse_json
+from tapeproxy.errors import BadInputError
+from tapeproxy.redaction.bodies import body_edits
+from tapeproxy.redaction.redactor import Redactor
+from tapeproxy.redaction.scanner import Hit, fingerprint
+
+__all__ = ["LINTED_SUFFIXES", "Finding", "Linter", "collect_files", "mask"]
+
+LINTED_SUFFIXES = (".zst", ".json", ".jsonl", ".ndjson", ".yaml", ".yml", ".txt", ".har", ".env")
+"""File name endings a directory scan picks up (a file named explicitly is always linted)."""
+
+_SKIPPED_DIRS = frozenset({".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".tox"})
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_INTERACTION = re.compile(r"^\.?interactions\[(\d+)\]")
+
+
+def mask(secret: str) -> str:
+    """A preview that never shows the whole secret: its first few characters and its length."""
+    shown = secret[: min(6, len(secret) // 4)]
+    return f"{shown}…({len(secret)} chars)"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One secret in one place of one file."""
+
+    file: str
+    interaction: int | None
+    location: str
+    detector: str
+    secret: str = field(repr=False)
+    line: int | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 hex of the secret (what allow-lists hold)."""
+        return fingerprint(self.secret)
+
+    @property
+    def preview(self) -> str:
+        """The masked secret."""
+        return mask(self.secret)
+
+    def to_dict(self, reveal: bool = False) -> dict[str, Any]:
+        """The finding as the JSON Lines object of ``--format json``."""
+        out: dict[str, Any] = {
+            "file": self.file,
+            "interaction": self.interaction,
+            "location": self.location,
+            "detector": self.detector,
+            "fingerprint": self.fingerprint,
+            "preview": self.preview,
+        }
+        if self.line is not None:
+            out["line"] = self.line
+        if reveal:
+            out["secret"] = self.secret
+        return out
+
+
+class Linter:
+    """Lints files and blobs with a report-only `Redactor` (same detectors as recording).
+
+    Args:
+        redactor: built with ``report_only=True`` (see `Redactor.from_config`).
+    """
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        self.scanner = redactor.scanner
+
+    def lint_paths(
+        self, paths: Sequence[Path], progress: Callable[[Path], None] | None = None
+    ) -> list[Finding]:
+        """Findings for files and directories (recursively).
+
+        Raises:
+            BadInputError: a path does not exist or cannot be read.
+            CassetteError: a zstd file is damaged or a cassette does not fit its schema.
+        """
+        findings: list[Finding] = []
+        for path in collect_files(paths):
+            try:
+                data = path.read_bytes()
+            except OSError as e:
+                raise BadInputError(f"{path}: cannot read ({e.strerror or e})") from e
+            findings += self.lint_bytes(str(path), data)
+            if progress is not None:
+                progress(path)
+        return findings
+
+    def lint_bytes(self, name: str, data: bytes) -> list[Finding]:
+        """Findings for the content of one file called `name`."""
+        if data.startswith(_ZSTD_MAGIC):
+            data = decompress(data, source=name)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+        stripped = text.lstrip()
+        hits: list[tuple[Hit, int | None]] = []
+        if stripped[:1] in ("{", "["):
+            hits = self._json(name, text, data)
+        elif name.endswith((".yaml", ".yml")) or name.endswith((".yaml.zst", ".yml.zst")):
+            hits = self._yaml(name, text)
+        hits += self._text(text, {h.secret for h, _ in hits})
+        return _findings(name, hits)
+
+    def _json(self, name: str, text: str, data: bytes) -> list[tuple[Hit, int | None]]:
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            return self._lines(text) if name.endswith((".jsonl", ".ndjson")) else []
+        if isinstance(doc, dict) and str(doc.get("format", "")).startswith("tapeproxy/"):
+            cassette = parse_json(data, source=name)
+            out: list[tuple[Hit, int | None]] = []
+            for i, interaction in enumerate(cassette.interactions):
+                _, hits = self.redactor.scan_interaction(interaction, f"interactions[{i}].")
+                out += [(h, i) for h in hits]
+            return out
+        edits_hits = self.scanner.json_edits(text, "")
+        return [(h, _interaction_of(h.path)) for h in edits_hits[1]]
+
+    def _yaml(self, name: str, text: str) -> list[tuple[Hit, int | None]]:
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError:
+            return []
+        as_json = json.dumps(doc, default=str, ensure_ascii=False)
+        _, hits = self.scanner.json_edits(as_json, "")
+        return [(h, _interaction_of(h.path)) for h in hits]
+
+    def _lines(self, text: str) -> list[tuple[Hit, int | None]]:
+        out: list[tuple[Hit, int | None]] = []
+        for n, line in enumerate(text.splitlines(), 1):
+            _, hits = body_edits(self.scanner, line, "", f"line {n}")
+            out += [(h, None) for h in hits]
+        return out
+
+    def _text(self, text: str, seen: set[str]) -> list[tuple[Hit, int | None]]:
+        """The raw-text safety net: every match not already found structurally."""
+        out: list[tuple[Hit, int | None]] = []
+        for m in self.scanner.matches(text):
+            if m.secret not in seen:
+                seen.add(m.secret)
+                line = text.count("\n", 0, m.start) + 1
+                out.append((Hit(m.detector, m.secret, f"line {line}"), None))
+        if "\n" in text and not text.lstrip().startswith(("{", "[")):
+            for hit, idx in self._lines(text):
+                if hit.secret not in seen:
+                    seen.add(hit.secret)
+                    out.append((hit, idx))
+        return out
+
+
+def _interaction_of(path: str) -> int | None:
+    m = _INTERACTION.match(path)
+    return int(m.group(1)) if m else None
+
+
+def _findings(name: str, hits: Iterable[tuple[Hit, int | None]]) -> list[Finding]:
+    out: list[Finding] = []
+    seen: set[tuple[str, str]] = set()
+    for hit, idx in hits:
+        location = hit.path.lstrip(".") or "$"
+        if hit.secret in location:
+            location = location.replace(hit.secret, mask(hit.secret))
+        if (location, hit.secret) in seen:
+            continue
+        seen.add((location, hit.secret))
+        line = int(location[5:]) if location.startswith("line ") else None
+        out.append(Finding(name, idx, location, hit.detector, hit.secret, line))
+    return out
+
+
+def collect_files(paths: Sequence[Path]) -> list[Path]:
+    """The files to lint: given files as they are, directories walked for linted suffixes.
+
+    Raises:
+        BadInputError: a path does not exist.
+    """
+    out: list[Path] = []
+    for path in paths:
+        if path.is_file():
+            out.append(path)
+        elif path.is_dir():
+            out += sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.name.endswith(LINTED_SUFFIXES)
+                and not _SKIPPED_DIRS.intersection(p.relative_to(path).parts[:-1])
+            )
+        else:
+            raise BadInputError(f"{path}: no such file or directory")
+    return out

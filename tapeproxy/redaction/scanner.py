@@ -1,0 +1,373 @@
+"""The scanning engine shared by the recorder's redaction and the linter.
+
+It walks structure first (headers, URL parts, JSON literals, form pairs, SSE events joined per
+field across chunks), decodes what it meets (JSON inside strings, base64, percent-encoding),
+runs the detectors and context rules on every decoded string, then keeps a raw-text pass as a
+safety net. It returns edits on the text it was given (so callers can keep bytes and chunk
+sizes exact) and hits (what was found, where).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import quote, quote_plus, unquote_plus
+
+from tapeproxy.redaction.context import (
+    ASSIGNMENT_RE,
+    Names,
+    assignment_name,
+    context_detector,
+    is_secret_value,
+    strip_scheme,
+)
+from tapeproxy.redaction.detectors import TRIGGERS, Match, TokenFinder, looks_random
+from tapeproxy.redaction.jsonscan import decode_literal, literals, parses_as_json
+from tapeproxy.redaction.placeholders import MARKER_RE, marker
+
+__all__ = ["Edit", "Hit", "Scanner", "apply_edits", "fingerprint"]
+
+_MAX_DEPTH = 4
+_B64_RUN = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{24,}={0,2}")
+_PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+_AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+_LONG_RUN = re.compile(r"[A-Za-z0-9+/_-]{24}")
+_NAMES_TRIGGER = (
+    r"(?:key|secret|token|passw|credential|auth|session|cookie|sig)"
+    r"[a-z0-9_]{0,20}['\"\\]{0,2}\s*[:=]"
+)
+_SCHEME_WORD = re.compile(r"^\s*(?:Bearer|Basic|Token|Bot|ApiKey)\s+", re.IGNORECASE)
+
+
+def fingerprint(secret: str) -> str:
+    """The stable id of a secret for allow-lists: sha256 hex of the secret string."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace ``text[start:end]`` by `new`."""
+
+    start: int
+    end: int
+    new: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A secret found: detector id, the secret, and its location below the scanned unit."""
+
+    detector: str
+    secret: str
+    path: str
+
+
+def apply_edits(text: str, edits: Iterable[Edit]) -> str:
+    """`text` with non-overlapping edits applied."""
+    out, pos = [], 0
+    for e in sorted(edits, key=lambda e: e.start):
+        out.append(text[pos : e.start])
+        out.append(e.new)
+        pos = e.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+class Scanner:
+    """Finds (and computes the redaction of) secrets in strings, JSON, forms, URLs and SSE.
+
+    Args:
+        finder: the compiled detectors.
+        names: credential header / field / parameter names.
+        allowlist: fingerprints never reported nor redacted.
+        redact: True for the recorder (credential-named values are always replaced, so a
+            request's key does not depend on them); False for the linter (only report values
+            that are not placeholders).
+    """
+
+    def __init__(
+        self, finder: TokenFinder, names: Names, allowlist: frozenset[str], redact: bool
+    ) -> None:
+        self.finder = finder
+        self.names = names
+        self.allowlist = allowlist
+        self.redact = redact
+        extra = "".join(f"|{re.escape(f)}" for f in sorted(names.fields - names.default_fields))
+        # Matched against the lower-cased text: much faster than an IGNORECASE alternation.
+        self._names_trigger = re.compile(f"(?:{_NAMES_TRIGGER}{extra})")
+
+    def suspicious(self, text: str) -> bool:
+        """False only when nothing in `text` can be a secret (the cheap path for most bodies)."""
+        return bool(
+            self.finder.always
+            or TRIGGERS.search(text)
+            or self._has_credential_name(text.lower())
+            or _PERCENT.search(text)
+            or _LONG_RUN.search(text)
+        )
+
+    def _has_credential_name(self, low: str) -> bool:
+        for m in self._names_trigger.finditer(low):
+            name = assignment_name(low, m).strip("'\"\\")
+            if self.names.field_kind(name) or self.names.param_kind(name):
+                return True
+        return False
+
+    # ---- strings ------------------------------------------------------------------------
+
+    def matches(self, text: str) -> list[Match]:
+        """Token detectors, then ``NAME=value`` context rules, then AWS secret keys near ids."""
+        found = [m for m in self.finder.find(text) if fingerprint(m.secret) not in self.allowlist]
+        for m in ASSIGNMENT_RE.finditer(text):
+            s, e = m.span("s")
+            value, name = m.group("s"), assignment_name(text, m)
+            if _overlaps(found, s, e) or fingerprint(value) in self.allowlist:
+                continue
+            kind = self.names.field_kind(name) or self.names.param_kind(name) or "weak"
+            if is_secret_value(value, kind):
+                found.append(Match(s, e, context_detector(name, fallback="generic"), value))
+        if any(m.detector == "aws" for m in found):
+            found += self._aws_secrets(text, found)
+        return sorted(found, key=lambda m: m.start)
+
+    def pair_matches(self, text: str) -> list[Match]:
+        """Base64 runs that decode to ``user:password`` (Basic credentials without a scheme)."""
+        out = []
+        for m in _B64_RUN.finditer(text):
+            decoded = _b64_text(m.group())
+            if (
+                decoded is not None
+                and _is_credential_pair(decoded)
+                and fingerprint(m.group()) not in self.allowlist
+            ):
+                out.append(Match(m.start(), m.end(), "basic-auth", m.group()))
+        return out
+
+    def _aws_secrets(self, text: str, found: list[Match]) -> list[Match]:
+        out = []
+        for m in _AWS_SECRET.finditer(text):
+            if not _overlaps(found, *m.span()) and looks_random(m.group(), 40, 4.0):
+                out.append(Match(m.start(), m.end(), "aws", m.group()))
+        return out
+
+    def string(self, value: str, path: str, depth: int = 0) -> tuple[str, list[Hit]]:
+        """The redacted value and what was found in it, decoding nested layers."""
+        if len(value) < 6 or depth > _MAX_DEPTH:
+            return value, []
+        if depth < _MAX_DEPTH and parses_as_json(value):
+            edits, hits = self.json_edits(value, path, depth + 1)
+            return apply_edits(value, edits), hits
+        found = self.matches(value)
+        hits = [Hit(m.detector, m.secret, path) for m in found]
+        new = apply_edits(value, [Edit(m.start, m.end, marker(m.detector)) for m in found])
+        if _PERCENT.search(new):
+            new, more = self._percent_layer(new, path, depth)
+            hits += more
+        if len(new) >= 24:
+            new, more = self._base64_layer(new, path, depth)
+            hits += more
+        return new, hits
+
+    def _percent_layer(self, value: str, path: str, depth: int) -> tuple[str, list[Hit]]:
+        decoded = unquote_plus(value)
+        if decoded == value:
+            return value, []
+        _, hits = self.string(decoded, path, depth + 1)
+        for h in hits:
+            for variant in (
+                h.secret,
+                quote(h.secret, safe=""),
+                quote(h.secret),
+                quote_plus(h.secret),
+            ):
+                value = value.replace(variant, marker(h.detector))
+        return value, hits
+
+    def _base64_layer(self, value: str, path: str, depth: int) -> tuple[str, list[Hit]]:
+        edits, hits = [], []
+        for m in list(_B64_RUN.finditer(value))[:64]:
+            decoded = _b64_text(m.group())
+            if decoded is None:
+                continue
+            if _is_credential_pair(decoded) and fingerprint(m.group()) not in self.allowlist:
+                edits.append(Edit(m.start(), m.end(), marker("basic-auth")))
+                hits.append(Hit("basic-auth", m.group(), path))
+                continue
+            new, found = self.string(decoded, f"{path}<base64>", depth + 1)
+            if found:
+                hits += found
+                urlsafe = "-" in m.group() or "_" in m.group()
+                enc = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+                edits.append(Edit(m.start(), m.end(), enc(new.encode()).decode()))
+        return apply_edits(value, edits), hits
+
+    # ---- structures ---------------------------------------------------------------------
+
+    def json_edits(
+        self, text: str, path: str, depth: int = 0, pre: dict[int, list[Edit]] | None = None
+    ) -> tuple[list[Edit], list[Hit]]:
+        """Edits and hits for a JSON text; `pre` holds edits inside literals (by literal start)."""
+        edits: list[Edit] = []
+        hits: list[Hit] = []
+        for lit in literals(text):
+            raw = text[lit.start : lit.end]
+            value = decode_literal(raw)
+            if pre and lit.start in pre:
+                value = apply_edits(value, pre[lit.start])
+            if lit.is_key:
+                new, found_hits = self._token_only(value, f"{path}{lit.path}")
+            else:
+                kind = self.names.field_kind(lit.name)
+                new, found_hits = self._named(value, kind, lit.name, f"{path}{lit.path}", depth)
+            hits += found_hits
+            if new != decode_literal(raw):
+                edits.append(Edit(lit.start, lit.end, json.dumps(new, ensure_ascii=False)))
+        return edits, hits
+
+    def _token_only(self, value: str, path: str) -> tuple[str, list[Hit]]:
+        found = self.finder.find(value) if len(value) >= 6 else []
+        found = [m for m in found if fingerprint(m.secret) not in self.allowlist]
+        new = apply_edits(value, [Edit(m.start, m.end, marker(m.detector)) for m in found])
+        return new, [Hit(m.detector, m.secret, path) for m in found]
+
+    def _named(
+        self,
+        value: str,
+        kind: str | None,
+        name: str,
+        path: str,
+        depth: int,
+        host: str = "",
+        fallback: str = "credential-field",
+    ) -> tuple[str, list[Hit]]:
+        """A value under a field / parameter name: context rules first, then detectors."""
+        if kind is None or not value or MARKER_RE.fullmatch(strip_scheme(value)):
+            return self.string(value, path, depth)
+        secret = strip_scheme(value)
+        if fingerprint(secret) in self.allowlist:
+            return value, []
+        is_secret = is_secret_value(value, kind)
+        if not is_secret and not (self.redact and kind == "strong"):
+            return self.string(value, path, depth)
+        tokens = self.finder.find(secret)
+        det = tokens[0].detector if tokens else context_detector(name, host, fallback)
+        if self.redact and kind == "strong" and fallback == "credential-field":
+            det = context_detector(name, host)  # independent of the value: keys stay stable
+        scheme = _SCHEME_WORD.match(value)
+        new = (scheme.group() if scheme else "") + marker(det)
+        return new, [Hit(det, secret, path)] if is_secret else []
+
+    def form_edits(self, text: str, path: str, depth: int = 0) -> tuple[list[Edit], list[Hit]]:
+        """Edits and hits for ``a=b&c=d`` (form bodies and URL queries)."""
+        edits: list[Edit] = []
+        hits: list[Hit] = []
+        pos = 0
+        for part in text.split("&"):
+            name_raw, eq, value_raw = part.partition("=")
+            start = pos + len(name_raw) + 1
+            pos += len(part) + 1
+            if not eq:
+                continue
+            name, value = unquote_plus(name_raw), unquote_plus(value_raw)
+            kind = self.names.param_kind(name)
+            new, found = self._named(value, kind, name, f"{path}.{name}", depth)
+            hits += found
+            if new != value:
+                edits.append(Edit(start, start + len(value_raw), quote_plus(new, safe="<>:")))
+        return edits, hits
+
+    def url_edits(self, url: str, path: str) -> tuple[list[Edit], list[Hit]]:
+        """Edits and hits for a URL: userinfo, each query value, the path and host."""
+        edits: list[Edit] = []
+        hits: list[Hit] = []
+        q = url.find("?")
+        base, query = (url, "") if q < 0 else (url[:q], url[q + 1 :])
+        query = query.split("#", 1)[0]
+        new_base, found = self.string(base, f"{path}.path")
+        segments = new_base.split("/")
+        for i, segment in enumerate(segments[3:], 3):  # each path segment on its own too
+            segments[i], more = (
+                self.string(segment, f"{path}.path") if len(segment) >= 16 else (segment, [])
+            )
+            found += [h for h in more if h.secret not in {f.secret for f in found}]
+        new_base = "/".join(segments)
+        hits += [
+            Hit(h.detector, h.secret, f"{path}.userinfo") if h.detector == "url-credentials" else h
+            for h in found
+        ]
+        if new_base != base:
+            edits.append(Edit(0, len(base), new_base))
+        if query:
+            qe, qh = self.form_edits(query, f"{path}.query")
+            edits += [Edit(e.start + q + 1, e.end + q + 1, e.new) for e in qe]
+            hits += qh
+        return edits, hits
+
+    def header(self, name: str, value: str, path: str, host: str = "") -> tuple[str, list[Hit]]:
+        """The redacted header value and what was found in it."""
+        kind = self.names.header_kind(name)
+        if kind == "strong" and name.lower() in ("cookie", "set-cookie"):
+            return self._cookie(value, path)
+        return self._named(value, kind, name, path, 0, host, "credential-header")
+
+    def _cookie(self, value: str, path: str) -> tuple[str, list[Hit]]:
+        first, semi, rest = value.partition(";")
+        cname, eq, cval = first.partition("=")
+        secret = cval.strip()
+        if not eq or not secret or fingerprint(secret) in self.allowlist:
+            return value, []
+        hit = [Hit("cookie", secret, path)] if is_secret_value(secret, "weak") else []
+        if not self.redact:
+            return value, hit
+        return f"{cname}={marker('cookie')}" + (f";{rest}" if semi else ""), hit
+
+    def text_edits(self, text: str, path: str) -> tuple[list[Edit], list[Hit]]:
+        """Edits and hits for free text: the whole text through `string`, as one edit."""
+        new, hits = self.string(text, path)
+        if new == text:
+            return [], hits
+        head = 0
+        while head < min(len(new), len(text)) and new[head] == text[head]:
+            head += 1
+        tail = 0
+        while tail < min(len(new), len(text)) - head and new[-1 - tail] == text[-1 - tail]:
+            tail += 1
+        return [Edit(head, len(text) - tail, new[head : len(new) - tail])], hits
+
+
+def _overlaps(found: list[Match], start: int, end: int) -> bool:
+    return any(m.start < end and start < m.end for m in found)
+
+
+_PAIR = re.compile(r"[^\s:]{1,64}:(?P<password>\S{6,200})")
+
+
+def _is_credential_pair(text: str) -> bool:
+    """Whether decoded base64 is ``user:password`` (a Basic credential without its scheme)."""
+    m = _PAIR.fullmatch(text)
+    if m is None or "://" in text:
+        return False
+    return looks_random(m.group("password"), 8, 3.0)
+
+
+def _b64_text(run: str) -> str | None:
+    """The UTF-8 text a base64 run stands for, or None (binary, not base64, too big)."""
+    if len(run) > 65536 or len(set(run)) < 10:
+        return None
+    try:
+        padded = run + "=" * (-len(run) % 4)
+        data = (
+            base64.urlsafe_b64decode(padded)
+            if "-" in run or "_" in run
+            else base64.b64decode(padded, validate=True)
+        )
+        text = data.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    printable = sum(c.isprintable() or c in "\n\r\t" for c in text)
+    return text if text and printable >= 0.95 * len(text) else None

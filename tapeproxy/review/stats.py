@@ -1,0 +1,165 @@
+"""Statistics over cassettes: traffic by host, endpoint, model and status; error rates;
+latency; token usage as reported; and the cost a live run would have had."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from importlib.metadata import version
+from typing import Any
+from urllib.parse import urlsplit
+
+from tapeproxy.cassettes.model import Cassette, Interaction, body_bytes
+from tapeproxy.review.llm import Usage, error_type, extract
+from tapeproxy.review.pricing import price
+
+__all__ = ["TOKEN_FIELDS", "Stats", "collect", "latency_summary"]
+
+TOKEN_FIELDS = ("input", "output", "cached_input", "reasoning", "cache_write")
+_GEMINI_MODEL = re.compile(r"/models/([^/:]+)")
+
+
+@dataclass
+class Stats:
+    """Counters filled by `collect`; `to_json` gives the documented `--format json` document."""
+
+    cassettes: list[str] = field(default_factory=list)
+    interactions: int = 0
+    by_host: Counter[str] = field(default_factory=Counter)
+    by_endpoint: Counter[str] = field(default_factory=Counter)
+    by_model: Counter[str] = field(default_factory=Counter)
+    by_status: Counter[str] = field(default_factory=Counter)
+    errors_by_status: Counter[str] = field(default_factory=Counter)
+    errors_by_type: Counter[str] = field(default_factory=Counter)
+    errors: int = 0
+    ttfb_ms: list[float] = field(default_factory=list)
+    total_ms: list[float] = field(default_factory=list)
+    tokens: Counter[str] = field(default_factory=Counter)
+    tokens_by_model: dict[str, Counter[str]] = field(default_factory=dict)
+    cost_by_model: dict[str, Decimal] = field(default_factory=dict)
+    unpriced_models: set[str] = field(default_factory=set)
+
+    def to_json(self) -> dict[str, Any]:
+        """The statistics as JSON-ready data."""
+        rate = self.errors / self.interactions if self.interactions else 0.0
+        return {
+            "cassettes": self.cassettes,
+            "interactions": self.interactions,
+            "by_host": dict(sorted(self.by_host.items())),
+            "by_endpoint": dict(sorted(self.by_endpoint.items())),
+            "by_model": dict(sorted(self.by_model.items())),
+            "by_status": dict(sorted(self.by_status.items())),
+            "errors": {
+                "count": self.errors,
+                "rate": round(rate, 4),
+                "by_status": dict(sorted(self.errors_by_status.items())),
+                "by_type": dict(sorted(self.errors_by_type.items())),
+            },
+            "latency_ms": {
+                "ttfb": latency_summary(self.ttfb_ms),
+                "total": latency_summary(self.total_ms),
+            },
+            "tokens": {name: self.tokens[name] for name in TOKEN_FIELDS},
+            "tokens_by_model": {
+                model: {name: counts[name] for name in TOKEN_FIELDS}
+                for model, counts in sorted(self.tokens_by_model.items())
+            },
+            "cost": {
+                "label": "cost a live run would have had",
+                "currency": "USD",
+                "prices": f"genai-prices {version('genai-prices')} list prices",
+                "total": float(sum(self.cost_by_model.values(), Decimal(0))),
+                "by_model": {m: float(c) for m, c in sorted(self.cost_by_model.items())},
+                "unpriced_models": sorted(self.unpriced_models),
+            },
+        }
+
+
+def latency_summary(values: Sequence[float]) -> dict[str, float | int | None]:
+    """count, min, mean, p50, p95 and max (linear interpolation between ranks), in ms."""
+    if not values:
+        return {"count": 0, "min": None, "mean": None, "p50": None, "p95": None, "max": None}
+    ordered = sorted(values)
+    return {
+        "count": len(ordered),
+        "min": round(ordered[0], 1),
+        "mean": round(sum(ordered) / len(ordered), 1),
+        "p50": round(_percentile(ordered, 0.50), 1),
+        "p95": round(_percentile(ordered, 0.95), 1),
+        "max": round(ordered[-1], 1),
+    }
+
+
+def _percentile(ordered: Sequence[float], q: float) -> float:
+    rank = q * (len(ordered) - 1)
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def collect(cassettes: Iterable[tuple[str, Cassette]]) -> Stats:
+    """Statistics over named cassettes. Latency counts only interactions with a recorded
+    timing (a total above zero); imported vcrpy cassettes carry none."""
+    stats = Stats()
+    for name, cassette in cassettes:
+        stats.cassettes.append(name)
+        for item in cassette.interactions:
+            _add(stats, item)
+    return stats
+
+
+def _add(stats: Stats, item: Interaction) -> None:
+    url = urlsplit(item.request.url)
+    stats.interactions += 1
+    stats.by_host[url.netloc] += 1
+    stats.by_endpoint[f"{item.request.method} {url.netloc}{url.path}"] += 1
+    if item.timing.total_ms > 0:
+        stats.ttfb_ms.append(item.timing.ttfb_ms)
+        stats.total_ms.append(item.timing.total_ms)
+    body = body_bytes(item.response.body) if item.response else b""
+    llm = extract(body) if item.response and item.response.status < 400 else None
+    model = (llm.model if llm else None) or _requested_model(item)
+    stats.by_model[model or "(none)"] += 1
+    status = str(item.response.status) if item.response else "error"
+    stats.by_status[status] += 1
+    kind = error_type(body) if item.response else "transport"
+    if status == "error" or int(status) >= 400 or kind is not None:
+        stats.errors += 1
+        stats.errors_by_status[status] += 1
+        stats.errors_by_type[kind or "(unknown)"] += 1
+    if llm is not None and llm.usage is not None:
+        _add_usage(stats, model, llm.usage, item.request.url)
+
+
+def _add_usage(stats: Stats, name: str | None, usage: Usage, url: str) -> None:
+    model = name or "(unknown)"
+    counts = {
+        "input": usage.input_tokens or 0,
+        "output": usage.output_tokens or 0,
+        "cached_input": usage.cached_input_tokens or 0,
+        "reasoning": usage.reasoning_tokens or 0,
+        "cache_write": usage.cache_write_tokens or 0,
+    }
+    stats.tokens.update(counts)
+    stats.tokens_by_model.setdefault(model, Counter()).update(counts)
+    cost = price(usage, name, url) if name else None
+    if cost is None:
+        stats.unpriced_models.add(model)
+    else:
+        stats.cost_by_model[model] = stats.cost_by_model.get(model, Decimal(0)) + cost
+
+
+def _requested_model(item: Interaction) -> str | None:
+    found = _GEMINI_MODEL.search(urlsplit(item.request.url).path)
+    if found:
+        return found.group(1)
+    try:
+        data = json.loads(body_bytes(item.request.body))
+    except ValueError:
+        return None
+    model = data.get("model") if isinstance(data, dict) else None
+    return model if isinstance(model, str) and model else None

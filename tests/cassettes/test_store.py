@@ -1,0 +1,265 @@
+"""Tests for tapeproxy/cassettes/store.py: deterministic, atomic zstd cassette files."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from tapeproxy.cassettes.model import (
+    Body,
+    Interaction,
+    Request,
+    Response,
+    body_bytes,
+    new_cassette,
+)
+from tapeproxy.cassettes.store import (
+    decompress,
+    dumps,
+    load,
+    loads,
+    parse_json,
+    save,
+    to_json_bytes,
+)
+from tapeproxy.errors import CassetteError, CassetteWriteError
+from tests.cassettes.samples import sample_cassette
+
+
+def test_saving_twice_gives_identical_bytes(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.json.zst", tmp_path / "b.json.zst"
+    assert save(a, sample_cassette())
+    assert save(b, sample_cassette())
+    assert a.read_bytes() == b.read_bytes() == dumps(sample_cassette())
+
+
+def test_load_of_save_is_the_same_cassette(tmp_path: Path) -> None:
+    path = tmp_path / "c.json.zst"
+    cassette = sample_cassette()
+    save(path, cassette)
+    assert load(path) == cassette
+    assert loads(dumps(cassette)) == cassette
+
+
+def test_save_only_writes_when_something_changed(tmp_path: Path) -> None:
+    path = tmp_path / "c.json.zst"
+    assert save(path, sample_cassette()) is True
+    before = os.stat(path)
+    assert save(path, sample_cassette()) is False
+    after = os.stat(path)
+    assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
+    assert save(path, sample_cassette(created="2030-01-01T00:00:00Z")) is True
+    assert load(path).meta.created == "2030-01-01T00:00:00Z"
+
+
+def test_json_is_canonical_and_the_frame_has_checksum_and_size() -> None:
+    raw = to_json_bytes(sample_cassette())
+    doc = json.loads(raw)
+    assert raw == json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8", "backslashreplace"
+    )
+    assert doc["format"] == "tapeproxy/1"
+    assert "chunks" not in doc["interactions"][0]["response"]  # None fields are left out
+    params = zstandard.get_frame_parameters(dumps(sample_cassette()))
+    assert params.content_size == len(raw)
+    assert params.has_checksum
+
+
+def test_undecodable_header_bytes_survive_a_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "c.json.zst"
+    save(path, sample_cassette())
+    headers = dict(load(path).interactions[0].request.headers)
+    assert headers["x-odd"] == "caf\udcc3"
+
+
+def test_new_files_get_the_umask_mode_and_no_temp_files_remain(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        save(tmp_path / "sub" / "c.json.zst", sample_cassette())
+    finally:
+        os.umask(old)
+    assert (tmp_path / "sub" / "c.json.zst").stat().st_mode & 0o777 == 0o640
+    assert os.listdir(tmp_path / "sub") == ["c.json.zst"]
+
+
+def test_a_failed_write_raises_and_keeps_what_was_there(tmp_path: Path) -> None:
+    (tmp_path / "dir.json.zst").mkdir()
+    with pytest.raises(CassetteWriteError, match=r"dir\.json\.zst"):
+        save(tmp_path / "dir.json.zst", sample_cassette())
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"keep")
+    with pytest.raises(CassetteWriteError):
+        save(blocker / "c.json.zst", sample_cassette())
+    assert blocker.read_bytes() == b"keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.json.zst", "file"]
+
+
+# ---- refusing bad files ------------------------------------------------------------------------
+
+
+def _frame(raw: bytes, **kwargs: bool) -> bytes:
+    params = zstandard.ZstdCompressionParameters.from_level(3, **kwargs)
+    return zstandard.ZstdCompressor(compression_params=params).compress(raw)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "not a zstd file"),
+        (b'{"format": "tapeproxy/1"}', "not a zstd file"),
+        (dumps(sample_cassette())[:-10], "truncated"),
+        (dumps(sample_cassette()) + b"extra", "unexpected bytes after the zstd frame"),
+        (_frame(b"{}", write_content_size=False), "without a content size"),
+        (_frame(b"{not json"), "not valid JSON"),
+        (_frame(b"[1, 2]"), "expected a JSON object"),
+        (_frame(b'{"format": "tapeproxy/2", "meta": {}}'), "newer than this tapeproxy reads"),
+        (_frame(b'{"format": "vcr"}'), "not a tapeproxy cassette"),
+        (_frame(b'{"format": "tapeproxy/1", "meta": {}}'), "does not match the tapeproxy/1 schema"),
+        (_frame(b"[" * 100_000 + b"]" * 100_000), "not valid JSON"),
+    ],
+)
+def test_bad_bytes_are_refused_by_name(data: bytes, message: str) -> None:
+    with pytest.raises(CassetteError, match=message) as info:
+        loads(data, source="some/file.json.zst")
+    assert str(info.value).startswith("some/file.json.zst: ")
+
+
+def test_the_decompressed_size_limit_guards_against_bombs() -> None:
+    bomb = _frame(b'{"format":"tapeproxy/1"}' + b" " * 10_000_000)
+    assert len(bomb) < 2000
+    with pytest.raises(CassetteError, match="over the limit"):
+        decompress(bomb, source="bomb", limit=1_000_000)
+
+
+def test_a_missing_file_is_a_cassette_error(tmp_path: Path) -> None:
+    with pytest.raises(CassetteError, match="cannot read cassette"):
+        load(tmp_path / "nope.json.zst")
+
+
+def test_extra_fields_are_refused() -> None:
+    doc = json.loads(to_json_bytes(sample_cassette()))
+    doc["interactions"][0]["surprise"] = 1
+    with pytest.raises(CassetteError, match="surprise"):
+        parse_json(json.dumps(doc).encode(), source="x")
+
+
+# ---- crash safety ------------------------------------------------------------------------------
+
+_WRITER = """
+import os, sys, time
+from tapeproxy.cassettes.model import (
+    Body,
+    Interaction,
+    Request,
+    Response,
+    body_bytes,
+    new_cassette,
+)
+from tapeproxy.cassettes.store import save
+
+def big(tag, b64):
+    response = Response(status=200, body=Body(base64=b64))
+    request = Request(method="GET", url="https://h/" + tag)
+    interaction = Interaction(key=tag, request=request, response=response)
+    return new_cassette("0", tag).model_copy(update={"interactions": (interaction,)})
+
+versions = [big("old", sys.stdin.readline().strip()), big("new", sys.stdin.readline().strip())]
+print("ready", flush=True)
+parent, deadline = os.getppid(), time.monotonic() + 60
+for i in range(100_000):  # the parent kills this process long before these bounds
+    if time.monotonic() > deadline or os.getppid() != parent:
+        break
+    save(sys.argv[1], versions[i % 2])
+"""
+
+
+def _big(tag: str, payload: bytes) -> bytes:
+    """The exact file the writer child saves for `tag` (same construction as in _WRITER)."""
+    response = Response(status=200, body=Body(base64=base64.b64encode(payload).decode()))
+    request = Request(method="GET", url="https://h/" + tag)
+    interaction = Interaction(key=tag, request=request, response=response)
+    return dumps(new_cassette("0", tag).model_copy(update={"interactions": (interaction,)}))
+
+
+def _kill_mid_write(child: subprocess.Popen[str], folder: Path, complete: set[int]) -> bool:
+    """Kill the writer as soon as a partly written file shows up in `folder` (or after a
+    random while); True when the kill landed while a file was being written."""
+    deadline = time.monotonic() + 2.0
+    partial = False
+    for _ in range(1_000_000):  # bounded in count and in time
+        if time.monotonic() > deadline:
+            break
+        if any(size not in complete for size in _sizes(folder)):
+            partial = True
+            break
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    return partial
+
+
+def _sizes(folder: Path) -> list[int]:
+    sizes = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            try:
+                sizes.append(entry.stat().st_size)
+            except FileNotFoundError:  # a temp file renamed over the cassette meanwhile
+                continue
+    return sizes
+
+
+def test_killing_a_writer_mid_save_never_leaves_a_truncated_cassette(tmp_path: Path) -> None:
+    """SIGKILL a process that keeps overwriting a large cassette, the moment a partly written
+    file appears: the cassette on disk is always a complete old or new version."""
+    rng = random.Random(1234)
+    payloads = {"old": rng.randbytes(3_000_000), "new": rng.randbytes(3_000_000)}  # incompressible
+    complete = {len(_big(tag, p)) for tag, p in payloads.items()}
+    lines = "".join(base64.b64encode(p).decode() + "\n" for p in payloads.values())
+    path = tmp_path / "big.json.zst"
+    mid_write = 0
+    for _ in range(8):
+        child = subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert child.stdin is not None and child.stdout is not None
+            child.stdin.write(lines)
+            child.stdin.close()
+            assert child.stdout.readline() == "ready\n"
+            mid_write += _kill_mid_write(child, tmp_path, complete)
+        finally:
+            child.kill()
+            child.wait(timeout=30)
+            if child.stdout is not None:
+                child.stdout.close()
+        if path.exists():
+            cassette = load(path)  # raises on a torn file
+            (interaction,) = cassette.interactions
+            assert interaction.response is not None
+            assert body_bytes(interaction.response.body) == payloads[cassette.meta.created]
+    assert mid_write >= 4  # the kills did land while files were being written
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "big.json.zst"]
+    assert all(n.startswith(".big.json.zst.") and n.endswith(".tmp") for n in leftovers)
+
+
+def test_sample_helpers_build_valid_interactions() -> None:
+    # The crash test's child builds cassettes the same way; keep that path type-checked here.
+    request = Request(method="GET", url="https://h/x")
+    response = Response(status=200, body=Body(base64="AAEC"))
+    cassette = new_cassette("0", "t").model_copy(
+        update={"interactions": (Interaction(key="k", request=request, response=response),)}
+    )
+    assert loads(dumps(cassette)) == cassette

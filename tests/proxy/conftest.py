@@ -1,0 +1,67 @@
+"""Fixtures for tests that run a real proxy against a fake provider on 127.0.0.1 over TLS."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tapeproxy.fakeprovider import FakeProvider
+from tapeproxy.proxy.ca import ensure_ca
+from tapeproxy.proxy.latency import Latency
+from tapeproxy.proxy.runner import ProxyConfig, ProxyRunner
+from tapeproxy.testing_ca import ThrowawayCA
+
+
+@pytest.fixture(scope="session")
+def throwaway_ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCA:
+    return ThrowawayCA.create(tmp_path_factory.mktemp("upstream-ca"))
+
+
+@pytest.fixture(scope="session")
+def confdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("proxy-conf")
+    ensure_ca(folder)
+    return folder
+
+
+@pytest.fixture
+def provider(throwaway_ca: ThrowawayCA) -> Iterator[FakeProvider]:
+    with FakeProvider(throwaway_ca.server_context()) as p:
+        yield p
+
+
+ProxyFactory = Callable[..., AbstractContextManager[ProxyRunner]]
+
+
+@pytest.fixture
+def run_proxy(confdir: Path, throwaway_ca: ThrowawayCA) -> ProxyFactory:
+    """Start a proxy for a cassette and mode: `with run_proxy(path, "once") as runner: ...`."""
+
+    def start(cassette: Path, mode: str, **overrides: Any) -> ProxyRunner:
+        settings: dict[str, Any] = {
+            "cassette": cassette,
+            "mode": mode,
+            "confdir": confdir,
+            "upstream_ca": throwaway_ca.ca_cert,
+            "latency": Latency(1.0),
+        }
+        settings.update(overrides)
+        return ProxyRunner(ProxyConfig(**settings))
+
+    return start
+
+
+def client_for(runner: ProxyRunner, **kwargs: Any) -> httpx.Client:
+    """An httpx client routed through the proxy and trusting its CA."""
+    return httpx.Client(
+        proxy=runner.url,
+        verify=ssl.create_default_context(cafile=str(runner.config.ca_cert())),
+        timeout=30,
+        **kwargs,
+    )

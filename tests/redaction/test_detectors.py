@@ -1,0 +1,83 @@
+"""One positive and one negative example per detector rule (gitleaks-style), checksums, and
+the boundary rules: a token is found before ``&``, an escaped quote or a chunk boundary."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tapeproxy.redaction.context import Names
+from tapeproxy.redaction.detectors import TokenFinder, checksum_note, github_checksum_ok
+from tapeproxy.redaction.placeholders import is_placeholder
+from tapeproxy.redaction.scanner import Scanner
+from tests.redaction.corpus import FORMATS, Fmt
+
+_SCANNER = Scanner(TokenFinder(), Names(), frozenset(), redact=False)
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=[f.name for f in FORMATS])
+def test_each_format_is_found_in_text(fmt: Fmt) -> None:
+    secret = fmt.make(random.Random(fmt.name))
+    text = f"{fmt.keyword}={secret}" if fmt.keyword else f"key: {secret}&next=1"
+    found = {m.secret for m in _SCANNER.matches(text)}
+    found |= {m.secret for m in _SCANNER.pair_matches(text)}
+    assert any(secret in s or s in secret for s in found if len(s) >= 8), (text, found)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "sk-proj-" + "X" * 156,
+        "sk-ant-api03-" + "*" * 93 + "AA",
+        "AKIAIOSFODNN7EXAMPLE",
+        "ghp_" + "x" * 36,
+        "AIza" + "0" * 35,
+        "<redacted:openai>",
+        "sk-...ab12",
+        "chatcmpl-9xYzAbCdEfGhIjKlMnOpQrStUvWx",
+        "call_Ab3dEf9hIjKlMnOpQrStUvWx toolu_01AbCdEfGhIjKlMnOpQrStUv",
+        "d2c8f0e7a1b34c5d9e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5",
+        "claude-3-5-sonnet-20241022 gpt-4o-2024-08-06",
+        "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0\n-----END PUBLIC KEY-----",
+        "api_key=os.environ['OPENAI_API_KEY'] password: <your password>",
+        "The secret to bread is patience; tokens are counted per request.",
+        "max_tokens: 1024, prompt_tokens=12",
+        "task-manager-for-everyone and desk-organizer-tools",
+    ],
+)
+def test_hard_negatives_are_not_flagged(text: str) -> None:
+    assert _SCANNER.matches(text) == []
+
+
+def test_boundaries_do_not_depend_on_what_follows() -> None:
+    token = "AIzaSy" + "Ab3dEf9hIj" * 3 + "Xy_"
+    for text in (f"k={token}&x=1", f'\\"{token}\\"', f"{token}\n", f"x%3D{token}", f"\\n{token}"):
+        assert [m.secret for m in _SCANNER.matches(text)] == [token], text
+    assert _SCANNER.matches(token + "Z") == []  # longer than the format: not this token
+
+
+def test_github_checksums() -> None:
+    good = FORMATS[[f.name for f in FORMATS].index("github-pat")].make(random.Random(1))
+    assert github_checksum_ok(good)
+    bad = good[:-1] + ("A" if good[-1] != "A" else "B")
+    assert not github_checksum_ok(bad)
+    fine = FORMATS[[f.name for f in FORMATS].index("github-fine-grained")].make(random.Random(2))
+    assert checksum_note("github", fine) is True
+    assert checksum_note("openai", "sk-x") is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("<redacted:openai>", True),
+        ("${OPENAI_API_KEY}", True),
+        ("{{ token }}", True),
+        ("REDACTED", True),
+        ("sk-proj-XXXXXXXXXXXXXXXX", True),
+        ("your-api-key", True),
+        ("sk-proj-Ab3dEf9hIjKlMnOp", False),
+    ],
+)
+def test_placeholder_grammar(value: str, expected: bool) -> None:
+    assert is_placeholder(value, "sk-proj-") is expected

@@ -1,0 +1,137 @@
+"""Record-time redaction: zero bytes of any secret in any placement survive, chunk sizes still
+cover the body, and a request's key does not depend on the secrets it carried."""
+
+from __future__ import annotations
+
+import base64
+import json
+from urllib.parse import quote, quote_plus
+
+import pytest
+
+from tapeproxy.cassettes.key import request_key
+from tapeproxy.cassettes.model import Body, MatchRules, Request, Response
+from tapeproxy.errors import ConfigError
+from tapeproxy.redaction import Redactor
+from tapeproxy.redaction.redactor import rechunk
+from tests.redaction.corpus import generate
+
+
+def _variants(secret: str) -> set[str]:
+    out = {secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]}
+    out.add(base64.b64encode(secret.encode()).decode()[:-4])
+    return {v for v in out if len(v) >= 8}
+
+
+def test_no_byte_of_any_secret_survives_in_any_placement() -> None:
+    redactor = Redactor()
+    leaks = []
+    for doc in generate(seed=5, per_format=11, clean=0):
+        assert doc.secret is not None
+        safe = redactor.redact_interaction(doc.interaction)
+        stored = safe.model_dump_json()
+        for part in (safe.response.body if safe.response else None, safe.request.body):
+            if part is not None and part.base64 is not None:
+                stored += part.to_bytes().decode("latin-1")
+        for variant in _variants(doc.secret):
+            if variant in stored or variant[: len(variant) // 2 + 4] in stored:
+                leaks.append((doc.name, doc.placement))
+    assert leaks == [], leaks
+
+
+def test_split_secret_is_redacted_in_both_chunks_and_sizes_still_add_up() -> None:
+    for doc in generate(seed=11, per_format=1, clean=0):
+        assert doc.placement == "sse-split" and doc.interaction.response is not None
+        resp = Redactor().redact_response(doc.interaction.response)
+        body = resp.body.to_bytes() if resp.body else b""
+        assert resp.chunks is not None and sum(n for _, n in resp.chunks) == len(body)
+        assert len(resp.chunks) == len(doc.interaction.response.chunks or ())
+        assert b"<redacted:" in body
+        assert doc.secret is not None and doc.secret[:6].encode() not in body[-200:] + body[:0]
+
+
+def test_key_is_the_same_with_or_without_the_secret() -> None:
+    rules = MatchRules()
+    r = Redactor()
+
+    def key(secret: str) -> str:
+        req = Request(
+            method="POST",
+            url=f"https://api.example.com/v1/chat?key={secret}&v=1",
+            headers=(("content-type", "application/json"), ("authorization", f"Bearer {secret}")),
+            body=Body(text=json.dumps({"api_key": secret, "messages": []})),
+        )
+        red = r.redact_request(req)
+        body = red.body.to_bytes() if red.body else b""
+        return request_key(red.method, red.url, red.headers, body, rules)
+
+    real = "sk-proj-" + "Ab3dEf9hIj" * 8
+    assert key(real) == key("sk-proj-" + "Zy8xWv7uTs" * 8) == key("dummy")
+
+
+def test_redaction_is_idempotent_and_deterministic() -> None:
+    r = Redactor()
+    for doc in generate(seed=3, per_format=2, clean=20):
+        once = r.redact_interaction(doc.interaction)
+        assert r.redact_interaction(once) == once == r.redact_interaction(doc.interaction)
+
+
+def test_clean_interactions_are_left_untouched() -> None:
+    r = Redactor()
+    for doc in generate(seed=3, per_format=0, clean=44):
+        safe = r.redact_interaction(doc.interaction)
+        assert safe.response == doc.interaction.response, doc.name
+        if doc.fmt != "placeholder":  # credential-named fields are always replaced (stable keys)
+            assert safe.request.body == doc.interaction.request.body, doc.name
+
+
+def test_rechunk_moves_boundaries_after_an_edit() -> None:
+    chunks = ((0.0, 10), (5.0, 10), (9.0, 10))
+    assert rechunk(chunks, [(12, 18, 2)]) == ((0.0, 10), (5.0, 6), (9.0, 10))
+    assert rechunk(chunks, [(8, 14, 1)]) == ((0.0, 9), (5.0, 6), (9.0, 10))
+
+
+def test_from_config_extra_names_patterns_and_allowlist() -> None:
+    secret = "acme-" + "9f8e7d6c5b4a" * 2
+    allowed = "sk-proj-" + "Qw3eRt5yUi" * 8
+    import hashlib
+
+    r = Redactor.from_config(
+        {
+            "redact_headers": ["X-Acme-Auth"],
+            "redact_fields": ["acme_credential"],
+            "redact_patterns": [{"name": "acme", "pattern": r"acme-[0-9a-f]{24}"}],
+            "allowlist": [hashlib.sha256(allowed.encode()).hexdigest()],
+        }
+    )
+    req = Request(
+        method="POST",
+        url="https://acme.example/v1",
+        headers=(("x-acme-auth", "hello-world-1"), ("content-type", "application/json")),
+        body=Body(text=json.dumps({"acme_credential": "abc", "note": f"{secret} {allowed}"})),
+    )
+    red = r.redact_request(req)
+    text = red.model_dump_json()
+    assert "hello-world-1" not in text and secret not in text and allowed in text
+    assert "<redacted:acme>" in text
+
+
+@pytest.mark.parametrize(
+    "table",
+    [{"redact_headers": "x"}, {"redact_patterns": ["("]}, {"allowlist": [1]}],
+)
+def test_from_config_rejects_bad_values(table: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        Redactor.from_config(table)
+
+
+def test_set_cookie_and_binary_bodies() -> None:
+    secret = "AKIA" + "QWERTYUIOPASDFGH"
+    resp = Response(
+        status=200,
+        headers=(("set-cookie", "session=Zx8Yw7Vu6Ts5Rq4P; Path=/; HttpOnly"),),
+        body=Body.from_bytes(b"\xff\x00binary " + secret.encode() + b" \xfe"),
+    )
+    red = Redactor().redact_response(resp)
+    assert red.headers[0][1].startswith("session=<redacted:cookie>; Path=/")
+    assert red.body is not None and secret.encode() not in red.body.to_bytes()
