@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 from mitmproxy import http
 
-from tapeproxy.cassettes.model import Interaction, RecordedError, Request, Response, Timing
+from tapeproxy.cassettes.model import RecordedError, Request, Response, Timing
 from tapeproxy.proxy.flows import HOP_BY_HOP, capture_request, redirect_to_tapeserver
-from tapeproxy.proxy.session import TapeSession
+from tapeproxy.proxy.session import Captured, TapeSession
 from tapeproxy.proxy.tapeserver import Head, TapeServer
 from tapeproxy.proxy.upstream import is_streamed, to_response
 
@@ -141,14 +141,7 @@ class Recorder:
         error: RecordedError | None,
         timing: Timing,
     ) -> None:
-        interaction = Interaction(
-            key=self.session.key(request),
-            request=request,
-            response=response,
-            error=error,
-            timing=timing,
-        )
-        self.session.add(interaction)
+        self.session.add(Captured(request, response, error, timing))
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:

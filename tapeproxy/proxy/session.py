@@ -18,7 +18,10 @@ from tapeproxy.cassettes.model import (
     Cassette,
     Interaction,
     MatchRules,
+    RecordedError,
     Request,
+    Response,
+    Timing,
     body_bytes,
     new_cassette,
 )
@@ -26,7 +29,7 @@ from tapeproxy.errors import ConfigError
 from tapeproxy.proxy.flows import WireResponse
 from tapeproxy.redaction import Redactor
 
-__all__ = ["MODES", "Miss", "Mode", "TapeSession"]
+__all__ = ["MODES", "Captured", "Miss", "Mode", "TapeSession"]
 
 Mode = Literal["none", "once", "new_episodes", "all"]
 MODES: tuple[Mode, ...] = ("none", "once", "new_episodes", "all")
@@ -78,6 +81,16 @@ class Miss:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """One exchange as captured, not yet keyed or redacted (that happens in `save`)."""
+
+    request: Request
+    response: Response | None
+    error: RecordedError | None
+    timing: Timing
+
+
 @dataclass
 class _Counts:
     hits: int = 0
@@ -119,7 +132,7 @@ class TapeSession:
         self.rules = self._cassette.meta.match
         self._keyed_headers = frozenset(h.lower() for h in self.rules.headers) | {"content-type"}
         self.index = ReplayIndex(self._cassette.interactions, repeat)
-        self._new: list[Interaction] = []
+        self._new: list[Captured] = []
         # by id(): the interactions live as long as this session, so ids are not reused
         self._wire: dict[int, WireResponse] = {}
         self._counts = _Counts()
@@ -173,12 +186,25 @@ class TapeSession:
             self._counts.misses.append(m)
         return m
 
-    def add(self, interaction: Interaction) -> None:
-        """Redact and keep a newly recorded interaction (written by `save`)."""
-        safe = self.redactor.redact_interaction(interaction)
+    def add(self, captured: Captured) -> None:
+        """Keep a newly recorded exchange; `save` keys and redacts it before writing.
+
+        Keying and redaction are deferred off the request path: they are most of what
+        recording costs per request, and nothing is written before they are done.
+        """
         with self._lock:
-            self._new.append(safe)
+            self._new.append(captured)
             self._counts.recorded += 1
+
+    def _interaction(self, c: Captured) -> Interaction:
+        raw = Interaction(
+            key=self.key(c.request),
+            request=c.request,
+            response=c.response,
+            error=c.error,
+            timing=c.timing,
+        )
+        return self.redactor.redact_interaction(raw)
 
     def count_passthrough(self) -> None:
         """Count a request to a host that is not recorded."""
@@ -199,9 +225,10 @@ class TapeSession:
     def save(self) -> bool:
         """Write the cassette if anything was recorded; True when the file was written."""
         with self._lock:
-            new = list(self._new)
-        if not new:
+            captured = list(self._new)
+        if not captured:
             return False
+        new = [self._interaction(c) for c in captured]
         old = self._cassette.interactions
         if self.mode == "all":
             touched = {it.key for it in new}
