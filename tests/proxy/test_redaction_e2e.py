@@ -226,6 +226,16 @@ def test_no_secret_of_any_placement_reaches_the_cassette_and_replay_hits(
                 _check_live(c, c.send(client, base))
         assert provider.requests == len(calls)
     written = _written(tmp_path / "out")
+    recorded = store.load(cassette).interactions
+    assert len(recorded) == len(calls)
+    # userinfo never reaches the proxy: httpx sends it as an Authorization: Basic header
+    assert not any("@" in ix.request.url for ix in recorded)
+    basic = [
+        ix
+        for ix in recorded
+        if ("Authorization", "Basic <redacted:credential-header>") in ix.request.headers
+    ]
+    assert len(basic) == sum(c.placement == "userinfo" for c in calls)
     leaks: dict[str, list[str]] = {}
     for c in calls:
         found = [name for name, form in _forms(c.secret).items() if form in written]
