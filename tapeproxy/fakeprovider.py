@@ -7,7 +7,8 @@ answer with that status), `x-fake-gap-ms` (pause between streamed events, defaul
 `x-fake-ttfb-ms` (pause before the headers), `x-fake-tail-ms` (after a stream's last event,
 pause, then send a closing `: end` comment), `x-fake-split` (stream the reply text in pieces of
 that many characters instead of word by word, so a token in it spans several events), and the
-path `/reset` (the connection is cut). Plain answers carry a fresh random Set-Cookie, like Cloudflare's in front of real APIs.
+path `/reset` (the connection is cut). Plain answers carry a fresh random Set-Cookie, like
+Cloudflare's in front of real APIs.
 It counts connections and requests, so a test can tell that a replay never reached it.
 """
 
