@@ -48,6 +48,7 @@ class Call:
     json: Any = None
     content: bytes | None = None
     split: bool = False  # the answer streams the secret across several events
+    fragments: list[str] = field(default_factory=list)  # its pieces, one per event, when split
 
     def url(self, base: str) -> str:
         if self.userinfo:
@@ -205,6 +206,21 @@ def _check_live(call: Call, response: httpx.Response) -> None:
         assert call.secret in "".join(pieces), (call.fmt, call.placement)
         alone = any(call.secret in p for p in pieces)
         assert alone != call.split, (call.fmt, call.placement, "split" if alone else "whole")
+        if call.split:
+            call.fragments = _fragments(pieces, call.secret)
+
+
+def _fragments(pieces: list[str], secret: str) -> list[str]:
+    """The parts of `secret` each piece carries (those of 8 characters or more: shorter ones
+    occur by chance)."""
+    start = "".join(pieces).index(secret)
+    out, pos = [], 0
+    for p in pieces:
+        lo, hi = max(start, pos), min(start + len(secret), pos + len(p))
+        if hi - lo >= 8:
+            out.append("".join(pieces)[lo:hi])
+        pos += len(p)
+    return out
 
 
 def _counts(calls: list[Call]) -> dict[str, int]:
@@ -226,19 +242,10 @@ def test_no_secret_of_any_placement_reaches_the_cassette_and_replay_hits(
                 _check_live(c, c.send(client, base))
         assert provider.requests == len(calls)
     written = _written(tmp_path / "out")
-    recorded = store.load(cassette).interactions
-    assert len(recorded) == len(calls)
-    # userinfo never reaches the proxy: httpx sends it as an Authorization: Basic header
-    assert not any("@" in ix.request.url for ix in recorded)
-    basic = [
-        ix
-        for ix in recorded
-        if ("Authorization", "Basic <redacted:credential-header>") in ix.request.headers
-    ]
-    assert len(basic) == sum(c.placement == "userinfo" for c in calls)
     leaks: dict[str, list[str]] = {}
     for c in calls:
         found = [name for name, form in _forms(c.secret).items() if form in written]
+        found += [f"piece {i}" for i, f in enumerate(c.fragments) if f.encode() in written]
         if found:
             leaks.setdefault(c.placement, []).append(f"{c.fmt}: {', '.join(found)}")
     misses: dict[str, list[str]] = {}
@@ -250,6 +257,18 @@ def test_no_secret_of_any_placement_reaches_the_cassette_and_replay_hits(
     print(json.dumps({p: n for p, n in _counts(calls).items()}))
     assert not leaks, json.dumps(leaks, indent=1)
     assert not misses, json.dumps(misses, indent=1)
+    recorded = store.load(cassette).interactions
+    assert len(recorded) == len(calls)
+    # userinfo never reaches the proxy: httpx sends it as an Authorization: Basic header
+    assert not any("@" in ix.request.url for ix in recorded)
+    basic = [
+        ix
+        for ix in recorded
+        if ("Authorization", "Basic <redacted:credential-header>") in ix.request.headers
+    ]
+    assert len(basic) == sum(c.placement == "userinfo" for c in calls)
     per_placement = _counts(calls)
+    split = [c for c in calls if c.split]
+    assert sum(len(c.fragments) >= 2 for c in split) >= len(split) * 0.8  # 52 of 59
     assert len(per_placement) == 13 and min(per_placement.values()) >= 40, per_placement
     assert {c.fmt for c in calls} == {f.name for f in FORMATS}
