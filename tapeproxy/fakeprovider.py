@@ -5,8 +5,10 @@ Answers are derived from the request (the reply echoes the last user message), s
 prompt gets a changed answer. Test knobs, all per request: header `x-fake-status` (an error
 answer with that status), `x-fake-gap-ms` (pause between streamed events, default 50),
 `x-fake-ttfb-ms` (pause before the headers), `x-fake-tail-ms` (after a stream's last event,
-pause, then send a closing `: end` comment), and the path `/reset` (the connection is
-cut). Plain answers carry a fresh random Set-Cookie, like Cloudflare's in front of real APIs.
+pause, then send a closing `: end` comment), `x-fake-split` (stream the reply text in pieces of
+that many characters instead of word by word, so a token in it spans several events), and the
+path `/reset` (the connection is cut). Plain answers carry a fresh random Set-Cookie, like
+Cloudflare's in front of real APIs.
 It counts connections and requests, so a test can tell that a replay never reached it.
 """
 
@@ -143,14 +145,15 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(status)
         text = _reply_text(doc)
         model = str(doc.get("model", "fake-model"))
+        pieces = _pieces(text, int(self.headers.get("x-fake-split") or 0))
         if path.endswith("/messages"):
-            events = _anthropic_events(text, model) if doc.get("stream") else None
+            events = _anthropic_events(text, model, pieces) if doc.get("stream") else None
             body = _anthropic_message(text, model)
         elif path.endswith("/responses"):
-            events = _responses_events(text, model) if doc.get("stream") else None
+            events = _responses_events(text, model, pieces) if doc.get("stream") else None
             body = _responses_object(text, model)
         else:
-            events = _chat_events(text, model) if doc.get("stream") else None
+            events = _chat_events(text, model, pieces) if doc.get("stream") else None
             body = _chat_completion(text, model)
         if events is not None:
             self._stream(events)
@@ -224,6 +227,13 @@ def _words(text: str) -> list[str]:
     return [p if i == len(parts) - 1 else p + " " for i, p in enumerate(parts)]
 
 
+def _pieces(text: str, size: int) -> list[str]:
+    """The streamed pieces of a reply: words, or `size`-character slices when size > 0."""
+    if size <= 0:
+        return _words(text)
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
 def _chat_completion(text: str, model: str) -> dict[str, Any]:
     return {
         "id": "chatcmpl-fake0001",
@@ -252,7 +262,7 @@ def _sse(data: dict[str, Any] | str, event: str | None = None) -> bytes:
     return f"{head}data: {payload}\n\n".encode()
 
 
-def _chat_events(text: str, model: str) -> Iterator[bytes]:
+def _chat_events(text: str, model: str, pieces: list[str]) -> Iterator[bytes]:
     base = {
         "id": "chatcmpl-fake0002",
         "object": "chat.completion.chunk",
@@ -267,7 +277,7 @@ def _chat_events(text: str, model: str) -> Iterator[bytes]:
             ],
         }
     )
-    for word in _words(text):
+    for word in pieces:
         yield _sse(
             {**base, "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]}
         )
@@ -304,7 +314,7 @@ def _responses_object(text: str, model: str) -> dict[str, Any]:
     }
 
 
-def _responses_events(text: str, model: str) -> Iterator[bytes]:
+def _responses_events(text: str, model: str, pieces: list[str]) -> Iterator[bytes]:
     done = _responses_object(text, model)
     started = {**done, "status": "in_progress", "output": [], "usage": None}
     seq = iter(range(1000))
@@ -312,7 +322,7 @@ def _responses_events(text: str, model: str) -> Iterator[bytes]:
         {"type": "response.created", "response": started, "sequence_number": next(seq)},
         "response.created",
     )
-    for word in _words(text):
+    for word in pieces:
         delta = {
             "type": "response.output_text.delta",
             "item_id": "msg_fake0001",
@@ -341,7 +351,7 @@ def _anthropic_message(text: str, model: str) -> dict[str, Any]:
     }
 
 
-def _anthropic_events(text: str, model: str) -> Iterator[bytes]:
+def _anthropic_events(text: str, model: str, pieces: list[str]) -> Iterator[bytes]:
     start = {**_anthropic_message(text, model), "content": [], "stop_reason": None}
     yield _sse({"type": "message_start", "message": start}, "message_start")
     yield _sse(
@@ -349,7 +359,7 @@ def _anthropic_events(text: str, model: str) -> Iterator[bytes]:
         "content_block_start",
     )
     yield _sse('{"type": "ping"}', "ping")
-    for word in _words(text):
+    for word in pieces:
         yield _sse(
             {
                 "type": "content_block_delta",

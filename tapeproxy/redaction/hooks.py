@@ -3,7 +3,11 @@
 The pre-push hook lints the blobs of the commits being pushed and blocks the push on
 findings. An existing pre-push hook is kept (renamed) and run first, with the same
 arguments and input. The hook records the interpreter that installed it and falls back to
-``tapeproxy`` on PATH.
+``tapeproxy`` on PATH. The textconv driver also names that interpreter (``PYTHON -m
+tapeproxy show``): git runs it from editors, GUIs and shells where the virtualenv is not on
+PATH, and a textconv that cannot start makes ``git diff`` fail outright. The setting lives in
+the clone's own ``.git/config``, so a machine-specific path is fine; re-run install-hooks
+after moving the virtualenv.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 
 from tapeproxy.redaction.gitblobs import git
 
-__all__ = ["HOOK_MARKER", "HookReport", "hook_script", "install_hooks"]
+__all__ = ["HOOK_MARKER", "HookReport", "hook_script", "install_hooks", "textconv_command"]
 
 HOOK_MARKER = "# tapeproxy pre-push hook"
 CHAINED = "pre-push.tapeproxy-chained"
@@ -83,6 +87,11 @@ def hook_script(python: str | None = None) -> str:
     )
 
 
+def textconv_command(python: str | None = None) -> str:
+    """The git textconv command: `python` (default: the running interpreter) -m tapeproxy show."""
+    return f"{shlex.quote(python or sys.executable)} -m tapeproxy show"
+
+
 def install_hooks(repo: Path | None = None, cassette_dirs: tuple[str, ...] = ()) -> HookReport:
     """Install the pre-push gate and the textconv driver in the git repository at `repo`.
 
@@ -106,7 +115,7 @@ def install_hooks(repo: Path | None = None, cassette_dirs: tuple[str, ...] = ())
         *(f"{d.strip('/')}/**/*.json.zst" for d in cassette_dirs),
     ]
     added = _add_attributes(top / ".gitattributes", patterns)
-    git(["config", "diff.tapeproxy.textconv", "tapeproxy show"], top)
+    git(["config", "diff.tapeproxy.textconv", textconv_command()], top)
     git(["config", "diff.tapeproxy.cachetextconv", "true"], top)
     return HookReport(hook, chained if chained.exists() else None, top / ".gitattributes", added)
 

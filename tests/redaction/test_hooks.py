@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -104,7 +105,8 @@ def test_install_hooks_sets_up_textconv_and_is_idempotent(tmp_path: Path) -> Non
         "**/cassettes/**/*.json.zst diff=tapeproxy",
         "recordings/**/*.json.zst diff=tapeproxy",
     ]
-    assert _git(repo, "config", "diff.tapeproxy.textconv").stdout.strip() == "tapeproxy show"
+    textconv = _git(repo, "config", "diff.tapeproxy.textconv").stdout.strip()
+    assert textconv == f"{shlex.quote(sys.executable)} -m tapeproxy show"
     assert _git(repo, "config", "diff.tapeproxy.cachetextconv").stdout.strip() == "true"
     hook = (repo / ".git" / "hooks" / "pre-push").read_text()
     assert sys.executable in hook
