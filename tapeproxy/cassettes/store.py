@@ -9,9 +9,11 @@ complete, checksummed `tapeproxy/1` cassette, and cap the decompressed size agai
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +102,8 @@ def decompress(data: bytes, *, source: str, limit: int = MAX_DECOMPRESSED_BYTES)
 def parse_json(raw: bytes, *, source: str) -> Cassette:
     """Validate decompressed cassette JSON, refusing newer formats by name."""
     try:
-        doc: Any = json.loads(raw)
+        with _gc_paused():
+            doc: Any = json.loads(raw)
     except (ValueError, RecursionError) as e:
         raise CassetteError(f"{source}: not valid JSON inside the zstd frame ({e})") from e
     if not isinstance(doc, dict):
@@ -116,9 +119,24 @@ def parse_json(raw: bytes, *, source: str) -> Cassette:
             f"{source}: not a tapeproxy cassette (format {fmt!r}, expected {FORMAT!r})"
         )
     try:
-        return Cassette.model_validate(doc)
+        with _gc_paused():
+            return Cassette.model_validate(doc)
     except ValidationError as e:
         raise CassetteError(f"{source}: does not match the {FORMAT} schema:\n{e}") from e
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Building a large cassette allocates millions of objects, none of them cyclic garbage:
+    the cyclic collector's passes over them were over half of the load time (10,000
+    interactions: 0.6-0.9 s with, 0.2-0.3 s without)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def load(path: str | os.PathLike[str], *, limit: int = MAX_DECOMPRESSED_BYTES) -> Cassette:

@@ -14,15 +14,15 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mitmproxy import options
-from mitmproxy.addons import next_layer, proxyserver, tlsconfig
-from mitmproxy.master import Master
 
 from tapeproxy.cassettes.index import RepeatPolicy
 from tapeproxy.cassettes.model import MatchRules
 from tapeproxy.errors import BadInputError, TapeproxyError
 from tapeproxy.proxy.latency import Latency
+from tapeproxy.proxy.lean import lean_mitmproxy
 from tapeproxy.proxy.record import Recorder
 from tapeproxy.proxy.replay import Replayer
 from tapeproxy.proxy.session import Mode, TapeSession
@@ -90,7 +90,7 @@ class ProxyRunner:
         self.address: tuple[str, int] | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._master: Master | None = None
+        self._master: Any = None
         self._ready = threading.Event()
         self._failure: BaseException | None = None
         self.replayer: Replayer | None = None
@@ -179,8 +179,9 @@ class ProxyRunner:
             listen_port=c.listen_port,
             confdir=str(c.confdir),
         )
-        master = Master(opts)
-        server = proxyserver.Proxyserver()
+        mitm = lean_mitmproxy()
+        master = mitm["mitmproxy.master"].Master(opts)
+        server = mitm["mitmproxy.addons.proxyserver"].Proxyserver()
         self.replayer = Replayer(self.session, tapeserver, c.latency, c.hosts)
         self.recorder = Recorder(
             self.session,
@@ -190,8 +191,8 @@ class ProxyRunner:
         )
         master.addons.add(
             server,
-            next_layer.NextLayer(),
-            tlsconfig.TlsConfig(),
+            mitm["mitmproxy.addons.next_layer"].NextLayer(),
+            mitm["mitmproxy.addons.tlsconfig"].TlsConfig(),
             self.replayer,
             self.recorder,
             _Ready(self),
