@@ -31,13 +31,12 @@ tape, so having the plugin installed costs nothing to runs that do not.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import re
 import tempfile
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,10 +51,10 @@ if TYPE_CHECKING:
     from tapeproxy.proxy.runner import ProxyConfig, ProxyRunner
     from tapeproxy.proxy.session import Miss, TapeSession
     from tapeproxy.redaction import Redactor
+    from tapeproxy.review.assertions import DriftCheck
 
 __all__ = [
     "MODES",
-    "DriftCheck",
     "Tape",
     "cassette_name",
     "llm_drift",
@@ -77,7 +76,6 @@ _PROXY_KEYS = (
     "repeat",
 )
 _KEYS = frozenset({"record_mode", "no_proxy", *_PROXY_KEYS})
-_DEFAULT_THRESHOLD = 0.85
 _UNSAFE = re.compile(r'[\x00-\x1f<>:"/\\|?*\s]+')
 
 
@@ -101,58 +99,6 @@ class Tape:
     def misses(self) -> list[Miss]:
         """Requests of this test that had no recorded answer, so far."""
         return self.session.misses
-
-
-@dataclass(frozen=True)
-class DriftCheck:
-    """Assertions that tolerate rewording: the ``llm_drift`` fixture's helper.
-
-    Args:
-        threshold: the lowest acceptable SequenceMatcher ratio (the test's
-            ``llm_drift_threshold`` marker, else ``text_threshold``, else 0.85).
-    """
-
-    threshold: float = _DEFAULT_THRESHOLD
-
-    def ratio(self, expected: str, actual: str) -> float:
-        """``difflib.SequenceMatcher(None, expected, actual).ratio()``."""
-        from tapeproxy.review.compare import similarity
-
-        return similarity(expected, actual)
-
-    def assert_similar(self, expected: str, actual: str) -> float:
-        """Fail unless the texts are at least `threshold` similar; returns the ratio."""
-        __tracebackhide__ = True
-        ratio = self.ratio(expected, actual)
-        if ratio < self.threshold:
-            raise AssertionError(
-                f"text drifted: similarity {ratio:.3f} is below the threshold "
-                f"{self.threshold:.3f}\n  expected: {expected!r}\n  actual:   {actual!r}"
-            )
-        return ratio
-
-    def assert_tool_calls(self, expected: Sequence[Any], actual: Sequence[Any]) -> None:
-        """Fail unless the tool calls are the same, name and arguments exactly.
-
-        Calls may be mappings or objects with ``name`` and ``arguments`` (or a ``function``
-        holding them, as in the OpenAI SDK); arguments given as JSON text are parsed first.
-        """
-        __tracebackhide__ = True
-        want, got = [_call(c) for c in expected], [_call(c) for c in actual]
-        if want != got:
-            raise AssertionError(f"tool calls differ:\n  expected: {want}\n  actual:   {got}")
-
-
-def _call(call: Any) -> dict[str, Any]:
-    def get(obj: Any, name: str) -> Any:
-        return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
-
-    inner = get(call, "function") or call
-    arguments = get(inner, "arguments")
-    if isinstance(arguments, str):
-        with contextlib.suppress(ValueError):
-            arguments = json.loads(arguments)
-    return {"name": get(inner, "name"), "arguments": arguments}
 
 
 def cassette_name(item: pytest.Item) -> str:
@@ -304,6 +250,8 @@ def _tape_marker(request: pytest.FixtureRequest) -> None:
 @pytest.fixture
 def llm_drift(request: pytest.FixtureRequest) -> DriftCheck:
     """The drift assertion helper, with this test's ``llm_drift_threshold``."""
+    from tapeproxy.review.assertions import DriftCheck
+
     state: _State = request.config.stash[_STATE]
     return DriftCheck(_threshold(request.node, state, None))
 
@@ -316,7 +264,9 @@ def _threshold(item: pytest.Item, state: _State, cassette: Path | None) -> float
         value = marker.args[0] if marker.args else marker.kwargs.get("ratio")
         return Thresholds.from_config({"text_threshold": value}).default
     thresholds = Thresholds.from_config(state.table)
-    return thresholds.default if cassette is None else thresholds.for_path(str(cassette))
+    if cassette is None:
+        return thresholds.default
+    return thresholds.for_path(_relative(cassette, state.rootpath))
 
 
 def _cassette_path(directory: Path, item: pytest.Item, name: Any) -> Path:

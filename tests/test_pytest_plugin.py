@@ -5,6 +5,7 @@ through the session's proxy, with the openai SDK, httpx and curl."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from tapeproxy.fakeprovider import FakeProvider
 from tapeproxy.proxy.ca import ensure_ca
+from tapeproxy.pytest_plugin import cassette_name
 from tapeproxy.testing_ca import ThrowawayCA
 
 pytest_plugins = ["pytester"]
@@ -165,7 +167,7 @@ def test_xdist_workers_record_and_replay_eight_tests(
 ) -> None:
     pytester.makeini(INI)
     pytester.makepyfile(test_parallel=PARALLEL)
-    monkeypatch.setenv("TAPEPROXY_UPSTREAM_CA", os.environ["FAKE_CA"])
+    pytester.makepyprojecttoml(f"[tool.tapeproxy]\nupstream_ca = {os.environ['FAKE_CA']!r}\n")
     recorded = pytester.runpytest_subprocess(*ARGS, "-n", "2", "--record-mode=once")
     recorded.assert_outcomes(passed=8)
     assert recorded.ret == 0
@@ -269,3 +271,26 @@ def test_a_session_without_tapes_imports_no_mitmproxy(pytester: pytest.Pytester)
     result.assert_outcomes(passed=1)
     assert result.ret == 0
     assert "cassettes:" not in result.stdout.str()  # no summary when no test used a tape
+
+
+def test_cassette_names_are_per_test_and_safe_on_every_file_system(
+    pytester: pytest.Pytester,
+) -> None:
+    items = pytester.getitems(
+        """
+        import pytest
+
+        def test_plain(): pass
+
+        class TestGroup:
+            def test_method(self): pass
+
+        @pytest.mark.parametrize("v", ["a b", "x/y", "p:q", "x" * 200])
+        def test_param(v): pass
+        """
+    )
+    names = [cassette_name(item) for item in items]
+    assert names[:2] == ["test_plain.json.zst", "TestGroup.test_method.json.zst"]
+    assert all(re.fullmatch(r"[\w.\[\]-]+\.json\.zst", n) and len(n) <= 120 for n in names)
+    assert len(set(names)) == len(names)
+    assert names[2].startswith("test_param[a_b]-")
