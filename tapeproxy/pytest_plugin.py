@@ -5,7 +5,8 @@ A test marked ``@pytest.mark.tape`` (or asking for the ``tape`` fixture) runs wi
 (``SSL_CERT_FILE``, ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, ``NODE_EXTRA_CA_CERTS``) and
 ``TAPEPROXY_MODE`` (``record`` or ``replay``) set, so SDK clients it creates and subprocesses
 it starts all go through the proxy; the variables are restored when the test ends. The proxy
-is started once per session (once per pytest-xdist worker) and switches cassettes per test:
+is started once per session (once per pytest-xdist worker; again only for a test whose proxy
+settings differ) and switches cassettes per test:
 ``<test dir>/cassettes/<module>/<test name>.json.zst``. A request with no recorded answer
 fails the test that made it, with the nearest recorded request and what differs.
 
