@@ -19,7 +19,6 @@ from tapeproxy.cassettes.model import Interaction, Request, body_bytes
 from tapeproxy.proxy.flows import (
     capture_request,
     framing_free,
-    make_response,
     redirect_to_tapeserver,
 )
 from tapeproxy.proxy.latency import Latency
@@ -122,7 +121,7 @@ class Replayer:
             redirect_to_tapeserver(flow, self.tapeserver.port, path)
             return
         await asyncio.sleep(self.latency.delay(found.timing.total_ms))
-        flow.response = make_response(found)
+        flow.response = self.session.wire(found).make()
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         """Stream what the tape server writes, piece by piece."""

@@ -23,6 +23,7 @@ from tapeproxy.cassettes.model import (
     new_cassette,
 )
 from tapeproxy.errors import ConfigError
+from tapeproxy.proxy.flows import WireResponse
 from tapeproxy.redaction import Redactor
 
 __all__ = ["MODES", "Miss", "Mode", "TapeSession"]
@@ -116,8 +117,11 @@ class TapeSession:
             store.load(cassette) if self.existed else new_cassette(__version__, now, rules)
         )
         self.rules = self._cassette.meta.match
+        self._keyed_headers = frozenset(h.lower() for h in self.rules.headers) | {"content-type"}
         self.index = ReplayIndex(self._cassette.interactions, repeat)
         self._new: list[Interaction] = []
+        # by id(): the interactions live as long as this session, so ids are not reused
+        self._wire: dict[int, WireResponse] = {}
         self._counts = _Counts()
         self._lock = threading.Lock()
 
@@ -132,8 +136,15 @@ class TapeSession:
         return self.mode in ("new_episodes", "all") or (self.mode == "once" and not self.existed)
 
     def key(self, request: Request) -> str:
-        """The key of an incoming request: redacted first, so secrets never change it."""
-        r = self.redactor.redact_request(request)
+        """The key of an incoming request: redacted first, so secrets never change it.
+
+        Only the headers that take part in the key (and content-type, which decides how the
+        body is read) go through the redactor: the rest cannot change the key, and scanning
+        them is most of the cost on replay's request path.
+        """
+        keyed = self._keyed_headers
+        headers = tuple(h for h in request.headers if h[0].lower() in keyed)
+        r = self.redactor.redact_request(request.model_copy(update={"headers": headers}))
         return request_key(r.method, r.url, r.headers, body_bytes(r.body), self.rules)
 
     def lookup(self, key: str) -> Interaction | None:
@@ -143,6 +154,13 @@ class TapeSession:
             with self._lock:
                 self._counts.hits += 1
         return found
+
+    def wire(self, interaction: Interaction) -> WireResponse:
+        """The prepared wire form of a recorded answer, made once per interaction."""
+        prepared = self._wire.get(id(interaction))
+        if prepared is None:
+            prepared = self._wire[id(interaction)] = WireResponse.of(interaction)
+        return prepared
 
     def miss(self, key: str, request: Request) -> Miss:
         """Count and explain a request that has no recorded answer."""

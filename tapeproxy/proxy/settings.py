@@ -66,7 +66,9 @@ def build_config(
     def get(key: str, default: Any) -> Any:
         return setting(key, flags.get(key), config, default, env)
 
-    mode = get("mode", mode_default)
+    # TAPEPROXY_MODE is what tapeproxy sets for CMD (record or replay), so the mode is read from
+    # TAPEPROXY_RECORD_MODE / `record_mode` instead.
+    mode = flags.get("mode") or setting("record_mode", None, config, mode_default, env)
     if mode not in MODES:
         raise ConfigError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
     host, port = parse_listen(get("listen", listen_default))
@@ -93,7 +95,7 @@ def build_config(
         insecure_upstream=_bool(get("insecure_upstream", False), "insecure_upstream"),
         hosts=frozenset(_strings(hosts, "hosts")) if hosts else None,
         rules=rules,
-        redactor=Redactor(),
+        redactor=Redactor.from_config(config),
         repeat=repeat,
     )
 

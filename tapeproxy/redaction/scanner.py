@@ -34,6 +34,7 @@ __all__ = ["Edit", "Hit", "Scanner", "apply_edits", "fingerprint"]
 
 _MAX_DEPTH = 4
 _B64_RUN = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{24,}={0,2}")
+_URL_LONG_RUN = re.compile(r"[A-Za-z0-9+_-]{24}")
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 _LONG_RUN = re.compile(r"[A-Za-z0-9+/_-]{24}")
@@ -109,6 +110,17 @@ class Scanner:
             or self._has_credential_name(text.lower())
             or _PERCENT.search(text)
             or _LONG_RUN.search(text)
+        )
+
+    def _suspicious_url(self, rest: str) -> bool:
+        """Like `suspicious` for a URL without its scheme: `/` separates, so long runs are
+        counted within a path segment or parameter."""
+        return bool(
+            self.finder.always
+            or TRIGGERS.search(rest)
+            or self._has_credential_name(rest.lower())
+            or _PERCENT.search(rest)
+            or _URL_LONG_RUN.search(rest)
         )
 
     def _has_credential_name(self, low: str) -> bool:
@@ -283,6 +295,9 @@ class Scanner:
 
     def url_edits(self, url: str, path: str) -> tuple[list[Edit], list[Hit]]:
         """Edits and hits for a URL: userinfo, each query value, the path and host."""
+        rest = url.split("://", 1)[-1]
+        if "@" not in rest.split("/", 1)[0] and not self._suspicious_url(rest):
+            return [], []  # the cheap path for ordinary URLs (replay keys every request)
         edits: list[Edit] = []
         hits: list[Hit] = []
         q = url.find("?")
@@ -312,19 +327,26 @@ class Scanner:
         """The redacted header value and what was found in it."""
         kind = self.names.header_kind(name)
         if kind == "strong" and name.lower() in ("cookie", "set-cookie"):
-            return self._cookie(value, path)
+            return self._cookie(value, path, every_pair=name.lower() == "cookie")
         return self._named(value, kind, name, path, 0, host, "credential-header")
 
-    def _cookie(self, value: str, path: str) -> tuple[str, list[Hit]]:
-        first, semi, rest = value.partition(";")
-        cname, eq, cval = first.partition("=")
-        secret = cval.strip()
-        if not eq or not secret or fingerprint(secret) in self.allowlist:
-            return value, []
-        hit = [Hit("cookie", secret, path)] if is_secret_value(secret, "weak") else []
-        if not self.redact:
-            return value, hit
-        return f"{cname}={marker('cookie')}" + (f";{rest}" if semi else ""), hit
+    def _cookie(self, value: str, path: str, every_pair: bool) -> tuple[str, list[Hit]]:
+        """Cookie values are credentials: every pair of a Cookie header, the first pair of a
+        Set-Cookie (the rest are attributes), and a bare value as a whole."""
+        parts = value.split(";")
+        hits: list[Hit] = []
+        for i, part in enumerate(parts if every_pair else parts[:1]):
+            cname, eq, cval = part.partition("=")
+            secret = (cval if eq else cname).strip()
+            if not secret or secret.startswith("<redacted:"):
+                continue
+            if fingerprint(secret) in self.allowlist:
+                continue
+            if is_secret_value(secret, "weak"):
+                hits.append(Hit("cookie", secret, path))
+            if self.redact:
+                parts[i] = f"{cname}={marker('cookie')}" if eq else marker("cookie")
+        return ";".join(parts), hits
 
     def text_edits(self, text: str, path: str) -> tuple[list[Edit], list[Hit]]:
         """Edits and hits for free text: the whole text through `string`, as one edit."""

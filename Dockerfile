@@ -1,0 +1,33 @@
+# tapeproxy as a container: `tapeproxy serve` on 0.0.0.0:8080.
+# Cassettes live on the /cassettes volume, the proxy's CA on /ca (mount it to keep the CA, and
+# give /ca/mitmproxy-ca-cert.pem to the clients that go through the proxy).
+FROM python:3.12-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY tapeproxy ./tapeproxy
+RUN pip install . \
+    && useradd --create-home --uid 10001 tapeproxy \
+    && mkdir -p /cassettes /ca \
+    && chown tapeproxy:tapeproxy /cassettes /ca
+
+USER 10001:10001
+WORKDIR /cassettes
+VOLUME ["/cassettes", "/ca"]
+EXPOSE 8080
+
+ENV TAPEPROXY_RECORD_MODE=none \
+    TAPEPROXY_CASSETTE=/cassettes/tapeproxy.json.zst \
+    TAPEPROXY_CONFDIR=/ca \
+    TAPEPROXY_LISTEN=0.0.0.0:8080
+
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import socket; socket.create_connection(('127.0.0.1', 8080), 2).close()"]
+
+ENTRYPOINT ["tapeproxy"]
+CMD ["serve"]

@@ -1,0 +1,24 @@
+"""The scenarios of issue 7, each a module with `run(env, report)`, in the order they run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bench.env import Env
+from bench.report import Report
+from bench.scenarios import client, latency, lint, record, replay, size, startup, stream
+
+__all__ = ["SCENARIOS", "Scenario"]
+
+Scenario = Callable[[Env, Report], None]
+
+SCENARIOS: dict[str, Scenario] = {
+    "size": size.run,
+    "client": client.run,
+    "latency": latency.run,
+    "stream": stream.run,
+    "startup": startup.run,
+    "replay": replay.run,
+    "record": record.run,
+    "lint": lint.run,
+}

@@ -1,0 +1,162 @@
+"""Replay throughput over HTTP and HTTPS at 10 to 100,000 interactions, peak RSS, vcrpy.
+
+At each size tapeproxy and `mitmdump --server-replay` replay the same traffic; both run at
+once (idle while the other is measured) and are measured alternately, order swapped every
+round. vcrpy replays in-process at the sizes where a measurement stays near a minute.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bench.env import MITMDUMP, TAPEPROXY, Env
+from bench.procs import Proc, first_response_after
+from bench.report import Figure, Report, Target
+
+__all__ = ["run"]
+
+_START_TIMEOUT = 400.0
+_VCR_MINUTE = 60.0
+
+
+def run(env: Env, report: Report) -> None:
+    """Measure replay at every size; then tapeproxy at the largest size against itself at 10."""
+    sizes = [10, 1000] if env.quick else [10, 1000, 10_000, 100_000]
+    own: dict[int, list[float]] = {}
+    vcr = _VcrBudget()
+    for n in sizes:
+        own[n] = _size(env, report, n)
+        vcr.measure(env, report, n, own[n])
+    largest = sizes[-1]
+    if own.get(10) and own.get(largest):
+        report.add(
+            Figure(
+                "replay",
+                f"HTTP req/s at {largest:,} vs at 10 (O(1) lookup)",
+                "req/s",
+                own[largest],
+                own[10],
+                peer_name="tapeproxy at 10",
+                target=Target(">=", 0.9),
+            )
+        )
+
+
+def _targets(env: Env) -> list[str]:
+    return [TAPEPROXY, MITMDUMP] if env.tapeproxy_ready() else [MITMDUMP]
+
+
+def _size(env: Env, report: Report, n: int) -> list[float]:
+    targets = _targets(env)
+    for t in targets:  # build the files before anything is timed
+        env.replay_cmd(t, n, 0)
+    start = report.add(
+        Figure(
+            "replay",
+            f"start to first answer at {n:,}",
+            "s",
+            peer_name="mitmdump",
+            note="one start each",
+        )
+    )
+    procs: dict[str, tuple[Proc, int]] = {}
+    try:
+        for t in targets:
+            port = env.new_port()
+            proc = env.start(env.replay_cmd(t, n, port), f"replay-{t}-{n}")
+            procs[t] = (proc, port)
+            _put(start, t, first_response_after(proc, port, _START_TIMEOUT))
+        return _measure(env, report, n, procs)
+    finally:
+        for proc, _ in procs.values():
+            proc.stop()
+
+
+def _measure(env: Env, report: Report, n: int, procs: dict[str, tuple[Proc, int]]) -> list[float]:
+    figs: dict[str, Figure] = {}
+    lat: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for scheme, goal in (("http", 2.0), ("https", 1.8)):
+        figs[scheme] = report.add(
+            Figure(
+                "replay",
+                f"{scheme.upper()} req/s at {n:,}",
+                "req/s",
+                peer_name="mitmdump",
+                target=Target(">=", goal),
+            )
+        )
+    order = list(procs)
+    for r in range(env.rounds):
+        for scheme in ("http", "https"):
+            for t in order if r % 2 == 0 else order[::-1]:
+                res = env.load(f"{scheme}://api.bench.test", proxy_port=procs[t][1], interactions=n)
+                _put(figs[scheme], t, res["rps"])
+                lat.setdefault((t, scheme), []).append((res["p50_ms"], res["p99_ms"]))
+    for scheme, fig in figs.items():
+        fig.note = "; ".join(
+            f"{t} p50/p99 {_med([a for a, _ in v]):.1f}/{_med([b for _, b in v]):.1f} ms"
+            for (t, s), v in lat.items()
+            if s == scheme
+        )
+    rss = report.add(
+        Figure(
+            "replay",
+            f"peak RSS at {n:,}",
+            "MiB",
+            peer_name="mitmdump",
+            target=Target("<=", 1.0) if n == 10_000 else None,
+        )
+    )
+    for t, (proc, _) in procs.items():
+        _put(rss, t, proc.peak_rss_mb())
+    return list(figs["http"].subject)
+
+
+def _put(fig: Figure, target: str, value: float) -> None:
+    (fig.subject if target == TAPEPROXY else fig.peer).append(value)
+
+
+def _med(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2] if values else 0.0
+
+
+class _VcrBudget:
+    """Runs vcrpy while one measurement takes about a minute or less; then stops for good."""
+
+    def __init__(self) -> None:
+        self.last_seconds = 0.0
+        self.stopped = ""
+
+    def measure(self, env: Env, report: Report, n: int, own: list[float]) -> None:
+        fig = report.add(
+            Figure(
+                "replay",
+                f"HTTP req/s at {n:,} vs vcrpy in-process",
+                "req/s",
+                own,
+                peer_name="vcrpy",
+            )
+        )
+        projected = self.last_seconds * 10
+        if self.stopped or projected > 2 * _VCR_MINUTE:
+            self.stopped = self.stopped or f"projected {projected:.0f} s for one run at {n:,}"
+            fig.note = f"vcrpy not run: {self.stopped}"
+            return
+        rounds = env.rounds if projected <= _VCR_MINUTE else 1
+        cassette = env.corpus.vcr(n)
+        loads = []
+        for _ in range(rounds):
+            began = time.perf_counter()
+            res: dict[str, Any] = env.load(
+                "http://api.bench.test", vcr=str(cassette), interactions=n, warmup=16
+            )
+            self.last_seconds = time.perf_counter() - began
+            fig.peer.append(res["rps"])
+            loads.append(res.get("load_s", 0.0))
+        fig.note = (
+            f"{rounds} run(s); vcrpy cassette load {_med(loads):.1f} s, one run "
+            f"{self.last_seconds:.0f} s; match_on includes body, allow_playback_repeats"
+        )
+        if self.last_seconds > _VCR_MINUTE:
+            self.stopped = f"one run took {self.last_seconds:.0f} s at {n:,}"

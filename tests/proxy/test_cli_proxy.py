@@ -1,0 +1,139 @@
+"""The proxy commands as a user runs them: `ca`, `serve`, and bad input giving exit 2."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import ssl
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tapeproxy.cassettes import store
+from tapeproxy.cassettes.model import Request
+from tapeproxy.fakeprovider import FakeProvider
+from tapeproxy.redaction import Redactor
+from tapeproxy.testing_ca import ThrowawayCA
+from tests.proxy.conftest import ProxyFactory, client_for
+
+TAPEPROXY = [sys.executable, "-m", "tapeproxy"]
+
+
+def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*TAPEPROXY, *args], capture_output=True, text=True, timeout=60, cwd=cwd)
+
+
+def test_ca_creates_the_ca_with_a_private_key_only_the_user_can_read(tmp_path: Path) -> None:
+    result = _run("ca", "--confdir", str(tmp_path / "conf"))
+    assert result.returncode == 0, result.stderr
+    cert = Path(result.stdout.strip())
+    assert cert == tmp_path / "conf" / "mitmproxy-ca-cert.pem"
+    assert b"BEGIN CERTIFICATE" in cert.read_bytes()
+    key = tmp_path / "conf" / "mitmproxy-ca.pem"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_records_until_sigterm_then_saves(
+    tmp_path: Path, provider: FakeProvider, throwaway_ca: ThrowawayCA, confdir: Path
+) -> None:
+    port = _free_port()
+    cassette = tmp_path / "served.json.zst"
+    args = ["serve", "--mode", "all", "--listen", f"127.0.0.1:{port}", "--cassette", str(cassette)]
+    args += ["--confdir", str(confdir), "--upstream-ca", str(throwaway_ca.ca_cert)]
+    proc = subprocess.Popen([*TAPEPROXY, *args], stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        banner = proc.stderr.readline()
+        assert f"http://127.0.0.1:{port}" in banner
+        ctx = ssl.create_default_context(cafile=str(confdir / "mitmproxy-ca-cert.pem"))
+        with httpx.Client(proxy=f"http://127.0.0.1:{port}", verify=ctx, timeout=30) as client:
+            r = client.post(provider.url + "/v1/chat/completions", json={"messages": []})
+        assert r.status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "recorded: 1" in err
+    assert len(store.load(cassette).interactions) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["replay", "--latency", "fast", "--", "true"], "--latency 'fast'"),
+        (["serve", "--listen", "nowhere"], "--listen 'nowhere'"),
+        (["record", "--upstream-ca", "/nonexistent/ca.pem", "--", "true"], "/nonexistent/ca.pem"),
+        (["replay", "--", "/nonexistent/program"], "cannot run '/nonexistent/program'"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message_and_no_traceback(
+    args: list[str], expected: str, tmp_path: Path
+) -> None:
+    result = _run(*args, "--confdir", str(tmp_path)) if args[0] == "serve" else _run(*args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("Error: ")
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_corrupt_cassette_is_named_and_left_alone(tmp_path: Path) -> None:
+    cassette = tmp_path / "broken.json.zst"
+    cassette.write_bytes(b"not zstd at all")
+    result = _run("replay", "--cassette", str(cassette), "--confdir", str(tmp_path), "--", "true")
+    assert result.returncode == 2
+    assert str(cassette) in result.stderr and "Traceback" not in result.stderr
+    assert cassette.read_bytes() == b"not zstd at all"
+
+
+def test_record_mode_is_not_read_from_tapeproxy_mode(tmp_path: Path) -> None:
+    # TAPEPROXY_MODE is what tapeproxy sets for CMD; a nested run must not take it as a mode.
+    env = {**os.environ, "TAPEPROXY_MODE": "replay"}
+    args = ["record", "--cassette", str(tmp_path / "c.json.zst"), "--confdir", str(tmp_path)]
+    result = subprocess.run(
+        [
+            *TAPEPROXY,
+            *args,
+            "--",
+            sys.executable,
+            "-c",
+            "import os; print(os.environ['TAPEPROXY_MODE'])",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "record"
+
+
+class _BrokenRedactor(Redactor):
+    """A redactor that fails, to drive replay's own error path."""
+
+    def redact_request(self, request: Request) -> Request:
+        raise RuntimeError("redactor exploded")
+
+
+def test_replay_fails_closed_when_it_errors(
+    tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider
+) -> None:
+    cassette = tmp_path / "c.json.zst"
+    with (
+        run_proxy(cassette, "none", redactor=_BrokenRedactor()) as runner,
+        client_for(runner) as client,
+    ):
+        r = client.post(provider.url + "/v1/chat/completions", json={})
+    assert r.status_code == 599
+    assert r.headers["x-tapeproxy-error"] == "RuntimeError"
+    assert provider.connections == 0
