@@ -51,7 +51,6 @@ if TYPE_CHECKING:
     from tapeproxy.cassettes.model import Cassette
     from tapeproxy.proxy.runner import ProxyConfig, ProxyRunner
     from tapeproxy.proxy.session import Miss, TapeSession
-    from tapeproxy.redaction import Redactor
     from tapeproxy.review.assertions import DriftCheck
 
 __all__ = [
@@ -300,7 +299,6 @@ class _State:
         self.runner: ProxyRunner | None = None
         self._proxy_key: tuple[Any, ...] = ()
         self._table: dict[str, Any] | None = None
-        self._redactor: Redactor | None = None
         self._idle = Path(tempfile.gettempdir()) / f"tapeproxy-idle-{os.getpid()}.json.zst"
 
     @property
@@ -357,13 +355,10 @@ class _State:
 
     def _config(self, cassette: Path, mode: str, overrides: Mapping[str, Any]) -> ProxyConfig:
         from tapeproxy.proxy.settings import build_config
-        from tapeproxy.redaction import Redactor
 
         flags = {k: overrides.get(k) for k in _PROXY_KEYS}
         flags.update(cassette=str(cassette), mode=mode, listen="127.0.0.1:0")
-        if self._redactor is None:
-            self._redactor = Redactor.from_config(self.table)
-        return replace(build_config(flags, self.table, "none", self.env), redactor=self._redactor)
+        return build_config(flags, self.table, "none", self.env)
 
     def _proxy(self, config: ProxyConfig) -> ProxyRunner:
         from tapeproxy.proxy.runner import ProxyRunner
