@@ -418,14 +418,18 @@ def _drift(active: _Active) -> list[str]:
 def _miss_text(active: _Active, config: pytest.Config) -> str:
     tape = active.tape
     misses = tape.misses
+    where = _relative(tape.cassette, config.rootpath)
+    if not tape.session.existed:
+        where += ", which does not exist yet"
     lines = [
-        f"tapeproxy: {len(misses)} request(s) had no recorded answer in "
-        f"{_relative(tape.cassette, config.rootpath)} (record mode {tape.mode})"
+        f"tapeproxy: {len(misses)} request(s) had no recorded answer in {where} "
+        f"(record mode {tape.mode})"
     ]
     lines += [m.describe() for m in misses[:5]]
     if len(misses) > 5:
         lines.append(f"... and {len(misses) - 5} more")
-    lines.append("to record them: pytest --record-mode=new_episodes (or all to re-record)")
+    hint = "once" if not tape.session.existed else "new_episodes (or all to re-record)"
+    lines.append(f"to record them: pytest --record-mode={hint}")
     return "\n".join(lines)
 
 

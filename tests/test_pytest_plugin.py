@@ -146,6 +146,13 @@ def test_openai_and_curl_record_once_replay_offline_and_fail_on_a_changed_prompt
         ]
     )
     assert "FAILED test_agent.py::test_unchecked" in changed.stdout.str()
+    changed.stdout.fnmatch_lines(
+        [
+            "*test_unchecked.json.zst, which does not exist yet (record mode none)",
+            "miss: GET https://localhost:*/v1/models *",
+            "to record them: pytest --record-mode=once",
+        ]
+    )
     changed.stdout.fnmatch_lines(["*MISS test_agent.py::test_chat *", "*MISS *test_unchecked*"])
 
 
