@@ -2,13 +2,14 @@
 messages, plain and streamed (SSE), over HTTP or HTTPS. Used by `tapeproxy demo` and the tests.
 
 Answers are derived from the request (the reply echoes the last user message), so a changed
-prompt gets a changed answer. Test knobs, all per request: header `x-fake-status` (an error
-answer with that status), `x-fake-gap-ms` (pause between streamed events, default 50),
-`x-fake-ttfb-ms` (pause before the headers), `x-fake-tail-ms` (after a stream's last event,
-pause, then send a closing `: end` comment), `x-fake-split` (stream the reply text in pieces of
-that many characters instead of word by word, so a token in it spans several events), and the
-path `/reset` (the connection is cut). Plain answers carry a fresh random Set-Cookie, like
-Cloudflare's in front of real APIs.
+prompt gets a changed answer; `answer` (a template with `{prompt}`) lets a test make the same
+request get another answer, as a model update would. Test knobs, all per request: header
+`x-fake-status` (an error answer with that status), `x-fake-gap-ms` (pause between streamed
+events, default 50), `x-fake-ttfb-ms` (pause before the headers), `x-fake-tail-ms` (after a
+stream's last event, pause, then send a closing `: end` comment), `x-fake-split` (stream the
+reply text in pieces of that many characters instead of word by word, so a token in it spans
+several events), and the path `/reset` (the connection is cut). Plain answers carry a fresh
+random Set-Cookie, like Cloudflare's in front of real APIs.
 It counts connections and requests, so a test can tell that a replay never reached it.
 """
 
@@ -25,16 +26,17 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["FakeProvider"]
+__all__ = ["DEFAULT_ANSWER", "FakeProvider"]
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, tls: ssl.SSLContext | None) -> None:
+    def __init__(self, tls: ssl.SSLContext | None, answer: str) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.tls = tls
+        self.answer = answer
         self.connections = 0
         self.requests = 0
         self.lock = threading.Lock()
@@ -55,11 +57,19 @@ class _Server(ThreadingHTTPServer):
             wrapped.close()
 
 
-class FakeProvider:
-    """Start with `start()` (or as a context manager); `url` is its base URL."""
+DEFAULT_ANSWER = "You said: {prompt}. This is the fake provider answering."
 
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
-        self._server = _Server(tls)
+
+class FakeProvider:
+    """Start with `start()` (or as a context manager); `url` is its base URL.
+
+    Args:
+        tls: serve HTTPS with this context (None: plain HTTP).
+        answer: the assistant text, with `{prompt}` replaced by the last user message.
+    """
+
+    def __init__(self, tls: ssl.SSLContext | None = None, answer: str = DEFAULT_ANSWER) -> None:
+        self._server = _Server(tls, answer)
         self._thread: threading.Thread | None = None
         self.scheme = "https" if tls else "http"
 
@@ -72,6 +82,15 @@ class FakeProvider:
     def url(self) -> str:
         """Base URL, e.g. `https://localhost:PORT` (localhost matches the test certificate)."""
         return f"{self.scheme}://localhost:{self.port}"
+
+    @property
+    def answer(self) -> str:
+        """The answer template; set it to make the same requests get other answers from now on."""
+        return self._server.answer
+
+    @answer.setter
+    def answer(self, template: str) -> None:
+        self._server.answer = template
 
     @property
     def connections(self) -> int:
@@ -143,7 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
         status = int(self.headers.get("x-fake-status") or 200)
         if status != 200:
             return self._error(status)
-        text = _reply_text(doc)
+        text = self.server.answer.replace("{prompt}", _prompt(doc))
         model = str(doc.get("model", "fake-model"))
         pieces = _pieces(text, int(self.headers.get("x-fake-split") or 0))
         if path.endswith("/messages"):
@@ -211,7 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-def _reply_text(doc: dict[str, Any]) -> str:
+def _prompt(doc: dict[str, Any]) -> str:
     prompt = ""
     messages = doc.get("messages") or []
     if isinstance(messages, list) and messages:
@@ -219,7 +238,7 @@ def _reply_text(doc: dict[str, Any]) -> str:
         prompt = content if isinstance(content, str) else json.dumps(content)
     elif isinstance(doc.get("input"), str):
         prompt = doc["input"]
-    return f"You said: {prompt}. This is the fake provider answering."
+    return prompt
 
 
 def _words(text: str) -> list[str]:

@@ -100,7 +100,8 @@ class Replayer:
         flow.response = _json_response(
             MISS_STATUS,
             miss.to_json(self.session.path, self.session.mode),
-            [("x-tapeproxy-miss", key)],
+            # SDKs (openai, anthropic) retry 5xx answers unless told not to: a miss stays a miss.
+            [("x-tapeproxy-miss", key), ("x-should-retry", "false")],
         )
 
     async def _serve(self, flow: http.HTTPFlow, found: Interaction, started: float) -> None:

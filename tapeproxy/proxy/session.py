@@ -216,6 +216,18 @@ class TapeSession:
         with self._lock:
             self._counts.errors += 1
 
+    def tally(self) -> dict[str, int]:
+        """Counts so far: `hits`, `recorded`, `misses`, `passed_through`, `errors`."""
+        with self._lock:
+            c = self._counts
+            return {
+                "hits": c.hits,
+                "recorded": c.recorded,
+                "misses": len(c.misses),
+                "passed_through": c.passed_through,
+                "errors": c.errors,
+            }
+
     @property
     def misses(self) -> list[Miss]:
         """Every miss so far, in order."""

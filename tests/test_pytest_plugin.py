@@ -1,0 +1,303 @@
+"""The pytest plugin, driven the way users drive it: pytest runs on generated test modules
+(`pytester`, in subprocesses) whose tests talk to a fake provider on 127.0.0.1 over TLS
+through the session's proxy, with the openai SDK, httpx and curl."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tapeproxy.fakeprovider import FakeProvider
+from tapeproxy.proxy.ca import ensure_ca
+from tapeproxy.pytest_plugin import cassette_name
+from tapeproxy.testing_ca import ThrowawayCA
+
+pytest_plugins = ["pytester"]
+
+INI = """
+[pytest]
+filterwarnings =
+    error
+    ignore::DeprecationWarning:mitmproxy.*
+    ignore::DeprecationWarning:pyparsing.*
+    ignore::DeprecationWarning:ldap3.*
+"""
+# The anyio plugin's CallSpec2 deprecation would trip filterwarnings=error (see pyproject).
+ARGS = ("-p", "no:cacheprovider", "-p", "no:anyio")
+
+AGENT = """
+import json, os, subprocess
+import openai, pytest
+
+URL = os.environ["FAKE_URL"]
+PROMPT = "hello agent"
+BEFORE = {k: os.environ.get(k) for k in ("HTTPS_PROXY", "SSL_CERT_FILE", "TAPEPROXY_MODE")}
+
+@pytest.fixture
+def tape_config():
+    return {"upstream_ca": os.environ["FAKE_CA"]}
+
+def ask(prompt):
+    key = "sk-test-not-a-real-key"
+    with openai.OpenAI(base_url=URL + "/v1", api_key=key, max_retries=0) as client:
+        messages = [{"role": "user", "content": prompt}]
+        answer = client.chat.completions.create(model="gpt-fake", messages=messages)
+    return answer.choices[0].message.content
+
+@pytest.mark.tape
+def test_chat():
+    assert os.environ["TAPEPROXY_MODE"] == os.environ["EXPECT_MODE"]
+    assert ask(PROMPT) == f"You said: {PROMPT}. This is the fake provider answering."
+
+@pytest.mark.tape
+@pytest.mark.parametrize("who", ["ann", "bob/sub"])
+def test_param(who):
+    assert ask(who).startswith(f"You said: {who}.")
+
+@pytest.mark.tape
+def test_curl():
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "from curl"}]})
+    out = subprocess.run(
+        ["curl", "-sS", "--fail", "-H", "content-type: application/json", "-d", body,
+         URL + "/v1/chat/completions"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "You said: from curl." in out.stdout
+
+def test_environment_restored():
+    assert {k: os.environ.get(k) for k in BEFORE} == BEFORE
+"""
+
+UNCHECKED = """
+@pytest.mark.tape
+def test_unchecked():
+    subprocess.run(["curl", "-sS", URL + "/v1/models"], capture_output=True, timeout=60)
+"""
+
+
+@pytest.fixture(scope="module")
+def upstream_ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCA:
+    return ThrowawayCA.create(tmp_path_factory.mktemp("upstream-ca"))
+
+
+@pytest.fixture(scope="module")
+def proxy_confdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("proxy-conf")
+    ensure_ca(folder)
+    return folder
+
+
+@pytest.fixture
+def provider(
+    upstream_ca: ThrowawayCA, proxy_confdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[FakeProvider]:
+    """A fake provider, and the environment the generated tests run with."""
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "TAPEPROXY_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    with FakeProvider(upstream_ca.server_context()) as p:
+        monkeypatch.setenv("FAKE_URL", p.url)
+        monkeypatch.setenv("FAKE_CA", str(upstream_ca.ca_cert))
+        monkeypatch.setenv("TAPEPROXY_CONFDIR", str(proxy_confdir))
+        monkeypatch.setenv("TAPEPROXY_NO_PROXY", "")
+        monkeypatch.setenv("TAPEPROXY_LATENCY", "none")
+        yield p
+
+
+def _cassettes(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.json.zst"))
+
+
+def test_openai_and_curl_record_once_replay_offline_and_fail_on_a_changed_prompt(
+    pytester: pytest.Pytester, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeini(INI)
+    pytester.makepyfile(test_agent=AGENT)
+    monkeypatch.setenv("EXPECT_MODE", "record")
+    recorded = pytester.runpytest_subprocess(*ARGS, "--record-mode=once")
+    recorded.assert_outcomes(passed=5)
+    assert recorded.ret == 0
+    assert provider.requests == 4
+    assert _cassettes(pytester.path) == [
+        "cassettes/test_agent/test_chat.json.zst",
+        "cassettes/test_agent/test_curl.json.zst",
+        "cassettes/test_agent/test_param[ann].json.zst",
+        next(c for c in _cassettes(pytester.path) if "bob_sub" in c),
+    ]
+    recorded.stdout.fnmatch_lines(["*cassettes: 4 used, 0 replayed, 4 recorded*"])
+
+    provider.stop()
+    monkeypatch.setenv("EXPECT_MODE", "replay")
+    replayed = pytester.runpytest_subprocess(*ARGS)
+    replayed.assert_outcomes(passed=5)
+    assert replayed.ret == 0
+    replayed.stdout.fnmatch_lines(["*cassettes: 4 used, 4 replayed, 0 recorded*"])
+
+    pytester.makepyfile(test_agent=AGENT.replace('"hello agent"', '"hello changed"') + UNCHECKED)
+    changed = pytester.runpytest_subprocess(*ARGS)
+    changed.assert_outcomes(passed=4, failed=2)
+    changed.stdout.fnmatch_lines(
+        [
+            "*- tapeproxy misses -*",
+            "*1 request(s) had no recorded answer in cassettes/test_agent/test_chat.json.zst*",
+            "*body.messages[[]0[]].content: recorded 'hello agent', requested 'hello changed'*",
+        ]
+    )
+    assert "FAILED test_agent.py::test_unchecked" in changed.stdout.str()
+    changed.stdout.fnmatch_lines(
+        [
+            "*test_unchecked.json.zst, which does not exist yet (record mode none)",
+            "miss: GET https://localhost:*/v1/models *",
+            "to record them: pytest --record-mode=once",
+        ]
+    )
+    changed.stdout.fnmatch_lines(["*MISS test_agent.py::test_chat *", "*MISS *test_unchecked*"])
+
+
+PARALLEL = """
+import os, httpx, pytest
+
+@pytest.mark.tape
+@pytest.mark.parametrize("n", range(8))
+def test_ask(n):
+    r = httpx.post(os.environ["FAKE_URL"] + "/v1/chat/completions",
+                   json={"model": "m", "messages": [{"role": "user", "content": f"q{n}"}]})
+    assert r.status_code == 200, r.text
+    assert f"You said: q{n}." in r.text
+"""
+
+
+def test_xdist_workers_record_and_replay_eight_tests(
+    pytester: pytest.Pytester, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeini(INI)
+    pytester.makepyfile(test_parallel=PARALLEL)
+    pytester.makepyprojecttoml(f"[tool.tapeproxy]\nupstream_ca = {os.environ['FAKE_CA']!r}\n")
+    recorded = pytester.runpytest_subprocess(*ARGS, "-n", "2", "--record-mode=once")
+    recorded.assert_outcomes(passed=8)
+    assert recorded.ret == 0
+    recorded.stdout.fnmatch_lines(["*cassettes: 8 used, 0 replayed, 8 recorded*"])
+    assert len(_cassettes(pytester.path)) == 8
+    assert provider.requests == 8
+
+    provider.stop()
+    replayed = pytester.runpytest_subprocess(*ARGS, "-n", "2")
+    replayed.assert_outcomes(passed=8)
+    assert replayed.ret == 0
+    replayed.stdout.fnmatch_lines(["*cassettes: 8 used, 8 replayed, 0 recorded*"])
+
+
+DRIFT = """
+import os, httpx, pytest
+
+@pytest.fixture
+def tape_config():
+    return {"record_mode": "new_episodes"}
+
+def ask(prompt):
+    r = httpx.post(os.environ["FAKE_URL"] + "/v1/chat/completions",
+                   json={"model": "m", "messages": [{"role": "user", "content": prompt}]})
+    assert r.status_code == 200, r.text
+    return r.json()["choices"][0]["message"]["content"]
+
+@pytest.mark.tape
+def test_default_threshold():
+    ask("drift one")
+
+@pytest.mark.tape(record_mode="once")
+@pytest.mark.llm_drift_threshold(0.2)
+def test_lenient_threshold():
+    ask("drift two")
+
+SIMILAR = ("the cat sat on the mat", "the cat sat on a mat today")  # ratio 0.79
+
+@pytest.mark.llm_drift_threshold(0.7)
+def test_helper_honours_the_marker(llm_drift):
+    assert llm_drift.threshold == 0.7
+    assert round(llm_drift.assert_similar(*SIMILAR), 2) == 0.79
+
+def test_helper_default_threshold(llm_drift):
+    with pytest.raises(AssertionError, match="similarity 0.792 is below the threshold 0.850"):
+        llm_drift.assert_similar(*SIMILAR)
+
+def test_helper_tool_calls_exactly(llm_drift):
+    sdk_shaped = [{"function": {"name": "get", "arguments": '{"city": "Oslo"}'}}]
+    llm_drift.assert_tool_calls([{"name": "get", "arguments": {"city": "Oslo"}}], sdk_shaped)
+    with pytest.raises(AssertionError, match="tool calls differ"):
+        llm_drift.assert_tool_calls([{"name": "get", "arguments": {"city": "Bergen"}}], sdk_shaped)
+"""
+
+
+def test_rerecording_with_all_lists_drift_beyond_each_tests_threshold(
+    pytester: pytest.Pytester, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeini(INI)
+    pytester.makepyfile(test_drift=DRIFT)
+    monkeypatch.setenv("TAPEPROXY_UPSTREAM_CA", os.environ["FAKE_CA"])
+    # The marker and the tape_config fixture come before the environment.
+    monkeypatch.setenv("TAPEPROXY_RECORD_MODE", "none")
+    first = pytester.runpytest_subprocess(*ARGS)
+    first.assert_outcomes(passed=5)
+    assert first.ret == 0
+    first.stdout.fnmatch_lines(["*cassettes: 2 used, 0 replayed, 2 recorded*drifted: 0"])
+
+    provider.answer = "Well: {prompt}, as the new model puts it."
+    # The flag comes before the marker's record_mode="once".
+    again = pytester.runpytest_subprocess(*ARGS, "--record-mode=all")
+    again.assert_outcomes(passed=5)
+    assert again.ret == 0
+    assert provider.requests == 4
+    again.stdout.fnmatch_lines(
+        [
+            "*cassettes: 2 used, 0 replayed, 2 recorded*drifted: 1",
+            "DRIFT test_drift.py::test_default_threshold "
+            "(cassettes/test_drift/test_default_threshold.json.zst)",
+            "  POST https://localhost:*/v1/chat/completions: text similarity 0.4? < 0.85",
+        ]
+    )
+    assert "DRIFT test_drift.py::test_lenient_threshold" not in again.stdout.str()
+
+
+NO_TAPE = """
+import sys
+
+def test_nothing_heavy_is_imported(request):
+    assert request.config.pluginmanager.has_plugin("tapeproxy")
+    assert "tapeproxy.pytest_plugin" in sys.modules
+    heavy = [m for m in ("mitmproxy", "zstandard", "tapeproxy.proxy") if m in sys.modules]
+    assert heavy == []
+"""
+
+
+def test_a_session_without_tapes_imports_no_mitmproxy(pytester: pytest.Pytester) -> None:
+    pytester.makeini(INI)
+    pytester.makepyfile(test_plain=NO_TAPE)
+    result = pytester.runpytest_subprocess(*ARGS)
+    result.assert_outcomes(passed=1)
+    assert result.ret == 0
+    assert "cassettes:" not in result.stdout.str()  # no summary when no test used a tape
+
+
+def test_cassette_names_are_per_test_and_safe_on_every_file_system(
+    pytester: pytest.Pytester,
+) -> None:
+    items = pytester.getitems(
+        """
+        import pytest
+
+        def test_plain(): pass
+
+        class TestGroup:
+            def test_method(self): pass
+
+        @pytest.mark.parametrize("v", ["a b", "x/y", "p:q", "x" * 200])
+        def test_param(v): pass
+        """
+    )
+    names = [cassette_name(item) for item in items]
+    assert names[:2] == ["test_plain.json.zst", "TestGroup.test_method.json.zst"]
+    assert all(re.fullmatch(r"[\w.\[\]-]+\.json\.zst", n) and len(n) <= 120 for n in names)
+    assert len(set(names)) == len(names)
+    assert names[2].startswith("test_param[a_b]-")
