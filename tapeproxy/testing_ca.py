@@ -26,7 +26,7 @@ def _name(common: str) -> x509.Name:
 
 @dataclass
 class ThrowawayCA:
-    """A CA and one server certificate for localhost / 127.0.0.1, written to `folder`."""
+    """A CA and one server certificate (127.0.0.1 and DNS names), written to `folder`."""
 
     folder: Path
     ca_cert: Path
@@ -34,8 +34,10 @@ class ThrowawayCA:
     server_key: Path
 
     @classmethod
-    def create(cls, folder: Path | None = None) -> ThrowawayCA:
-        """Make a new CA and a server certificate signed by it."""
+    def create(
+        cls, folder: Path | None = None, names: tuple[str, ...] = ("localhost",)
+    ) -> ThrowawayCA:
+        """Make a new CA and a server certificate for 127.0.0.1 and `names`, signed by it."""
         folder = folder or Path(tempfile.mkdtemp(prefix="tapeproxy-ca-"))
         folder.mkdir(parents=True, exist_ok=True)
         now = dt.datetime.now(dt.UTC)
@@ -53,10 +55,12 @@ class ThrowawayCA:
                 x509.KeyUsage(True, False, False, False, False, True, True, False, False),
                 critical=True,
             )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
             .sign(ca_key, hashes.SHA256())
         )
         key = ec.generate_private_key(ec.SECP256R1())
-        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        sans: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
+        sans.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
         cert = (
             x509.CertificateBuilder()
             .subject_name(_name("localhost"))
@@ -65,8 +69,13 @@ class ThrowawayCA:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(days=1))
             .not_valid_after(now + dt.timedelta(days=7))
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            # Python 3.13's default context (VERIFY_X509_STRICT) requires these two.
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+            )
+            .add_extension(x509.ExtendedKeyUsage([x509.OID_SERVER_AUTH]), critical=False)
             .sign(ca_key, hashes.SHA256())
         )
         pem = serialization.Encoding.PEM

@@ -65,3 +65,17 @@ def client_for(runner: ProxyRunner, **kwargs: Any) -> httpx.Client:
         timeout=30,
         **kwargs,
     )
+
+
+def written_bytes(*folders: Path) -> bytes:
+    """Every file under the folders, zstd cassettes decompressed: what a leak test greps."""
+    from tapeproxy.cassettes import store
+
+    out = []
+    for folder in folders:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            data = path.read_bytes()
+            if path.name.endswith(".zst"):
+                data = store.decompress(data, source=str(path))
+            out.append(data)
+    return b"\n".join(out)

@@ -10,21 +10,9 @@ from pathlib import Path
 
 from tapeproxy.cassettes import store
 from tapeproxy.fakeprovider import FakeProvider
-from tests.proxy.conftest import ProxyFactory, client_for
+from tests.proxy.conftest import ProxyFactory, client_for, written_bytes
 
 CHAT = "/v1/chat/completions"
-
-
-def _all_bytes_written(*folders: Path) -> bytes:
-    """Every file under the folders, zstd cassettes decompressed."""
-    out = []
-    for folder in folders:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            data = path.read_bytes()
-            if path.name.endswith(".zst"):
-                data = store.decompress(data, source=str(path))
-            out.append(data)
-    return b"\n".join(out)
 
 
 def test_credentials_never_reach_the_cassette(
@@ -52,7 +40,7 @@ def test_credentials_never_reach_the_cassette(
         live = client.post(url, json=body, headers=headers)
     assert live.status_code == 200
     fakes["set-cookie"] = live.headers["set-cookie"].split(";")[0].split("=")[1]
-    written = _all_bytes_written(tmp_path / "out")
+    written = written_bytes(tmp_path / "out")
     assert b"set-cookie" in written  # the header is kept, its value is not
     for name, value in fakes.items():
         assert value.encode() not in written, name

@@ -25,7 +25,7 @@ import httpx
 from tapeproxy.cassettes import store
 from tapeproxy.fakeprovider import FakeProvider
 from tapeproxy.testing_ca import ThrowawayCA
-from tests.proxy.conftest import ProxyFactory, client_for
+from tests.proxy.conftest import ProxyFactory, client_for, written_bytes
 from tests.redaction.corpus import FORMATS, Fmt
 
 SEED = 4242
@@ -169,17 +169,6 @@ def _forms(secret: str) -> dict[str, bytes]:
     return {k: v for k, v in out.items() if len(v) >= 16}
 
 
-def _written(folder: Path) -> bytes:
-    """Every file the proxy wrote under `folder`, zstd cassettes decompressed."""
-    out = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        data = path.read_bytes()
-        if path.name.endswith(".zst"):
-            data = store.decompress(data, source=str(path))
-        out.append(data)
-    return b"\n".join(out)
-
-
 def _sse_texts(body: str) -> list[str]:
     """The text pieces of a stream the client received (any of the three providers)."""
     out = []
@@ -241,7 +230,7 @@ def test_no_secret_of_any_placement_reaches_the_cassette_and_replay_hits(
             for c in calls:
                 _check_live(c, c.send(client, base))
         assert provider.requests == len(calls)
-    written = _written(tmp_path / "out")
+    written = written_bytes(tmp_path / "out")
     leaks: dict[str, list[str]] = {}
     for c in calls:
         found = [name for name, form in _forms(c.secret).items() if form in written]
