@@ -51,7 +51,7 @@ def main() -> None:
     """Console-script entry point: run the group, turning library errors into exit codes."""
     _run_optimized()
     try:
-        cli.main(standalone_mode=False)
+        cli.main(standalone_mode=False, prog_name="tapeproxy")
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
