@@ -20,7 +20,7 @@ from typing import Any
 import zstandard
 from pydantic import ValidationError
 
-from tapeproxy.cassettes.model import FORMAT, Cassette
+from tapeproxy.cassettes.model import FORMAT, Cassette, Interaction
 from tapeproxy.errors import CassetteError, CassetteWriteError
 
 __all__ = [
@@ -118,11 +118,30 @@ def parse_json(raw: bytes, *, source: str) -> Cassette:
         raise CassetteError(
             f"{source}: not a tapeproxy cassette (format {fmt!r}, expected {FORMAT!r})"
         )
+    with _gc_paused():
+        return _validate(doc, source)
+
+
+def _validate(doc: dict[str, Any], source: str) -> Cassette:
+    """Validate interaction by interaction, dropping each parsed dict once it is a model, so
+    the parsed JSON and the models are never both whole in memory (peak RSS of a replay)."""
+    items = doc.get("interactions")
+    models: list[Interaction] = []
+    if isinstance(items, list):
+        for i, item in enumerate(items):
+            try:
+                models.append(Interaction.model_validate(item))
+            except ValidationError as e:
+                raise CassetteError(
+                    f"{source}: interactions[{i}] does not match the {FORMAT} schema:\n{e}"
+                ) from e
+            items[i] = None
+        doc = {**doc, "interactions": []}
     try:
-        with _gc_paused():
-            return Cassette.model_validate(doc)
+        shell = Cassette.model_validate(doc)
     except ValidationError as e:
         raise CassetteError(f"{source}: does not match the {FORMAT} schema:\n{e}") from e
+    return shell.model_copy(update={"interactions": (*shell.interactions, *models)})
 
 
 @contextlib.contextmanager
