@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from mitmproxy import http
 
 from tapeproxy.cassettes.model import Body, Header, Interaction, Request, body_bytes
+from tapeproxy.proxy.tapeserver import BodySource, TapeServer
 
 __all__ = [
     "FRAMING_HEADERS",
@@ -19,9 +20,14 @@ __all__ = [
     "WireResponse",
     "capture_request",
     "framing_free",
-    "make_response",
-    "redirect_to_tapeserver",
+    "is_handled",
+    "mark_handled",
+    "route_to_tapeserver",
+    "stream_if_routed",
 ]
+
+_HANDLED = "tapeproxy_handled"
+_STREAMED = "tapeproxy_streamed"
 
 FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "content-encoding"})
 """Headers a replay recomputes: the stored body is decoded and whole."""
@@ -112,19 +118,40 @@ class WireResponse:
         )
 
 
-def make_response(interaction: Interaction) -> http.Response:
-    """A whole mitmproxy response for a recorded interaction, with a recomputed length."""
-    return WireResponse.of(interaction).make()
+def is_handled(flow: http.HTTPFlow, tapeserver: TapeServer) -> bool:
+    """Whether an addon already answered or routed this flow (or it is a tape server hop)."""
+    host, port = tapeserver.address
+    return (
+        flow.response is not None
+        or bool(flow.metadata.get(_HANDLED))
+        or (flow.request.host == host and flow.request.port == port)
+    )
 
 
-def redirect_to_tapeserver(flow: http.HTTPFlow, port: int, path: str) -> None:
-    """Point a flow at the loopback tape server: mitmproxy then streams what it writes."""
+def mark_handled(flow: http.HTTPFlow) -> None:
+    """Claim a flow so that later addons leave it alone."""
+    flow.metadata[_HANDLED] = True
+
+
+def route_to_tapeserver(flow: http.HTTPFlow, tapeserver: TapeServer, source: BodySource) -> None:
+    """Point a flow at the loopback tape server, which writes `source` piece by piece;
+    `stream_if_routed` then has mitmproxy pass each piece on as it arrives."""
+    host, port = tapeserver.address
     req = flow.request
     req.scheme = "http"
-    req.host = "127.0.0.1"
+    req.host = host
     req.port = port
     req.method = "GET"
-    req.path = path
-    req.headers = http.Headers(host=f"127.0.0.1:{port}")
+    req.path = tapeserver.register(source)
+    req.headers = http.Headers(host=f"{host}:{port}")
     req.content = b""
-    flow.metadata["tapeproxy_stream"] = True
+    flow.metadata[_HANDLED] = True
+    flow.metadata[_STREAMED] = True
+
+
+def stream_if_routed(flow: http.HTTPFlow) -> None:
+    """In `responseheaders`: stream tape server answers and passed-through ones."""
+    if flow.response is not None and (
+        flow.metadata.get(_STREAMED) or not flow.metadata.get(_HANDLED)
+    ):
+        flow.response.stream = True

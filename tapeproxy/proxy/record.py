@@ -11,8 +11,16 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 from mitmproxy import http
 
-from tapeproxy.cassettes.model import RecordedError, Request, Response, Timing
-from tapeproxy.proxy.flows import HOP_BY_HOP, capture_request, redirect_to_tapeserver
+from tapeproxy.cassettes.model import RecordedError, Request, Timing
+from tapeproxy.proxy.flows import (
+    HOP_BY_HOP,
+    WireResponse,
+    capture_request,
+    is_handled,
+    mark_handled,
+    route_to_tapeserver,
+    stream_if_routed,
+)
 from tapeproxy.proxy.session import Captured, TapeSession
 from tapeproxy.proxy.tapeserver import Head, TapeServer
 from tapeproxy.proxy.upstream import is_streamed, to_response
@@ -20,8 +28,6 @@ from tapeproxy.proxy.upstream import is_streamed, to_response
 __all__ = ["Recorder"]
 
 logger = logging.getLogger(__name__)
-
-_HANDLED = "tapeproxy_handled"
 
 
 def _ms(start: float, now: float) -> float:
@@ -54,14 +60,12 @@ class Recorder:
 
     async def request(self, flow: http.HTTPFlow) -> None:
         """Forward a request upstream and record what comes back."""
-        if flow.response is not None or flow.metadata.get(_HANDLED) or not self.session.records:
-            return
-        if flow.request.host == "127.0.0.1" and flow.request.port == self.tapeserver.port:
+        if is_handled(flow, self.tapeserver) or not self.session.records:
             return
         if self._hosts is not None and flow.request.pretty_host not in self._hosts:
             self.session.count_passthrough()
             return
-        flow.metadata[_HANDLED] = True
+        mark_handled(flow)
         request = capture_request(flow)
         outgoing = httpx.Request(
             flow.request.method,
@@ -74,22 +78,17 @@ class Recorder:
         try:
             resp = await self._http().send(outgoing, stream=True)
         except httpx.HTTPError as e:
-            self._keep(
-                request,
-                None,
-                RecordedError(message=_describe(e), after_ms=_ms(start, loop.time())),
-                Timing(),
-            )
+            failure = RecordedError(message=_describe(e), after_ms=_ms(start, loop.time()))
+            self.session.add(Captured(request, None, failure, Timing()))
             flow.kill()
             return
         ttfb = _ms(start, loop.time())
         if is_streamed(resp.headers, resp.status_code, flow.request.method):
-            relay = _Relay(resp, start, ttfb, lambda it: self._keep(*it))
-            relay.request = request
+            relay = _Relay(resp, request, start, ttfb, self.session.add)
             task = loop.create_task(relay.pump())
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
-            redirect_to_tapeserver(flow, self.tapeserver.port, self.tapeserver.register(relay))
+            route_to_tapeserver(flow, self.tapeserver, relay)
             return
         await self._read_whole(flow, request, resp, start, ttfb)
 
@@ -108,40 +107,20 @@ class Recorder:
             await resp.aclose()
         total = _ms(start, loop.time())
         recorded = to_response(resp, bytes(raw), None)
-        self._keep(request, recorded, error, Timing(ttfb_ms=ttfb, total_ms=total))
+        self.session.add(Captured(request, recorded, error, Timing(ttfb_ms=ttfb, total_ms=total)))
         if error is not None:
             flow.kill()
             return
+        # The client gets the bytes as they came, in their content-encoding.
         fields = [(k, v) for k, v in resp.headers.raw if k.lower() != b"content-length"]
         if resp.status_code not in (204, 304) and flow.request.method != "HEAD":
             fields.append((b"content-length", str(len(raw)).encode()))
-        now = loop.time()
-        flow.response = http.Response(
-            resp.http_version.encode(),
-            resp.status_code,
-            resp.reason_phrase.encode("latin-1"),
-            http.Headers(fields),
-            bytes(raw),
-            None,
-            now,
-            now,
-        )
+        reason = resp.reason_phrase.encode("latin-1")
+        flow.response = WireResponse(resp.status_code, reason, tuple(fields), bytes(raw)).make()
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         """Stream relayed answers, and passed-through ones, as they arrive."""
-        if flow.response is not None and (
-            flow.metadata.get("tapeproxy_stream") or not flow.metadata.get(_HANDLED)
-        ):
-            flow.response.stream = True
-
-    def _keep(
-        self,
-        request: Request,
-        response: Response | None,
-        error: RecordedError | None,
-        timing: Timing,
-    ) -> None:
-        self.session.add(Captured(request, response, error, timing))
+        stream_if_routed(flow)
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -170,12 +149,13 @@ class _Relay:
     def __init__(
         self,
         resp: httpx.Response,
+        request: Request,
         start: float,
         ttfb: float,
-        keep: Callable[[tuple[Request, Response | None, RecordedError | None, Timing]], None],
+        keep: Callable[[Captured], None],
     ) -> None:
         self.resp = resp
-        self.request: Request | None = None
+        self.request = request
         self._start = start
         self._ttfb = ttfb
         self._keep = keep
@@ -200,8 +180,9 @@ class _Relay:
             self._queue.put_nowait(None)
         total = _ms(self._start, loop.time())
         recorded = to_response(self.resp, bytes(raw), pieces)
-        assert self.request is not None
-        self._keep((self.request, recorded, error, Timing(ttfb_ms=self._ttfb, total_ms=total)))
+        self._keep(
+            Captured(self.request, recorded, error, Timing(ttfb_ms=self._ttfb, total_ms=total))
+        )
 
     async def head(self) -> Head:
         headers = [

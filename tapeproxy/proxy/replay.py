@@ -19,7 +19,10 @@ from tapeproxy.cassettes.model import Interaction, Request, body_bytes
 from tapeproxy.proxy.flows import (
     capture_request,
     framing_free,
-    redirect_to_tapeserver,
+    is_handled,
+    mark_handled,
+    route_to_tapeserver,
+    stream_if_routed,
 )
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.session import TapeSession
@@ -30,7 +33,6 @@ __all__ = ["MISS_STATUS", "Replayer"]
 logger = logging.getLogger(__name__)
 
 MISS_STATUS = 599
-_HANDLED = "tapeproxy_handled"
 
 
 class Replayer:
@@ -55,9 +57,6 @@ class Replayer:
         self.latency = latency
         self._hosts = hosts
 
-    def _is_tapeserver(self, flow: http.HTTPFlow) -> bool:
-        return flow.request.host == "127.0.0.1" and flow.request.port == self.tapeserver.port
-
     def _covers(self, flow: http.HTTPFlow) -> bool:
         return self._hosts is None or flow.request.pretty_host in self._hosts
 
@@ -65,7 +64,7 @@ class Replayer:
         """Answer from the cassette when the run serves from it; answer misses when it only
         replays. Flows left unanswered go to the recorder (or pass through, for hosts the
         cassette does not cover, while recording)."""
-        if flow.response is not None or flow.metadata.get(_HANDLED) or self._is_tapeserver(flow):
+        if is_handled(flow, self.tapeserver):
             return
         session = self.session
         started = asyncio.get_running_loop().time()
@@ -78,14 +77,14 @@ class Replayer:
             key = session.key(request)
             found = session.lookup(key)
             if found is not None:
-                flow.metadata[_HANDLED] = True
+                mark_handled(flow)
                 await self._serve(flow, found, started)
             elif not session.records:
                 self._answer_miss(flow, request, key)
         except Exception as e:  # fail closed: never let the flow go upstream
             logger.exception("tapeproxy replay error")
             session.count_error()
-            flow.metadata[_HANDLED] = True
+            mark_handled(flow)
             flow.response = _json_response(
                 MISS_STATUS,
                 {"error": f"tapeproxy: replay failed: {type(e).__name__}: {e}"},
@@ -96,7 +95,7 @@ class Replayer:
         key = key or self.session.key(request)
         miss = self.session.miss(key, request)
         logger.warning("tapeproxy %s", miss.describe())
-        flow.metadata[_HANDLED] = True
+        mark_handled(flow)
         flow.response = _json_response(
             MISS_STATUS,
             miss.to_json(self.session.path, self.session.mode),
@@ -116,24 +115,23 @@ class Replayer:
         if found.error is not None or (
             recorded.chunks is not None and len(recorded.chunks) > 1 and not self.latency.is_none
         ):
-            source = _ScheduledSource(found, started, self.latency)
-            path = self.tapeserver.register(source)
-            redirect_to_tapeserver(flow, self.tapeserver.port, path)
+            route_to_tapeserver(
+                flow, self.tapeserver, _ScheduledSource(found, started, self.latency)
+            )
             return
         await asyncio.sleep(self.latency.delay(found.timing.total_ms))
         flow.response = self.session.wire(found).make()
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         """Stream what the tape server writes, piece by piece."""
-        if flow.metadata.get("tapeproxy_stream") and flow.response is not None:
-            flow.response.stream = True
+        stream_if_routed(flow)
 
     def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         """Refuse every upstream connection while the run only replays."""
         if self.session.records:
             return
         address = data.server.address
-        if address == ("127.0.0.1", self.tapeserver.port):
+        if address == self.tapeserver.address:
             return
         data.server.error = (
             f"tapeproxy replay: refusing to connect to {address} (replay never goes upstream)"

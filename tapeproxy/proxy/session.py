@@ -13,7 +13,7 @@ from typing import Any, Literal
 from tapeproxy import __version__
 from tapeproxy.cassettes import store
 from tapeproxy.cassettes.index import Nearest, RepeatPolicy, ReplayIndex
-from tapeproxy.cassettes.key import request_key
+from tapeproxy.cassettes.key import canonical_request, request_key
 from tapeproxy.cassettes.model import (
     Cassette,
     Interaction,
@@ -177,8 +177,6 @@ class TapeSession:
 
     def miss(self, key: str, request: Request) -> Miss:
         """Count and explain a request that has no recorded answer."""
-        from tapeproxy.cassettes.key import canonical_request
-
         r = self.redactor.redact_request(request)
         wanted = canonical_request(r.method, r.url, r.headers, body_bytes(r.body), self.rules)
         m = Miss(key, r.method, r.url, tuple(self.index.nearest(wanted, self.rules)))

@@ -49,6 +49,11 @@ class TapeServer:
         self._server: asyncio.Server | None = None
         self.port = 0
 
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where the proxy reaches it."""
+        return "127.0.0.1", self.port
+
     async def start(self) -> None:
         """Listen on a free loopback port."""
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
