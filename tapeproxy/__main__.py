@@ -1,5 +1,5 @@
 """`python -m tapeproxy` runs the command line."""
 
-from tapeproxy.cli import main
+from tapeproxy.launch import main
 
 main()

@@ -6,7 +6,6 @@ exit code, never a traceback.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -31,25 +30,8 @@ def cli() -> None:
     """
 
 
-_PROXY_COMMANDS = frozenset({"record", "replay", "serve"})
-
-
-def _run_optimized() -> None:
-    """Re-run a proxy command under ``python -O``.
-
-    mitmproxy type-checks every HTTP message field at runtime unless assertions are off
-    (``if __debug__``); that is about a fifth of the CPU of a replayed request. Only the
-    proxy commands re-run themselves; CMD's own environment is left as it was.
-    """
-    if sys.flags.optimize or os.environ.get("TAPEPROXY_NO_OPTIMIZE"):
-        return
-    if len(sys.argv) > 1 and sys.argv[1] in _PROXY_COMMANDS:
-        os.execv(sys.executable, [sys.executable, "-O", "-m", "tapeproxy", *sys.argv[1:]])
-
-
 def main() -> None:
-    """Console-script entry point: run the group, turning library errors into exit codes."""
-    _run_optimized()
+    """Run the group, turning library errors into exit codes (`tapeproxy.launch` calls it)."""
     try:
         cli.main(standalone_mode=False, prog_name="tapeproxy")
     except click.exceptions.Abort:
