@@ -263,3 +263,23 @@ def test_sample_helpers_build_valid_interactions() -> None:
         update={"interactions": (Interaction(key="k", request=request, response=response),)}
     )
     assert loads(dumps(cassette)) == cassette
+
+
+def test_loading_shares_repeated_header_strings_between_interactions() -> None:
+    # Two interactions without the lone surrogate, so the fast parser reads the file.
+    request = Request(
+        method="GET", url="https://h/a", headers=(("content-type", "application/json"),)
+    )
+    items = tuple(
+        Interaction(key=f"k{i}", request=request, response=Response(status=200)) for i in range(2)
+    )
+    cassette = new_cassette("0", "2025-01-01T00:00:00Z").model_copy(update={"interactions": items})
+    first, second = loads(dumps(cassette)).interactions
+    assert first.request.headers[0][1] is second.request.headers[0][1]
+    assert loads(dumps(cassette)) == cassette
+
+
+def test_a_cassette_with_lone_surrogates_still_loads_whole() -> None:
+    cassette = sample_cassette()
+    assert "\\udcc3" in to_json_bytes(cassette).decode()
+    assert loads(dumps(cassette)) == cassette
