@@ -1,4 +1,5 @@
-"""Recording through a real proxy: credentials never stored, parallel clients, early hang-ups."""
+"""Recording through a real proxy: credentials never stored, parallel clients, early hang-ups,
+answers forwarded by mitmproxy stored like those the recorder fetches, failures recorded."""
 
 from __future__ import annotations
 
@@ -6,13 +7,19 @@ import secrets
 import socket
 import ssl
 import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import httpx
+import pytest
 
 from tapeproxy.cassettes import store
 from tapeproxy.fakeprovider import FakeProvider
 from tests.proxy.conftest import ProxyFactory, client_for, written_bytes
 
 CHAT = "/v1/chat/completions"
+SSE = "text/event-stream"
 
 
 def test_credentials_never_reach_the_cassette(
@@ -109,3 +116,108 @@ def test_client_hanging_up_early_still_records_the_whole_stream(
     (it,) = store.load(cassette).interactions
     assert it.error is None and it.response is not None and it.response.body is not None
     assert it.response.body.to_bytes().endswith(b"data: [DONE]\n\n: end\n\n")
+
+
+def _volatile_free(headers: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+    return [
+        (k, "" if k.lower() in ("date", "set-cookie", "x-request-id") else v) for k, v in headers
+    ]
+
+
+def test_forwarded_and_fetched_answers_are_stored_alike(
+    tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider
+) -> None:
+    cassette = tmp_path / "c.json.zst"
+    body = {"model": "m", "messages": [{"role": "user", "content": "same"}]}
+    gz = {"accept-encoding": "gzip"}
+    with run_proxy(cassette, "all") as runner, client_for(runner) as client:
+        forwarded = client.post(provider.url + CHAT, json=body, headers=gz)
+        # asks for a stream, so the recorder fetches it itself; the answer is plain JSON
+        fetched = client.post(provider.url + CHAT, json=body, headers={**gz, "accept": SSE})
+    assert forwarded.content == fetched.content
+    assert forwarded.headers["content-encoding"] == "gzip"
+    native, relayed = (it.response for it in store.load(cassette).interactions)
+    assert native is not None and relayed is not None
+    assert (native.status, native.reason, native.http_version) == (200, "OK", "HTTP/1.1")
+    assert native.model_dump(exclude={"headers"}) == relayed.model_dump(exclude={"headers"})
+    assert _volatile_free(native.headers) == _volatile_free(relayed.headers)
+    assert native.body is not None and b"You said: same." in native.body.to_bytes()  # decoded
+    timing = store.load(cassette).interactions[0].timing
+    assert 0 < timing.ttfb_ms <= timing.total_ms
+
+
+class _Unasked(BaseHTTPRequestHandler):
+    """Streams SSE events 30 ms apart (chunked, no Content-Length) to any POST."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        for i in range(5):
+            time.sleep(0.03)
+            event = b"data: %d\n\n" % i
+            self.wfile.write(b"%x\r\n%b\r\n" % (len(event), event))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+
+
+def _pieces(client: httpx.Client, url: str) -> list[bytes]:
+    with client.stream("POST", url, json={"model": "m", "messages": []}) as r:
+        assert r.status_code == 200
+        return list(r.iter_raw())
+
+
+def test_unasked_stream_is_recorded_with_offsets_and_replays_chunked(
+    tmp_path: Path, run_proxy: ProxyFactory
+) -> None:
+    cassette = tmp_path / "c.json.zst"
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Unasked)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1/chat/completions"
+    try:
+        with run_proxy(cassette, "all") as runner, client_for(runner) as client:
+            live = _pieces(client, url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    (it,) = store.load(cassette).interactions
+    assert it.error is None and it.response is not None and it.response.chunks is not None
+    assert it.response.body is not None
+    assert (
+        it.response.body.to_bytes()
+        == b"".join(live)
+        == b"".join(b"data: %d\n\n" % i for i in range(5))
+    )
+    offsets = [offset for offset, _ in it.response.chunks]
+    assert len(offsets) == 5 and offsets == sorted(offsets)
+    with run_proxy(cassette, "none") as runner, client_for(runner) as client:
+        replayed = _pieces(client, url)
+    assert b"".join(replayed) == b"".join(live)
+    assert len(replayed) == 5  # one piece per recorded chunk
+
+
+def test_refused_upstream_is_recorded_as_an_error_and_replayed_as_a_reset(
+    tmp_path: Path, run_proxy: ProxyFactory
+) -> None:
+    cassette = tmp_path / "c.json.zst"
+    with socket.socket() as s:  # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/v1/chat/completions"
+    for mode in ("all", "none"):
+        with (
+            run_proxy(cassette, mode) as runner,
+            client_for(runner) as client,
+            pytest.raises(httpx.HTTPError),
+        ):
+            client.post(url, json={"model": "m"})
+        if mode == "all":
+            (it,) = store.load(cassette).interactions
+            assert it.response is None and it.error is not None
+            assert "connect" in it.error.message.lower()  # ECONNREFUSED, as mitmproxy says it
