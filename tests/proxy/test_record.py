@@ -8,14 +8,22 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
+from mitmproxy import connection
+from mitmproxy.proxy import server_hooks
 
 from tapeproxy.cassettes import store
 from tapeproxy.fakeprovider import FakeProvider
+from tapeproxy.proxy.record import Recorder
+from tapeproxy.proxy.session import TapeSession
+from tapeproxy.proxy.tapeserver import TapeServer
+from tapeproxy.proxy.upstream import make_client
 from tests.proxy.conftest import ProxyFactory, client_for, written_bytes
 
 CHAT = "/v1/chat/completions"
@@ -147,7 +155,7 @@ def test_forwarded_and_fetched_answers_are_stored_alike(
 
 
 class _Unasked(BaseHTTPRequestHandler):
-    """Streams SSE events 30 ms apart (chunked, no Content-Length) to any POST."""
+    """Streams 5 SSE events (chunked, no Content-Length) to any POST, `x-gap-ms` apart (30)."""
 
     protocol_version = "HTTP/1.1"
 
@@ -160,33 +168,54 @@ class _Unasked(BaseHTTPRequestHandler):
         self.send_header("content-type", "text/event-stream")
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
-        for i in range(5):
-            time.sleep(0.03)
-            event = b"data: %d\n\n" % i
-            self.wfile.write(b"%x\r\n%b\r\n" % (len(event), event))
-            self.wfile.flush()
-        self.wfile.write(b"0\r\n\r\n")
+        gap = int(self.headers.get("x-gap-ms") or 30) / 1000
+        try:
+            for i in range(5):
+                time.sleep(gap)
+                event = b"data: %d\n\n" % i
+                self.wfile.write(b"%x\r\n%b\r\n" % (len(event), event))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            self.close_connection = True
 
 
-def _pieces(client: httpx.Client, url: str) -> list[bytes]:
-    with client.stream("POST", url, json={"model": "m", "messages": []}) as r:
+def _pieces(
+    client: httpx.Client, url: str, gap_ms: int = 30, keep: int | None = None
+) -> list[bytes]:
+    body = {"model": "m", "messages": []}
+    with client.stream("POST", url, json=body, headers={"x-gap-ms": str(gap_ms)}) as r:
         assert r.status_code == 200
-        return list(r.iter_raw())
+        pieces = []
+        for piece in r.iter_raw():
+            pieces.append(piece)
+            if keep is not None and len(pieces) == keep:
+                break  # hang up
+        return pieces
+
+
+@contextmanager
+def _unasked_upstream() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Unasked)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1/chat/completions"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_unasked_stream_is_recorded_with_offsets_and_replays_chunked(
     tmp_path: Path, run_proxy: ProxyFactory
 ) -> None:
     cassette = tmp_path / "c.json.zst"
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Unasked)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/v1/chat/completions"
-    try:
-        with run_proxy(cassette, "all") as runner, client_for(runner) as client:
-            live = _pieces(client, url)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with (
+        _unasked_upstream() as url,
+        run_proxy(cassette, "all") as runner,
+        client_for(runner) as client,
+    ):
+        live = _pieces(client, url)
     (it,) = store.load(cassette).interactions
     assert it.error is None and it.response is not None and it.response.chunks is not None
     assert it.response.body is not None
@@ -221,3 +250,41 @@ def test_refused_upstream_is_recorded_as_an_error_and_replayed_as_a_reset(
             (it,) = store.load(cassette).interactions
             assert it.response is None and it.error is not None
             assert "connect" in it.error.message.lower()  # ECONNREFUSED, as mitmproxy says it
+
+
+def test_unasked_stream_is_cut_short_by_a_client_hanging_up(
+    tmp_path: Path, run_proxy: ProxyFactory
+) -> None:
+    cassette = tmp_path / "c.json.zst"
+    with (
+        _unasked_upstream() as url,
+        run_proxy(cassette, "all") as runner,
+        client_for(runner) as client,
+    ):
+        (first,) = _pieces(client, url, gap_ms=100, keep=1)
+    (it,) = store.load(cassette).interactions
+    assert it.error is not None and it.response is not None and it.response.body is not None
+    recorded = it.response.body.to_bytes()
+    assert recorded.startswith(first) and len(recorded) < len(b"data: 0\n\n") * 5
+
+
+def _offers(recorder: Recorder, host: str) -> tuple[bytes, ...]:
+    server = connection.Server(address=(host, 443))
+    client = connection.Client(peername=("127.0.0.1", 1), sockname=("127.0.0.1", 2))
+    recorder.server_connect(server_hooks.ServerConnectionHookData(server, client))
+    return tuple(server.alpn_offers)
+
+
+def test_recorded_upstreams_are_offered_http1_only(tmp_path: Path) -> None:
+    recording = TapeSession(tmp_path / "a.json.zst", "all")
+    hosts = frozenset({"api.example.com"})
+    recorder = Recorder(recording, TapeServer(), make_client, hosts)
+    assert _offers(recorder, "api.example.com") == (b"http/1.1",)
+    assert _offers(recorder, "elsewhere.example.com") == ()  # passed through as it is
+    assert (
+        _offers(
+            Recorder(TapeSession(tmp_path / "b.json.zst", "none"), TapeServer(), make_client),
+            "api.example.com",
+        )
+        == ()
+    )
