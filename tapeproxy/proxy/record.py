@@ -7,7 +7,8 @@ The path is chosen when the request arrives. A request that asks for a stream
 the answer to its end independently of the client, which gets it piece by piece through the
 tape server; so a client that hangs up at `data: [DONE]` still leaves the whole stream on tape.
 Every other request is forwarded by mitmproxy itself and captured in the `response` hook, or in
-the `error` hook when the upstream refused, reset or timed out (the client's connection is then
+the `error` hook when the upstream refused, reset or timed out, or the client gave up first
+(recorded as the failure it was, after the time it took; the client's connection is then
 killed, as replay will do). An answer that turns out streamed anyway (an event stream, or no
 Content-Length) is passed on by a stream callable that keeps each piece and its arrival offset;
 such an unpredicted stream is tied to the client, so a client hanging up early cuts it short,
