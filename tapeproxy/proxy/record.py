@@ -1,15 +1,30 @@
-"""The record addon: forward requests to the real upstream, relay the answer to the client as it
-arrives, and keep every exchange (with its timing) in the session's cassette.
+"""The record addon: have each request answered by the real upstream, pass the answer on to the
+client as it arrives, and keep every exchange (with its timing) in the session's cassette.
+
+The path is chosen when the request arrives. A request that asks for a stream
+(`upstream.asks_for_stream`: `"stream": true`, Gemini `:streamGenerateContent` or `alt=sse`,
+`Accept: text/event-stream`) is fetched by the recorder's own httpx client: a `_Relay` reads
+the answer to its end independently of the client, which gets it piece by piece through the
+tape server; so a client that hangs up at `data: [DONE]` still leaves the whole stream on tape.
+Every other request is forwarded by mitmproxy itself and captured in the `response` hook, or in
+the `error` hook when the upstream refused, reset or timed out, or the client gave up first
+(recorded as the failure it was, after the time it took; the client's connection is then
+killed, as replay will do). An answer that turns out streamed anyway (an event stream, or no
+Content-Length) is passed on by a stream callable that keeps each piece and its arrival offset;
+such an unpredicted stream is tied to the client, so a client hanging up early cuts it short,
+and it is recorded as cut, with the error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 
 import httpx
 from mitmproxy import http
+from mitmproxy.proxy import server_hooks
 
 from tapeproxy.cassettes.model import RecordedError, Request, Timing
 from tapeproxy.proxy.flows import (
@@ -23,11 +38,15 @@ from tapeproxy.proxy.flows import (
 )
 from tapeproxy.proxy.session import Captured, TapeSession
 from tapeproxy.proxy.tapeserver import Head, TapeServer
-from tapeproxy.proxy.upstream import is_streamed, to_response
+from tapeproxy.proxy.upstream import asks_for_stream, from_mitmproxy, is_streamed, to_response
 
 __all__ = ["Recorder"]
 
 logger = logging.getLogger(__name__)
+
+_NATIVE = "tapeproxy_native"
+_PROXY_ONLY = ("proxy-connection", "proxy-authorization")
+"""Request headers meant for the proxy: never forwarded on the native path."""
 
 
 def _ms(start: float, now: float) -> float:
@@ -40,7 +59,8 @@ class Recorder:
     Args:
         session: the cassette being written and its counters.
         tapeserver: where streamed answers are relayed through, piece by piece.
-        client_factory: makes the upstream HTTP client (called once the loop runs).
+        client_factory: makes the upstream HTTP client for requests that ask for a stream
+            (called once the loop runs, on the first such request).
         hosts: record only these hosts (None: every host); others pass through untouched.
     """
 
@@ -59,14 +79,65 @@ class Recorder:
         self._pending: set[asyncio.Task[None]] = set()
 
     async def request(self, flow: http.HTTPFlow) -> None:
-        """Forward a request upstream and record what comes back."""
+        """Fetch a request that asks for a stream; leave any other to mitmproxy, to capture."""
         if is_handled(flow, self.tapeserver) or not self.session.records:
             return
-        if self._hosts is not None and flow.request.pretty_host not in self._hosts:
+        req = flow.request
+        if self._hosts is not None and req.pretty_host not in self._hosts:
             self.session.count_passthrough()
             return
         mark_handled(flow)
         request = capture_request(flow)
+        if asks_for_stream(req):
+            await self._fetch(flow, request)
+            return
+        start = req.timestamp_end or req.timestamp_start
+        flow.metadata[_NATIVE] = _Native(request, start, self.session.add)
+        for name in _PROXY_ONLY:
+            if name in req.headers:
+                del req.headers[name]
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        """Stream relayed and passed-through answers; have a natively forwarded answer that
+        turns out streamed passed on piece by piece, each piece kept with its offset."""
+        stream_if_routed(flow)
+        native = flow.metadata.get(_NATIVE)
+        resp = flow.response
+        if native is None or resp is None:
+            return
+        if is_streamed(resp.headers, resp.status_code, flow.request.method):
+            native.streamed = True
+            resp.stream = native
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        """Keep a natively forwarded answer."""
+        native: _Native | None = flow.metadata.pop(_NATIVE, None)
+        if native is not None and flow.response is not None:
+            native.keep(flow.response, None)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        """Keep a natively forwarded request that failed (refused, reset, timed out, cut
+        short), with what came before the failure; then reset the client's connection."""
+        native: _Native | None = flow.metadata.pop(_NATIVE, None)
+        if native is None:
+            return
+        failure = flow.error
+        message = failure.msg if failure is not None else "upstream failure"
+        at = failure.timestamp if failure is not None else time.time()
+        native.keep(flow.response, RecordedError(message=message, after_ms=_ms(native.start, at)))
+        if flow.killable:
+            flow.kill()
+
+    def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        """Talk HTTP/1.1 to recorded upstreams, as the httpx path does, so that an answer is
+        stored the same way (header case, http_version) whichever path fetched it."""
+        server = data.server
+        if not self.session.records or server.alpn_offers or server.address is None:
+            return
+        if self._hosts is None or server.address[0] in self._hosts:
+            server.alpn_offers = (b"http/1.1",)
+
+    async def _fetch(self, flow: http.HTTPFlow, request: Request) -> None:
         outgoing = httpx.Request(
             flow.request.method,
             flow.request.pretty_url,
@@ -118,10 +189,6 @@ class Recorder:
         reason = resp.reason_phrase.encode("latin-1")
         flow.response = WireResponse(resp.status_code, reason, tuple(fields), bytes(raw)).make()
 
-    def responseheaders(self, flow: http.HTTPFlow) -> None:
-        """Stream relayed answers, and passed-through ones, as they arrive."""
-        stream_if_routed(flow)
-
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = self._client_factory()
@@ -140,6 +207,41 @@ _HOP = {h.encode() for h in HOP_BY_HOP}
 
 def _describe(e: Exception) -> str:
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+class _Native:
+    """What is captured of one request mitmproxy forwards; as a response's `stream` callable,
+    it keeps each piece of the body and its arrival offset, and passes the piece on."""
+
+    __slots__ = ("_add", "pieces", "raw", "request", "start", "streamed")
+
+    def __init__(self, request: Request, start: float, add: Callable[[Captured], None]) -> None:
+        self.request = request
+        self.start = start
+        self._add = add
+        self.streamed = False
+        self.raw = bytearray()
+        self.pieces: list[tuple[float, int]] = []
+
+    def __call__(self, data: bytes) -> bytes:
+        if data:
+            self.pieces.append((_ms(self.start, time.time()), len(data)))
+            self.raw += data
+        return data
+
+    def keep(self, resp: http.Response | None, error: RecordedError | None) -> None:
+        """Add the exchange to the session: the answer (if its head arrived) and the failure."""
+        if resp is None:
+            self._add(Captured(self.request, None, error, Timing()))
+            return
+        if self.streamed:
+            recorded = from_mitmproxy(resp, bytes(self.raw), self.pieces)
+        else:
+            recorded = from_mitmproxy(resp, resp.raw_content or b"", None)
+        end = resp.timestamp_end or time.time()
+        ttfb = _ms(self.start, resp.timestamp_start)
+        timing = Timing(ttfb_ms=ttfb, total_ms=_ms(self.start, end))
+        self._add(Captured(self.request, recorded, error, timing))
 
 
 class _Relay:

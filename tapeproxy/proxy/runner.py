@@ -28,7 +28,7 @@ from tapeproxy.proxy.record import Recorder
 from tapeproxy.proxy.replay import Replayer
 from tapeproxy.proxy.session import Mode, TapeSession
 from tapeproxy.proxy.tapeserver import TapeServer
-from tapeproxy.proxy.upstream import make_client
+from tapeproxy.proxy.upstream import make_client, trust_bundle
 from tapeproxy.redaction import Redactor
 
 __all__ = ["ProxyConfig", "ProxyRunner", "default_confdir"]
@@ -215,7 +215,10 @@ class ProxyRunner:
             connection_strategy="lazy",
             upstream_cert=False,
             ssl_insecure=c.insecure_upstream,
-            ssl_verify_upstream_trusted_ca=str(c.upstream_ca) if c.upstream_ca else None,
+            # mitmproxy forwards what is not a stream: it trusts what the httpx client trusts
+            ssl_verify_upstream_trusted_ca=(
+                str(trust_bundle(c.upstream_ca, c.confdir)) if c.upstream_ca else None
+            ),
         )
         self._master = master
         try:

@@ -1,4 +1,5 @@
-"""Recording through a real proxy: credentials never stored, parallel clients, early hang-ups."""
+"""Recording through a real proxy: credentials never stored, parallel clients, early hang-ups,
+answers forwarded by mitmproxy stored like those the recorder fetches, failures recorded."""
 
 from __future__ import annotations
 
@@ -6,13 +7,27 @@ import secrets
 import socket
 import ssl
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import httpx
+import pytest
+from mitmproxy import connection
+from mitmproxy.proxy import server_hooks
 
 from tapeproxy.cassettes import store
 from tapeproxy.fakeprovider import FakeProvider
+from tapeproxy.proxy.record import Recorder
+from tapeproxy.proxy.session import TapeSession
+from tapeproxy.proxy.tapeserver import TapeServer
+from tapeproxy.proxy.upstream import make_client
 from tests.proxy.conftest import ProxyFactory, client_for, written_bytes
 
 CHAT = "/v1/chat/completions"
+SSE = "text/event-stream"
 
 
 def test_credentials_never_reach_the_cassette(
@@ -109,3 +124,167 @@ def test_client_hanging_up_early_still_records_the_whole_stream(
     (it,) = store.load(cassette).interactions
     assert it.error is None and it.response is not None and it.response.body is not None
     assert it.response.body.to_bytes().endswith(b"data: [DONE]\n\n: end\n\n")
+
+
+def _volatile_free(headers: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+    return [
+        (k, "" if k.lower() in ("date", "set-cookie", "x-request-id") else v) for k, v in headers
+    ]
+
+
+def test_forwarded_and_fetched_answers_are_stored_alike(
+    tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider
+) -> None:
+    cassette = tmp_path / "c.json.zst"
+    body = {"model": "m", "messages": [{"role": "user", "content": "same"}]}
+    gz = {"accept-encoding": "gzip"}
+    with run_proxy(cassette, "all") as runner, client_for(runner) as client:
+        forwarded = client.post(provider.url + CHAT, json=body, headers=gz)
+        # asks for a stream, so the recorder fetches it itself; the answer is plain JSON
+        fetched = client.post(provider.url + CHAT, json=body, headers={**gz, "accept": SSE})
+    assert forwarded.content == fetched.content
+    assert forwarded.headers["content-encoding"] == "gzip"
+    native, relayed = (it.response for it in store.load(cassette).interactions)
+    assert native is not None and relayed is not None
+    assert (native.status, native.reason, native.http_version) == (200, "OK", "HTTP/1.1")
+    assert native.model_dump(exclude={"headers"}) == relayed.model_dump(exclude={"headers"})
+    assert _volatile_free(native.headers) == _volatile_free(relayed.headers)
+    assert native.body is not None and b"You said: same." in native.body.to_bytes()  # decoded
+    timing = store.load(cassette).interactions[0].timing
+    assert 0 < timing.ttfb_ms <= timing.total_ms
+
+
+class _Unasked(BaseHTTPRequestHandler):
+    """Streams 5 SSE events (chunked, no Content-Length) to any POST, `x-gap-ms` apart (30)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        gap = int(self.headers.get("x-gap-ms") or 30) / 1000
+        try:
+            for i in range(5):
+                time.sleep(gap)
+                event = b"data: %d\n\n" % i
+                self.wfile.write(b"%x\r\n%b\r\n" % (len(event), event))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            self.close_connection = True
+
+
+def _pieces(
+    client: httpx.Client, url: str, gap_ms: int = 30, keep: int | None = None
+) -> list[bytes]:
+    body = {"model": "m", "messages": []}
+    with client.stream("POST", url, json=body, headers={"x-gap-ms": str(gap_ms)}) as r:
+        assert r.status_code == 200
+        pieces = []
+        for piece in r.iter_raw():
+            pieces.append(piece)
+            if keep is not None and len(pieces) == keep:
+                break  # hang up
+        return pieces
+
+
+@contextmanager
+def _unasked_upstream() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Unasked)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1/chat/completions"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_unasked_stream_is_recorded_with_offsets_and_replays_chunked(
+    tmp_path: Path, run_proxy: ProxyFactory
+) -> None:
+    cassette = tmp_path / "c.json.zst"
+    with (
+        _unasked_upstream() as url,
+        run_proxy(cassette, "all") as runner,
+        client_for(runner) as client,
+    ):
+        live = _pieces(client, url)
+    (it,) = store.load(cassette).interactions
+    assert it.error is None and it.response is not None and it.response.chunks is not None
+    assert it.response.body is not None
+    assert (
+        it.response.body.to_bytes()
+        == b"".join(live)
+        == b"".join(b"data: %d\n\n" % i for i in range(5))
+    )
+    offsets = [offset for offset, _ in it.response.chunks]
+    assert len(offsets) == 5 and offsets == sorted(offsets)
+    with run_proxy(cassette, "none") as runner, client_for(runner) as client:
+        replayed = _pieces(client, url)
+    assert b"".join(replayed) == b"".join(live)
+    assert len(replayed) == 5  # one piece per recorded chunk
+
+
+def test_refused_upstream_is_recorded_as_an_error_and_replayed_as_a_reset(
+    tmp_path: Path, run_proxy: ProxyFactory
+) -> None:
+    cassette = tmp_path / "c.json.zst"
+    with socket.socket() as s:  # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/v1/chat/completions"
+    for mode in ("all", "none"):
+        with (
+            run_proxy(cassette, mode) as runner,
+            client_for(runner) as client,
+            pytest.raises(httpx.HTTPError),
+        ):
+            client.post(url, json={"model": "m"})
+        if mode == "all":
+            (it,) = store.load(cassette).interactions
+            assert it.response is None and it.error is not None
+            assert "connect" in it.error.message.lower()  # ECONNREFUSED, as mitmproxy says it
+
+
+def test_unasked_stream_is_cut_short_by_a_client_hanging_up(
+    tmp_path: Path, run_proxy: ProxyFactory
+) -> None:
+    cassette = tmp_path / "c.json.zst"
+    with (
+        _unasked_upstream() as url,
+        run_proxy(cassette, "all") as runner,
+        client_for(runner) as client,
+    ):
+        (first,) = _pieces(client, url, gap_ms=100, keep=1)
+    (it,) = store.load(cassette).interactions
+    assert it.error is not None and it.response is not None and it.response.body is not None
+    recorded = it.response.body.to_bytes()
+    assert recorded.startswith(first) and len(recorded) < len(b"data: 0\n\n") * 5
+
+
+def _offers(recorder: Recorder, host: str) -> tuple[bytes, ...]:
+    server = connection.Server(address=(host, 443))
+    client = connection.Client(peername=("127.0.0.1", 1), sockname=("127.0.0.1", 2))
+    recorder.server_connect(server_hooks.ServerConnectionHookData(server, client))
+    return tuple(server.alpn_offers)
+
+
+def test_recorded_upstreams_are_offered_http1_only(tmp_path: Path) -> None:
+    recording = TapeSession(tmp_path / "a.json.zst", "all")
+    hosts = frozenset({"api.example.com"})
+    recorder = Recorder(recording, TapeServer(), make_client, hosts)
+    assert _offers(recorder, "api.example.com") == (b"http/1.1",)
+    assert _offers(recorder, "elsewhere.example.com") == ()  # passed through as it is
+    assert (
+        _offers(
+            Recorder(TapeSession(tmp_path / "b.json.zst", "none"), TapeServer(), make_client),
+            "api.example.com",
+        )
+        == ()
+    )
