@@ -15,7 +15,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mitmproxy import options
 
@@ -24,12 +24,13 @@ from tapeproxy.cassettes.model import MatchRules
 from tapeproxy.errors import BadInputError, TapeproxyError
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.lean import lean_mitmproxy
-from tapeproxy.proxy.record import Recorder
 from tapeproxy.proxy.replay import Replayer
 from tapeproxy.proxy.session import Mode, TapeSession
 from tapeproxy.proxy.tapeserver import TapeServer
-from tapeproxy.proxy.upstream import make_client, trust_bundle
 from tapeproxy.redaction import Redactor
+
+if TYPE_CHECKING:
+    from tapeproxy.proxy.record import Recorder
 
 __all__ = ["ProxyConfig", "ProxyRunner", "default_confdir"]
 
@@ -92,6 +93,7 @@ class ProxyRunner:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._master: Any = None
+        self._tapeserver: TapeServer | None = None
         self._ready = threading.Event()
         self._failure: BaseException | None = None
         self.replayer: Replayer | None = None
@@ -153,6 +155,10 @@ class ProxyRunner:
         for addon in (self.replayer, self.recorder):
             if addon is not None:
                 addon.session = self.session
+        if self.session.records and self.recorder is None and self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._add_recorder(), self._loop).result(
+                _START_TIMEOUT
+            )
         return self.session
 
     def stop(self) -> None:
@@ -166,6 +172,32 @@ class ProxyRunner:
             self._thread.join(60)
         self._master = None
         self.session.save()
+
+    async def _add_recorder(self) -> None:
+        """Add the record addon, in the proxy's loop, for the first session that records.
+
+        Runs that only replay never load it, nor the HTTP client it forwards streams with
+        (about 0.1 s of start-up).
+        """
+        from tapeproxy.proxy.record import Recorder
+        from tapeproxy.proxy.upstream import make_client, trust_bundle
+
+        c = self.config
+        assert self._tapeserver is not None, "the proxy loop starts the tape server first"
+        self.recorder = Recorder(
+            self.session,
+            self._tapeserver,
+            lambda: make_client(c.upstream_ca, c.insecure_upstream),
+            c.hosts,
+        )
+        self._master.addons.add(self.recorder)
+        self._master.options.update(
+            ssl_insecure=c.insecure_upstream,
+            # mitmproxy forwards what is not a stream: it trusts what the httpx client trusts
+            ssl_verify_upstream_trusted_ca=(
+                str(trust_bundle(c.upstream_ca, c.confdir)) if c.upstream_ca else None
+            ),
+        )
 
     def _listening(self, addrs: list[tuple[str, int]]) -> None:
         if addrs:
@@ -186,7 +218,7 @@ class ProxyRunner:
     async def _main(self) -> None:
         c = self.config
         self._loop = asyncio.get_running_loop()
-        tapeserver = TapeServer()
+        tapeserver = self._tapeserver = TapeServer()
         await tapeserver.start()
         opts = options.Options(
             listen_host=c.listen_host,
@@ -197,30 +229,17 @@ class ProxyRunner:
         master = mitm["mitmproxy.master"].Master(opts)
         server = mitm["mitmproxy.addons.proxyserver"].Proxyserver()
         self.replayer = Replayer(self.session, tapeserver, c.latency, c.hosts)
-        self.recorder = Recorder(
-            self.session,
-            tapeserver,
-            lambda: make_client(c.upstream_ca, c.insecure_upstream),
-            c.hosts,
-        )
         master.addons.add(
             server,
             mitm["mitmproxy.addons.next_layer"].NextLayer(),
             mitm["mitmproxy.addons.tlsconfig"].TlsConfig(),
             self.replayer,
-            self.recorder,
             _Ready(self),
         )
-        opts.update(
-            connection_strategy="lazy",
-            upstream_cert=False,
-            ssl_insecure=c.insecure_upstream,
-            # mitmproxy forwards what is not a stream: it trusts what the httpx client trusts
-            ssl_verify_upstream_trusted_ca=(
-                str(trust_bundle(c.upstream_ca, c.confdir)) if c.upstream_ca else None
-            ),
-        )
+        opts.update(connection_strategy="lazy", upstream_cert=False)
         self._master = master
+        if self.session.records:
+            await self._add_recorder()
         try:
             await master.run()
         finally:
