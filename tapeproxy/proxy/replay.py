@@ -108,8 +108,7 @@ class Replayer:
         if recorded is None or (
             found.error is not None and not body_bytes(recorded.body) and recorded.chunks is None
         ):
-            delay = self.latency.delay(found.error.after_ms if found.error else 0.0)
-            await asyncio.sleep(delay)
+            await _wait(self.latency.delay(found.error.after_ms if found.error else 0.0))
             flow.kill()
             return
         if found.error is not None or (
@@ -119,7 +118,7 @@ class Replayer:
                 flow, self.tapeserver, _ScheduledSource(found, started, self.latency)
             )
             return
-        await asyncio.sleep(self.latency.delay(found.timing.total_ms))
+        await _wait(self.latency.delay(found.timing.total_ms))
         flow.response = self.session.wire(found).make()
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -170,6 +169,13 @@ class _ScheduledSource:
         if self._it.error is not None:
             await self._until(self._it.error.after_ms)
             raise ConnectionAbortedError(self._it.error.message)
+
+
+async def _wait(seconds: float) -> None:
+    """Sleep, but not for nothing: `sleep(0)` would still suspend the hook for a loop turn,
+    where a hook that does not suspend completes at once (mitmproxy's eager tasks)."""
+    if seconds > 0:
+        await asyncio.sleep(seconds)
 
 
 def _json_response(status: int, doc: object, extra: list[tuple[str, str]]) -> http.Response:

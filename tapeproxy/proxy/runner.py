@@ -78,6 +78,18 @@ class _Ready:
         self._runner._listening(server.listen_addrs() if server else [])
 
 
+class _Tapeproxy:
+    """tapeproxy's addons as one entry of mitmproxy's addon chain (their hooks run in order).
+
+    mitmproxy walks every entry of the chain for every event (four hooks and four `update`
+    events per request), each entry at the cost of a context manager and a coroutine, hooks
+    or not: one entry instead of three is measurably cheaper per replayed request.
+    """
+
+    def __init__(self, *addons: object) -> None:
+        self.addons = list(addons)
+
+
 class ProxyRunner:
     """One proxy run: `start()` returns once it listens, `stop()` saves the cassette.
 
@@ -192,10 +204,10 @@ class ProxyRunner:
         master.addons.add(
             server,
             mitm["mitmproxy.addons.next_layer"].NextLayer(),
+            # Before TlsConfig: its `request` hook (the CA's CRL, which no certificate here
+            # points to) then returns at once for every answered flow.
+            _Tapeproxy(self.replayer, self.recorder, _Ready(self)),
             mitm["mitmproxy.addons.tlsconfig"].TlsConfig(),
-            self.replayer,
-            self.recorder,
-            _Ready(self),
         )
         opts.update(
             connection_strategy="lazy",
