@@ -58,8 +58,9 @@ def _text(value: bytes) -> str:
 def capture_request(flow: http.HTTPFlow) -> Request:
     """The request of a flow as a (not yet redacted) cassette request, body decoded."""
     req = flow.request
-    headers = tuple((_text(k), _text(v)) for k, v in req.headers.fields)
-    if any(k.lower() == "content-encoding" for k, _ in headers):
+    fields = req.headers.fields
+    headers = tuple([(k.decode("latin-1"), v.decode("latin-1")) for k, v in fields])
+    if b"content-encoding" in [k.lower() for k, _ in fields]:
         content = req.get_content(strict=False) or b""
     else:  # what get_content returns then, without looking the header up again
         content = req.raw_content or b""

@@ -108,7 +108,9 @@ class Replayer:
         if recorded is None or (
             found.error is not None and not body_bytes(recorded.body) and recorded.chunks is None
         ):
-            await _wait(self.latency.delay(found.error.after_ms if found.error else 0.0))
+            delay = self.latency.delay(found.error.after_ms if found.error else 0.0)
+            if delay > 0:
+                await asyncio.sleep(delay)
             flow.kill()
             return
         if found.error is not None or (
@@ -118,7 +120,11 @@ class Replayer:
                 flow, self.tapeserver, _ScheduledSource(found, started, self.latency)
             )
             return
-        await _wait(self.latency.delay(found.timing.total_ms))
+        # No sleep(0): it would suspend the hook for a loop turn, where a hook that does not
+        # suspend completes at once (mitmproxy runs hooks as eager tasks).
+        delay = self.latency.delay(found.timing.total_ms)
+        if delay > 0:
+            await asyncio.sleep(delay)
         flow.response = self.session.wire(found).make()
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -169,13 +175,6 @@ class _ScheduledSource:
         if self._it.error is not None:
             await self._until(self._it.error.after_ms)
             raise ConnectionAbortedError(self._it.error.message)
-
-
-async def _wait(seconds: float) -> None:
-    """Sleep, but not for nothing: `sleep(0)` would still suspend the hook for a loop turn,
-    where a hook that does not suspend completes at once (mitmproxy's eager tasks)."""
-    if seconds > 0:
-        await asyncio.sleep(seconds)
 
 
 def _json_response(status: int, doc: object, extra: list[tuple[str, str]]) -> http.Response:

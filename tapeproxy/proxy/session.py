@@ -156,8 +156,12 @@ class TapeSession:
         them is most of the cost on replay's request path.
         """
         keyed = self._keyed_headers
-        headers = tuple(h for h in request.headers if h[0].lower() in keyed)
-        r = self.redactor.redact_request(request.model_copy(update={"headers": headers}))
+        headers = tuple([h for h in request.headers if h[0].lower() in keyed])
+        # model_construct: the fields are those of a valid request (and cheaper than a copy).
+        narrowed = Request.model_construct(
+            method=request.method, url=request.url, headers=headers, body=request.body
+        )
+        r = self.redactor.redact_request(narrowed)
         return request_key(r.method, r.url, r.headers, body_bytes(r.body), self.rules)
 
     def lookup(self, key: str) -> Interaction | None:
