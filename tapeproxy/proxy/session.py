@@ -157,11 +157,7 @@ class TapeSession:
         """
         keyed = self._keyed_headers
         headers = tuple([h for h in request.headers if h[0].lower() in keyed])
-        # model_construct: the fields are those of a valid request (and cheaper than a copy).
-        narrowed = Request.model_construct(
-            method=request.method, url=request.url, headers=headers, body=request.body
-        )
-        r = self.redactor.redact_request(narrowed)
+        r = self.redactor.redact_request(request.model_copy(update={"headers": headers}))
         return request_key(r.method, r.url, r.headers, body_bytes(r.body), self.rules)
 
     def lookup(self, key: str) -> Interaction | None:
