@@ -10,6 +10,7 @@ credentials matches a recording made with them. URL fragments are stripped.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable
@@ -79,13 +80,17 @@ def canonical_request(
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     port = parts.port or _DEFAULT_PORTS.get(scheme)
-    ignored_query = {q.lower() for q in rules.ignore_query} | CREDENTIAL_QUERY_PARAMS
-    query = sorted(
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if k.lower() not in ignored_query
+    ignored_query = _ignored_query(rules.ignore_query)
+    query = (
+        sorted(
+            (k, v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if k.lower() not in ignored_query
+        )
+        if parts.query
+        else []
     )
-    matched = {h.lower() for h in rules.headers} - CREDENTIAL_HEADERS
+    matched = _matched_headers(rules.headers)
     kept: dict[str, list[str]] = {}
     content_type = ""
     for name, value in headers:
@@ -117,9 +122,23 @@ def request_key(
     return key_of(canonical_request(method, url, headers, body, rules))
 
 
+# Built once: `json.dumps` with options builds an encoder per call.
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+@functools.lru_cache(maxsize=64)
+def _ignored_query(ignore_query: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(q.lower() for q in ignore_query) | CREDENTIAL_QUERY_PARAMS
+
+
+@functools.lru_cache(maxsize=64)
+def _matched_headers(headers: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(h.lower() for h in headers) - CREDENTIAL_HEADERS
+
+
 def key_of(canonical: CanonicalRequest) -> str:
     """The key of an already canonical request."""
-    data = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    data = _ENCODE(canonical)
     # surrogatepass: JSON bodies may hold lone surrogates ("\ud800"), still a valid request.
     return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()
 

@@ -6,10 +6,12 @@ Header bytes are kept as latin-1 text so that every byte survives the round trip
 from __future__ import annotations
 
 import base64
+import functools
 import time
 from dataclasses import dataclass
 
 from mitmproxy import http
+from mitmproxy.net.http import url
 
 from tapeproxy.cassettes.model import Body, Header, Interaction, Request, body_bytes
 from tapeproxy.proxy.tapeserver import BodySource, TapeServer
@@ -56,15 +58,37 @@ def _text(value: bytes) -> str:
 def capture_request(flow: http.HTTPFlow) -> Request:
     """The request of a flow as a (not yet redacted) cassette request, body decoded."""
     req = flow.request
-    content = req.get_content(strict=False) or b""
+    fields = req.headers.fields
+    headers = tuple([(k.decode("latin-1"), v.decode("latin-1")) for k, v in fields])
+    if b"content-encoding" in [k.lower() for k, _ in fields]:
+        content = req.get_content(strict=False) or b""
+    else:  # what get_content returns then, without looking the header up again
+        content = req.raw_content or b""
     # Built without validation: every field comes from mitmproxy's parsed request, and this
     # runs for every replayed request.
     return Request.model_construct(
         method=req.method,
-        url=req.pretty_url,
-        headers=tuple((_text(k), _text(v)) for k, v in req.headers.fields),
+        url=_pretty_url(req),
+        headers=headers,
         body=_body(content),
     )
+
+
+def _pretty_url(req: http.Request) -> str:
+    """`req.pretty_url`, with the parsing of the Host header done once per distinct header."""
+    host_header = req.host_header
+    if not host_header or req.first_line_format == "authority":
+        return req.pretty_url
+    scheme = req.scheme
+    path = req.path if req.path != "*" else ""
+    return f"{scheme}://{_pretty_authority(scheme, host_header)}{path}"
+
+
+@functools.lru_cache(maxsize=256)
+def _pretty_authority(scheme: str, host_header: str) -> str:
+    # The steps of mitmproxy's `Request.pretty_url`, with its own helpers.
+    host, port = url.parse_authority(host_header, check=False)
+    return url.hostport(scheme, host, port or url.default_port(scheme) or 443)
 
 
 def _body(content: bytes) -> Body | None:

@@ -109,7 +109,8 @@ class Replayer:
             found.error is not None and not body_bytes(recorded.body) and recorded.chunks is None
         ):
             delay = self.latency.delay(found.error.after_ms if found.error else 0.0)
-            await asyncio.sleep(delay)
+            if delay > 0:
+                await asyncio.sleep(delay)
             flow.kill()
             return
         if found.error is not None or (
@@ -119,7 +120,11 @@ class Replayer:
                 flow, self.tapeserver, _ScheduledSource(found, started, self.latency)
             )
             return
-        await asyncio.sleep(self.latency.delay(found.timing.total_ms))
+        # No sleep(0): it would suspend the hook for a loop turn, where a hook that does not
+        # suspend completes at once (mitmproxy runs hooks as eager tasks).
+        delay = self.latency.delay(found.timing.total_ms)
+        if delay > 0:
+            await asyncio.sleep(delay)
         flow.response = self.session.wire(found).make()
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:

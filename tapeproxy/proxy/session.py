@@ -156,7 +156,7 @@ class TapeSession:
         them is most of the cost on replay's request path.
         """
         keyed = self._keyed_headers
-        headers = tuple(h for h in request.headers if h[0].lower() in keyed)
+        headers = tuple([h for h in request.headers if h[0].lower() in keyed])
         r = self.redactor.redact_request(request.model_copy(update={"headers": headers}))
         return request_key(r.method, r.url, r.headers, body_bytes(r.body), self.rules)
 

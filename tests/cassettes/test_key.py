@@ -243,3 +243,55 @@ def test_key_of_is_the_sha256_of_the_canonical_form() -> None:
     assert len(key()) == 64
     assert canonical["body"] == {"json": {"model": "m"}}
     assert canonical["port"] is None
+
+
+_PINNED_RULES = MatchRules(
+    headers=("x-api-version", "Anthropic-Version"), ignore_query=("Trace", "b")
+)
+_PINNED: list[tuple[str, str, list[Header], bytes, MatchRules, str]] = [
+    (
+        "POST",
+        URL,
+        [CT_JSON],
+        '{"b":1,"a":"é\\ud800","c":[1,2.5,null]}'.encode(),
+        RULES,
+        "aab50613552c1aacf62f6154a3d886d662a6cd387c732d3fc41cc7d3e19a30a0",
+    ),
+    (
+        "get",
+        "HTTP://API.Example.com:8443/v1/models?b=2&a=1&key=zz&trace=1&a=0#frag",
+        [
+            ("X-Api-Version", "3"),
+            ("anthropic-version", "2023"),
+            ("x-api-version", "4"),
+            ("authorization", "Bearer x"),
+        ],
+        b"",
+        _PINNED_RULES,
+        "3d070a504042d6f9875f2608d909621d69a736a0478f3d2a12889c1895131e8c",
+    ),
+    (
+        "POST",
+        "http://h.test/form",
+        [("Content-Type", "application/x-www-form-urlencoded")],
+        b"z=1&a=2&token=s",
+        RULES,
+        "af1a667269eb83e3e9a40246384ab8ba4f4a29e75935269ea4f7aff83bcda2c9",
+    ),
+    (
+        "POST",
+        "http://h.test/bin",
+        [],
+        b"\x00\x01\xff",
+        RULES,
+        "688195e0256b7b556fea50fed8cdeefc2fe9fc674a77bd54f898dd190410831d",
+    ),
+]
+
+
+def test_keys_stay_what_existing_cassettes_hold() -> None:
+    # Computed by the implementation that wrote existing cassettes: a change here would make
+    # every recorded interaction a miss.
+    for method, url, headers, body, rules, key in _PINNED:
+        assert request_key(method, url, headers, body, rules) == key
+        assert request_key(method, url, headers, body, rules) == key  # cached rule sets too

@@ -1,0 +1,58 @@
+"""Tests for tapeproxy/proxy/flows.py: requests captured from mitmproxy flows."""
+
+from __future__ import annotations
+
+import gzip
+
+from mitmproxy import http
+from mitmproxy.test import tflow
+
+from tapeproxy.cassettes.model import body_bytes
+from tapeproxy.proxy.flows import capture_request
+
+_HOSTS = [
+    ("http://api.x.test/a?b=1", None),
+    ("https://api.x.test/a", "API.X.test"),
+    ("https://api.x.test/a", "api.x.test:443"),
+    ("http://api.x.test:8080/a", "api.x.test:8080"),
+    ("http://[::1]:8080/a", "[::1]:8080"),
+    ("http://[::1]:8080/a", "[::1]"),
+    ("https://a.test/x", "b.test:80"),
+    ("http://a.test/", "bücher.test"),
+    ("http://a.test/p", "a.test:"),
+    ("https://a.test/p", "a.test:99999"),
+]
+
+
+def _flow(request: http.Request) -> http.HTTPFlow:
+    flow = tflow.tflow()
+    flow.request = request
+    return flow
+
+
+def test_url_is_mitmproxys_pretty_url() -> None:
+    for url, host in _HOSTS:
+        for version in ("HTTP/1.1", "HTTP/2.0"):
+            req = http.Request.make("GET", url, b"", [(b"host", host.encode())] if host else [])
+            req.http_version = version
+            req.authority = host or "" if version == "HTTP/2.0" else ""
+            for path in ("/v1/x?y=1", "*"):
+                req.path = path
+                for _ in range(2):  # the second time from the cache
+                    assert capture_request(_flow(req)).url == req.pretty_url, (url, host)
+
+
+def test_body_is_decoded_as_mitmproxy_decodes_it() -> None:
+    raw = b'{"a": 1}'
+    cases = [
+        ([], raw, raw),
+        ([(b"Content-Encoding", b"gzip")], gzip.compress(raw), raw),
+        ([(b"content-encoding", b"bogus")], raw, raw),  # undecodable: kept as it came
+        ([(b"content-encoding", b"")], raw, raw),
+    ]
+    for headers, content, expected in cases:
+        req = http.Request.make("POST", "http://a.test/", b"", headers)
+        req.raw_content = content
+        captured = capture_request(_flow(req))
+        assert body_bytes(captured.body) == expected
+        assert captured.headers == tuple((k.decode(), v.decode()) for k, v in req.headers.fields)
