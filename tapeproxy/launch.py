@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 __all__ = ["PROXY_COMMANDS", "main", "pycache_dir"]
@@ -26,7 +27,7 @@ __all__ = ["PROXY_COMMANDS", "main", "pycache_dir"]
 PROXY_COMMANDS = frozenset({"record", "replay", "serve"})
 
 
-def pycache_dir(environ: dict[str, str] | os._Environ[str] | None = None) -> Path:
+def pycache_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Where the proxy commands keep their optimized bytecode."""
     env = os.environ if environ is None else environ
     if env.get("TAPEPROXY_PYCACHE"):

@@ -28,6 +28,7 @@ __all__ = [
     "MAX_DECOMPRESSED_BYTES",
     "decompress",
     "dumps",
+    "gc_paused",
     "load",
     "loads",
     "parse_json",
@@ -40,6 +41,22 @@ MAX_DECOMPRESSED_BYTES = 1 << 30
 
 _LEVEL = 10
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the block (restored as it was after it).
+
+    Building a large cassette allocates millions of objects, none of them cyclic garbage:
+    the cyclic collector's passes over them were over half of the load time (10,000
+    interactions: 0.6-0.9 s with, 0.2-0.3 s without)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def to_json_bytes(cassette: Cassette) -> bytes:
@@ -106,6 +123,7 @@ def parse_json(raw: bytes, *, source: str) -> Cassette:
     return _validate(_parse_document(raw, source), source)
 
 
+@gc_paused()
 def _parse_document(raw: bytes, source: str) -> dict[str, Any]:
     """Parse the JSON document and check its format; `raw` can be freed once this returns.
 
@@ -117,12 +135,10 @@ def _parse_document(raw: bytes, source: str) -> dict[str, Any]:
     parser, which reads them and words the errors.
     """
     try:
-        with _gc_paused():
-            doc: Any = pydantic_core.from_json(raw, cache_strings="all")
+        doc: Any = pydantic_core.from_json(raw, cache_strings="all")
     except ValueError:
         try:
-            with _gc_paused():
-                doc = json.loads(raw)
+            doc = json.loads(raw)
         except (ValueError, RecursionError) as e:
             raise CassetteError(f"{source}: not valid JSON inside the zstd frame ({e})") from e
     if not isinstance(doc, dict):
@@ -140,14 +156,10 @@ def _parse_document(raw: bytes, source: str) -> dict[str, Any]:
     return doc
 
 
+@gc_paused()
 def _validate(doc: dict[str, Any], source: str) -> Cassette:
     """Validate interaction by interaction, dropping each parsed dict once it is a model, so
     the parsed JSON and the models are never both whole in memory (peak RSS of a replay)."""
-    with _gc_paused():
-        return _validate_all(doc, source)
-
-
-def _validate_all(doc: dict[str, Any], source: str) -> Cassette:
     items = doc.get("interactions")
     models: list[Interaction] = []
     if isinstance(items, list):
@@ -165,20 +177,6 @@ def _validate_all(doc: dict[str, Any], source: str) -> Cassette:
     except ValidationError as e:
         raise CassetteError(f"{source}: does not match the {FORMAT} schema:\n{e}") from e
     return shell.model_copy(update={"interactions": (*shell.interactions, *models)})
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Building a large cassette allocates millions of objects, none of them cyclic garbage:
-    the cyclic collector's passes over them were over half of the load time (10,000
-    interactions: 0.6-0.9 s with, 0.2-0.3 s without)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def load(path: str | os.PathLike[str], *, limit: int = MAX_DECOMPRESSED_BYTES) -> Cassette:

@@ -51,10 +51,6 @@ HOP_BY_HOP = frozenset(
 """Request headers that belong to one hop and are not forwarded as they are."""
 
 
-def _text(value: bytes) -> str:
-    return value.decode("latin-1")
-
-
 def capture_request(flow: http.HTTPFlow) -> Request:
     """The request of a flow as a (not yet redacted) cassette request, body decoded."""
     req = flow.request

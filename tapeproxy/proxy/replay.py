@@ -108,9 +108,7 @@ class Replayer:
         if recorded is None or (
             found.error is not None and not body_bytes(recorded.body) and recorded.chunks is None
         ):
-            delay = self.latency.delay(found.error.after_ms if found.error else 0.0)
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await _pause(self.latency.delay(found.error.after_ms if found.error else 0.0))
             flow.kill()
             return
         if found.error is not None or (
@@ -120,11 +118,7 @@ class Replayer:
                 flow, self.tapeserver, _ScheduledSource(found, started, self.latency)
             )
             return
-        # No sleep(0): it would suspend the hook for a loop turn, where a hook that does not
-        # suspend completes at once (mitmproxy runs hooks as eager tasks).
-        delay = self.latency.delay(found.timing.total_ms)
-        if delay > 0:
-            await asyncio.sleep(delay)
+        await _pause(self.latency.delay(found.timing.total_ms))
         flow.response = self.session.wire(found).make()
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -143,6 +137,13 @@ class Replayer:
         )
 
 
+async def _pause(seconds: float) -> None:
+    """Sleep, but never for nothing: a sleep(0) would suspend the hook for a loop turn, where a
+    hook that does not suspend completes at once (mitmproxy runs hooks as eager tasks)."""
+    if seconds > 0:
+        await asyncio.sleep(seconds)
+
+
 class _ScheduledSource:
     """A recorded answer written at its recorded offsets (scaled by the latency setting)."""
 
@@ -155,9 +156,7 @@ class _ScheduledSource:
 
     async def _until(self, offset_ms: float) -> None:
         loop = asyncio.get_running_loop()
-        delay = self._started + self._latency.delay(offset_ms) - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        await _pause(self._started + self._latency.delay(offset_ms) - loop.time())
 
     async def head(self) -> Head:
         await self._until(self._it.timing.ttfb_ms)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from mitmproxy import options
 
+from tapeproxy.cassettes import store
 from tapeproxy.cassettes.index import RepeatPolicy
 from tapeproxy.cassettes.model import MatchRules
 from tapeproxy.errors import BadInputError, TapeproxyError
@@ -122,14 +123,10 @@ class ProxyRunner:
         interactions: ~0.15 s at start-up, and again now and then while serving).
         """
         c = self.config
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return TapeSession(cassette, mode, c.rules, c.redactor, c.repeat)
-        finally:
-            gc.freeze()
-            if enabled:
-                gc.enable()
+        with store.gc_paused():
+            session = TapeSession(cassette, mode, c.rules, c.redactor, c.repeat)
+        gc.freeze()
+        return session
 
     @property
     def url(self) -> str:
