@@ -54,6 +54,16 @@ def _code_hash() -> str:
     return h.hexdigest()[:12]
 
 
+def _writer_hash() -> str:
+    """A hash of tapeproxy's cassette code: its files are rebuilt when the way it writes does."""
+    import tapeproxy.cassettes
+
+    h = hashlib.sha256()
+    for source in sorted(Path(tapeproxy.cassettes.__file__).parent.glob("*.py")):
+        h.update(source.read_bytes())
+    return h.hexdigest()[:12]
+
+
 class Corpus:
     """Builds (once) and returns the paths of the benchmark cassettes in every format."""
 
@@ -71,7 +81,9 @@ class Corpus:
 
     def tapeproxy(self, n: int, *, stream: bool = False) -> Path:
         """A tapeproxy cassette of interactions 0..n-1 (or the one streamed answer)."""
-        name = "stream.json.zst" if stream else f"tp-{n}.json.zst"
+        name = (
+            f"stream.{_writer_hash()}.json.zst" if stream else f"tp-{n}.{_writer_hash()}.json.zst"
+        )
         indexes = range(1 if stream else n)
         return self._cached(name, lambda p: build_tapeproxy(p, indexes, stream=stream))
 

@@ -76,6 +76,11 @@ def _fmt(value: float | None, unit: str = "") -> str:
     return f"{text} {unit}".rstrip()
 
 
+def _fmt_ratio(value: float | None) -> str:
+    # Three decimals: a target such as 1/8 = 0.125 must be told from 0.12.
+    return "–" if value is None else f"{value:.3f}"
+
+
 class Report:
     """Collects figures and notes of a run and writes them as Markdown."""
 
@@ -105,7 +110,7 @@ class Report:
             mark = "–" if met is None else ("yes" if met else "**no**")
             lines.append(
                 f"| {f.scenario} | {f.name} | {_fmt(f.median(), f.unit)} | "
-                f"{_fmt(f.peer_median(), f.unit)} {f.peer_name} | {_fmt(f.ratio())} | "
+                f"{_fmt(f.peer_median(), f.unit)} {f.peer_name} | {_fmt_ratio(f.ratio())} | "
                 f"{f.target.text()} | {mark} |"
             )
         lines += ["", "## All figures", ""]
@@ -122,7 +127,7 @@ class Report:
                 lines.append(
                     f"| {f.name} | {f.subject_name} **{_fmt(f.median(), f.unit)}** ({runs}) | "
                     f"{f.peer_name} **{_fmt(f.peer_median(), f.unit)}** ({peer_runs}) | "
-                    f"{_fmt(f.ratio())} | {f.note} |"
+                    f"{_fmt_ratio(f.ratio())} | {f.note} |"
                 )
             lines.append("")
         if self.notes:

@@ -26,6 +26,8 @@ from tapeproxy.errors import CassetteError, CassetteWriteError
 
 __all__ = [
     "MAX_DECOMPRESSED_BYTES",
+    "OPTIMAL_PARSE_LIMIT",
+    "compression",
     "decompress",
     "dumps",
     "gc_paused",
@@ -39,7 +41,11 @@ __all__ = [
 MAX_DECOMPRESSED_BYTES = 1 << 30
 """Largest decompressed cassette accepted (1 GiB): a guard against zstd bombs."""
 
-_LEVEL = 10
+OPTIMAL_PARSE_LIMIT = 4 << 20
+"""Largest JSON document (4 MiB, about 1,200 chat interactions) compressed with zstd's optimal
+parser; larger ones use level 10, so that saving stays within seconds (see `compression`)."""
+
+_FAST_LEVEL = 10
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
@@ -68,12 +74,39 @@ def to_json_bytes(cassette: Cassette) -> bytes:
     return text.encode("utf-8", "backslashreplace")
 
 
+def compression(size: int) -> zstandard.ZstdCompressionParameters:
+    """The zstd parameters for a JSON document of `size` bytes (they depend on nothing else).
+
+    Cassettes live in git, where every re-recording adds a whole new blob, and are saved far
+    less often than they are read, so a save may spend some time on size. Up to
+    `OPTIMAL_PARSE_LIMIT` the document gets the optimal parser (`btopt`) over level 19's
+    window and tables: on 1,000 chat interactions (3.3 MiB) that is 9% smaller than level 10
+    (455 against 501 KiB) for about 1 s instead of 0.1 s; level 19 itself gains nothing more
+    and takes 1.6 s. The cost grows faster than the size (15 s at 33 MiB), so larger
+    documents get level 10, which saves 100,000 interactions in a few seconds.
+    """
+    if size > OPTIMAL_PARSE_LIMIT:
+        return zstandard.ZstdCompressionParameters.from_level(
+            _FAST_LEVEL, source_size=size, write_checksum=True, write_content_size=True
+        )
+    tables = zstandard.ZstdCompressionParameters.from_level(19, source_size=size)
+    return zstandard.ZstdCompressionParameters(
+        window_log=tables.window_log,
+        chain_log=tables.chain_log,
+        hash_log=tables.hash_log,
+        search_log=5,
+        min_match=5,
+        target_length=999,
+        strategy=zstandard.STRATEGY_BTOPT,
+        write_checksum=True,
+        write_content_size=True,
+    )
+
+
 def dumps(cassette: Cassette) -> bytes:
     """Serialise a cassette to the bytes of a `.json.zst` file."""
-    params = zstandard.ZstdCompressionParameters.from_level(
-        _LEVEL, write_checksum=True, write_content_size=True
-    )
-    return zstandard.ZstdCompressor(compression_params=params).compress(to_json_bytes(cassette))
+    raw = to_json_bytes(cassette)
+    return zstandard.ZstdCompressor(compression_params=compression(len(raw))).compress(raw)
 
 
 def loads(data: bytes, *, source: str = "<bytes>", limit: int = MAX_DECOMPRESSED_BYTES) -> Cassette:

@@ -24,6 +24,7 @@ from tapeproxy.cassettes.model import (
     new_cassette,
 )
 from tapeproxy.cassettes.store import (
+    OPTIMAL_PARSE_LIMIT,
     decompress,
     dumps,
     load,
@@ -33,7 +34,7 @@ from tapeproxy.cassettes.store import (
     to_json_bytes,
 )
 from tapeproxy.errors import CassetteError, CassetteWriteError
-from tests.cassettes.samples import sample_cassette
+from tests.cassettes.samples import chat_request, sample_cassette
 
 
 def test_saving_twice_gives_identical_bytes(tmp_path: Path) -> None:
@@ -283,3 +284,38 @@ def test_a_cassette_with_lone_surrogates_still_loads_whole() -> None:
     cassette = sample_cassette()
     assert "\\udcc3" in to_json_bytes(cassette).decode()
     assert loads(dumps(cassette)) == cassette
+
+
+def _chat_cassette(json_bytes: int) -> bytes:
+    """A cassette of chat answers in varied prose, of at least `json_bytes` bytes of JSON."""
+    rng = random.Random(5)
+    words = ["".join(rng.choices("bcdfghklmnprstvz", k=rng.randint(2, 7))) for _ in range(2000)]
+    weights = [1 / rank for rank in range(1, len(words) + 1)]  # Zipf, as in prose
+    items: list[Interaction] = []
+    size = 0
+    while size < json_bytes:
+        text = " ".join(rng.choices(words, weights, k=300))
+        request = chat_request(f"question {len(items)}")
+        answer = json.dumps({"choices": [{"message": {"content": text}}]}, indent=2)
+        response = Response(status=200, body=Body.from_bytes(answer.encode()))
+        items.append(Interaction(key=f"{len(items):064x}", request=request, response=response))
+        size += len(answer)
+    cassette = new_cassette("0", "2025-01-01T00:00:00Z")
+    return to_json_bytes(cassette.model_copy(update={"interactions": tuple(items)}))
+
+
+def test_cassettes_up_to_the_limit_are_smaller_than_at_level_10() -> None:
+    raw = _chat_cassette(1 << 20)
+    fast = zstandard.ZstdCompressor(level=10).compress(raw)
+    data = dumps(loads(zstandard.ZstdCompressor(level=10, write_content_size=True).compress(raw)))
+    assert decompress(data, source="t") == raw
+    assert len(data) < 0.95 * len(fast)
+
+
+def test_cassettes_over_the_limit_still_round_trip() -> None:
+    raw = _chat_cassette(OPTIMAL_PARSE_LIMIT + 1)
+    assert len(raw) > OPTIMAL_PARSE_LIMIT
+    cassette = loads(zstandard.ZstdCompressor(level=3, write_content_size=True).compress(raw))
+    data = dumps(cassette)
+    assert zstandard.get_frame_parameters(data).content_size == len(raw)
+    assert loads(data) == cassette
