@@ -76,18 +76,15 @@ def canonical_request(
     rules: MatchRules,
 ) -> CanonicalRequest:
     """Build the canonical form of a request under the given match rules."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    port = parts.port or _DEFAULT_PORTS.get(scheme)
+    scheme, host, port, path, raw_query = _split_url(url)
     ignored_query = _ignored_query(rules.ignore_query)
     query = (
         sorted(
             (k, v)
-            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            for k, v in parse_qsl(raw_query, keep_blank_values=True)
             if k.lower() not in ignored_query
         )
-        if parts.query
+        if raw_query
         else []
     )
     matched = _matched_headers(rules.headers)
@@ -103,8 +100,8 @@ def canonical_request(
         "method": method.upper(),
         "scheme": scheme,
         "host": host,
-        "port": None if port == _DEFAULT_PORTS.get(scheme) else port,
-        "path": parts.path or "/",
+        "port": port,
+        "path": path,
         "query": [list(q) for q in query],
         "headers": {k: ", ".join(v) for k, v in sorted(kept.items())},
         "body": _canonical_body(body, content_type, rules.ignore_json_paths),
@@ -124,6 +121,24 @@ def request_key(
 
 # Built once: `json.dumps` with options builds an encoder per call.
 _ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+@functools.lru_cache(maxsize=1024)
+def _split_url(url: str) -> tuple[str, str, int | None, str, str]:
+    """Scheme, host, port (None when it is the scheme's default), path and raw query.
+
+    Cached: a test suite sends most of its requests to a handful of endpoints.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or _DEFAULT_PORTS.get(scheme)
+    return (
+        scheme,
+        (parts.hostname or "").lower(),
+        None if port == _DEFAULT_PORTS.get(scheme) else port,
+        parts.path or "/",
+        parts.query,
+    )
 
 
 @functools.lru_cache(maxsize=64)

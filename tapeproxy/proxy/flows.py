@@ -51,12 +51,23 @@ HOP_BY_HOP = frozenset(
 """Request headers that belong to one hop and are not forwarded as they are."""
 
 
-def capture_request(flow: http.HTTPFlow) -> Request:
-    """The request of a flow as a (not yet redacted) cassette request, body decoded."""
+def capture_request(flow: http.HTTPFlow, keep: frozenset[bytes] | None = None) -> Request:
+    """The request of a flow as a (not yet redacted) cassette request, body decoded.
+
+    Args:
+        keep: only the headers of these lower-case names (replay needs those it keys on).
+    """
     req = flow.request
     fields = req.headers.fields
-    headers = tuple([(k.decode("latin-1"), v.decode("latin-1")) for k, v in fields])
-    if b"content-encoding" in [k.lower() for k, _ in fields]:
+    names = [k.lower() for k, _ in fields]
+    headers = tuple(
+        [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for (k, v), name in zip(fields, names, strict=True)
+            if keep is None or name in keep
+        ]
+    )
+    if b"content-encoding" in names:
         content = req.get_content(strict=False) or b""
     else:  # what get_content returns then, without looking the header up again
         content = req.raw_content or b""

@@ -73,7 +73,8 @@ class Replayer:
                 if not session.records:
                     self._answer_miss(flow, capture_request(flow), None)
                 return
-            request = capture_request(flow)
+            # Only the headers the key can depend on: a miss is explained by the same ones.
+            request = capture_request(flow, session.keyed_headers)
             key = session.key(request)
             found = session.lookup(key)
             if found is not None:

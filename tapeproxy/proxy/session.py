@@ -131,6 +131,8 @@ class TapeSession:
         )
         self.rules = self._cassette.meta.match
         self._keyed_headers = frozenset(h.lower() for h in self.rules.headers) | {"content-type"}
+        self.keyed_headers = frozenset(h.encode("latin-1") for h in self._keyed_headers)
+        """The lower-case names of the headers a request's key can depend on (as bytes)."""
         self.index = ReplayIndex(self._cassette.interactions, repeat)
         self._new: list[Captured] = []
         # by id(): the interactions live as long as this session, so ids are not reused
@@ -157,7 +159,9 @@ class TapeSession:
         """
         keyed = self._keyed_headers
         headers = tuple([h for h in request.headers if h[0].lower() in keyed])
-        r = self.redactor.redact_request(request.model_copy(update={"headers": headers}))
+        if len(headers) < len(request.headers):
+            request = request.model_copy(update={"headers": headers})
+        r = self.redactor.redact_request(request)
         return request_key(r.method, r.url, r.headers, body_bytes(r.body), self.rules)
 
     def lookup(self, key: str) -> Interaction | None:

@@ -293,10 +293,14 @@ class Scanner:
                 edits.append(Edit(start, start + len(value_raw), quote_plus(new, safe="<>:")))
         return edits, hits
 
+    def plain_url(self, url: str) -> bool:
+        """True only when `url_edits` finds nothing in `url` (checked cheaply)."""
+        rest = url.split("://", 1)[-1]
+        return "@" not in rest.split("/", 1)[0] and not self._suspicious_url(rest)
+
     def url_edits(self, url: str, path: str) -> tuple[list[Edit], list[Hit]]:
         """Edits and hits for a URL: userinfo, each query value, the path and host."""
-        rest = url.split("://", 1)[-1]
-        if "@" not in rest.split("/", 1)[0] and not self._suspicious_url(rest):
+        if self.plain_url(url):
             return [], []  # the cheap path for ordinary URLs (replay keys every request)
         edits: list[Edit] = []
         hits: list[Hit] = []

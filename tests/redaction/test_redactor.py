@@ -76,6 +76,24 @@ def test_redaction_is_idempotent_and_deterministic() -> None:
         assert r.redact_interaction(once) == once == r.redact_interaction(doc.interaction)
 
 
+def test_the_quick_check_agrees_with_the_full_scan_of_every_request() -> None:
+    r = Redactor()
+    docs = generate(seed=11, per_format=6, clean=300)
+    kept = 0
+    for doc in docs:
+        request = doc.interaction.request
+        full = r.scan_request(request, "request")[0]
+        assert r.redact_request(request) == full, doc.name
+        kept += r.redact_request(request) is request
+    # Most clean requests take the quick path; no request that carries a secret does.
+    assert kept > 150
+    in_request = ("header", "url-query", "url-path", "userinfo", "json-nested", "json-in-string")
+    carrying = [d for d in docs if d.secret is not None and d.placement in (*in_request, "form")]
+    assert len(carrying) > 100
+    for doc in carrying:
+        assert r.redact_request(doc.interaction.request) is not doc.interaction.request, doc.name
+
+
 def test_clean_interactions_are_left_untouched() -> None:
     r = Redactor()
     for doc in generate(seed=3, per_format=0, clean=44):
