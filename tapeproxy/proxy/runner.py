@@ -24,7 +24,7 @@ from tapeproxy.cassettes.index import RepeatPolicy
 from tapeproxy.cassettes.model import MatchRules
 from tapeproxy.errors import BadInputError, TapeproxyError
 from tapeproxy.proxy.latency import Latency
-from tapeproxy.proxy.lean import lean_mitmproxy
+from tapeproxy.proxy.lean import HookTable, lean_mitmproxy
 from tapeproxy.proxy.replay import Replayer
 from tapeproxy.proxy.session import Mode, TapeSession
 from tapeproxy.proxy.tapeserver import TapeServer
@@ -82,14 +82,8 @@ class _Ready:
 
 
 class _Chain:
-    """Addons as one entry of mitmproxy's addon chain; their hooks run in the order given.
-
-    mitmproxy walks every entry of its chain for every event (four hooks and four `update`
-    events per request), each entry at the cost of a context manager and a coroutine (about
-    3 us a hook), hooks or not; a sub-addon costs a fraction of that. The price: an exception
-    in one addon's hook skips the same hook of the addons after it, for that event only
-    (mitmproxy logs it); the replayer and recorder catch their own errors.
-    """
+    """tapeproxy's addons as one entry of mitmproxy's addon chain, their hooks run in the
+    order given; the recorder is inserted after the replayer when a session first records."""
 
     def __init__(self, *addons: object) -> None:
         self.addons = list(addons)
@@ -110,6 +104,7 @@ class ProxyRunner:
         self._master: Any = None
         self._tapeserver: TapeServer | None = None
         self._chain: _Chain | None = None
+        self._hooks: HookTable | None = None
         self._ready = threading.Event()
         self._failure: BaseException | None = None
         self.replayer: Replayer | None = None
@@ -205,6 +200,8 @@ class ProxyRunner:
         assert self._chain is not None, "the proxy loop builds the chain first"
         self._chain.addons.insert(self._chain.addons.index(self.replayer) + 1, self.recorder)
         self._master.addons.register(self.recorder)
+        assert self._hooks is not None, "the proxy loop makes the hook table with the chain"
+        self._hooks.clear()
         self._master.options.update(
             ssl_insecure=c.insecure_upstream,
             # mitmproxy forwards what is not a stream: it trusts what the httpx client trusts
@@ -255,6 +252,7 @@ class ProxyRunner:
             server,  # alone: its server_connect must run even if an addon below fails
             self._chain,
         )
+        self._hooks = HookTable(master.addons)
         opts.update(connection_strategy="lazy", upstream_cert=False)
         self._master = master
         if self.session.records:
