@@ -8,7 +8,12 @@ import random
 import pytest
 
 from tapeproxy.redaction.context import Names
-from tapeproxy.redaction.detectors import TokenFinder, checksum_note, github_checksum_ok
+from tapeproxy.redaction.detectors import (
+    Detector,
+    TokenFinder,
+    checksum_note,
+    github_checksum_ok,
+)
 from tapeproxy.redaction.placeholders import is_placeholder
 from tapeproxy.redaction.scanner import Scanner
 from tests.redaction.corpus import FORMATS, Fmt
@@ -81,3 +86,48 @@ def test_github_checksums() -> None:
 )
 def test_placeholder_grammar(value: str, expected: bool) -> None:
     assert is_placeholder(value, "sk-proj-") is expected
+
+
+def _full_pass() -> TokenFinder:
+    """A finder that runs its regex over the whole text (a configured pattern turns the
+    trigger shortcut off); this one never matches, so the findings are the built-ins'."""
+    return TokenFinder((Detector("never", r"(?!x)x"),))
+
+
+def test_trying_only_near_triggers_finds_what_a_full_pass_finds() -> None:
+    rng = random.Random(8)
+    fast, full = TokenFinder(), _full_pass()
+    secrets = [fmt.make(rng) for fmt in FORMATS for _ in range(3)]
+    pieces = [
+        *secrets,
+        *(s[: len(s) // 2] for s in secrets),
+        "https://",
+        "user:pw@",
+        "gsk_",
+        "sk_",
+        ":A",
+        "eyJ",
+        "bAsIc ",
+        "Basic ",
+        "BASIC ",
+        "dXNlcjpzZWNyZXRwdzE=",  # user:secretpw1
+        "-----BEGIN",
+        "1234567890123456",
+        "12345",
+        " ",
+        "\n",
+        "\\n",
+        "%2F",
+        '"',
+        "é",
+        "word",
+    ]
+    texts = ["".join(rng.choices(pieces, k=rng.randint(1, 12))) for _ in range(3000)]
+    texts += [f"{'x' * n}{'7' * d}:A{'B' * 34}" for n in range(3) for d in range(3, 19)]
+    texts += [f"Authorization: {b} dXNlcjpzZWNyZXRwdzE=" for b in ("bAsIc", "BaSiC", "basic")]
+    found = 0
+    for text in texts:
+        got = fast.find(text)
+        assert got == full.find(text), text
+        found += len(got)
+    assert found > 2000
