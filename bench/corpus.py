@@ -9,8 +9,11 @@ vcrpy's serializer), cached under the run's work folder by a hash of the generat
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
+import functools
 import hashlib
+import multiprocessing
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -74,9 +77,7 @@ class Corpus:
     def _cached(self, name: str, build: Callable[[Path], None]) -> Path:
         path = self.folder / name
         if not path.exists():
-            tmp = path.with_name(path.name + ".part")
-            build(tmp)
-            tmp.replace(path)
+            _build(path, build)
         return path
 
     def tapeproxy(self, n: int, *, stream: bool = False) -> Path:
@@ -92,9 +93,32 @@ class Corpus:
         name = "stream.flows" if stream else f"mitm-{n}.flows"
         return self._cached(name, lambda p: _write_mitm(p, n, stream))
 
+    def prepare(self, n: int) -> None:
+        """Build the missing tapeproxy and mitmproxy files of n interactions side by side, in
+        two processes (at 100,000: about 60 s and 40 s, one after the other otherwise)."""
+        jobs: dict[Path, Callable[[Path], None]] = {
+            self.folder / f"tp-{n}.{_writer_hash()}.json.zst": functools.partial(
+                build_tapeproxy, indexes=range(n)
+            ),
+            self.folder / f"mitm-{n}.flows": functools.partial(_write_mitm, n=n, stream=False),
+        }
+        missing = {path: build for path, build in jobs.items() if not path.exists()}
+        if len(missing) < 2:
+            return  # one file or none: built on first use, in this process
+        spawn = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(len(missing), mp_context=spawn) as pool:
+            for done in [pool.submit(_build, path, build) for path, build in missing.items()]:
+                done.result()
+
     def vcr(self, n: int) -> Path:
         """A vcrpy YAML cassette of the same interactions (as vcrpy records them)."""
         return self._cached(f"vcr-{n}.yaml", lambda p: _write_vcr(p, n))
+
+
+def _build(path: Path, build: Callable[[Path], None]) -> None:
+    tmp = path.with_name(path.name + ".part")
+    build(tmp)
+    tmp.replace(path)
 
 
 def _request_parts(i: int, stream: bool) -> tuple[str, list[tuple[str, str]], bytes]:
