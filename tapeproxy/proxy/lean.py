@@ -73,9 +73,7 @@ class HookTable:
         found = self._table.get(name)
         if found is None:
             funcs = (getattr(a, name, None) for a in traverse(self._addons.chain))
-            found = self._table[name] = tuple(
-                f for f in funcs if callable(f) and not isinstance(f, ModuleType)
-            )
+            found = self._table[name] = tuple(f for f in funcs if callable(f))
         return found
 
     async def handle_lifecycle(self, event: hooks.Hook) -> None:
