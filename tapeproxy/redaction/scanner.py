@@ -102,25 +102,18 @@ class Scanner:
         # Matched against the lower-cased text: much faster than an IGNORECASE alternation.
         self._names_trigger = re.compile(f"(?:{_NAMES_TRIGGER}{extra})")
 
-    def suspicious(self, text: str) -> bool:
-        """False only when nothing in `text` can be a secret (the cheap path for most bodies)."""
+    def suspicious(self, text: str, long_run: re.Pattern[str] = _LONG_RUN) -> bool:
+        """False only when nothing in `text` can be a secret (the cheap path for most bodies).
+
+        For a URL without its scheme `long_run` is `_URL_LONG_RUN`: `/` separates there, so
+        long runs are counted within a path segment or parameter.
+        """
         return bool(
             self.finder.always
             or TRIGGERS.search(text)
             or self._has_credential_name(text.lower())
             or _PERCENT.search(text)
-            or _LONG_RUN.search(text)
-        )
-
-    def _suspicious_url(self, rest: str) -> bool:
-        """Like `suspicious` for a URL without its scheme: `/` separates, so long runs are
-        counted within a path segment or parameter."""
-        return bool(
-            self.finder.always
-            or TRIGGERS.search(rest)
-            or self._has_credential_name(rest.lower())
-            or _PERCENT.search(rest)
-            or _URL_LONG_RUN.search(rest)
+            or long_run.search(text)
         )
 
     def _has_credential_name(self, low: str) -> bool:
@@ -296,7 +289,7 @@ class Scanner:
     def plain_url(self, url: str) -> bool:
         """True only when `url_edits` finds nothing in `url` (checked cheaply)."""
         rest = url.split("://", 1)[-1]
-        return "@" not in rest.split("/", 1)[0] and not self._suspicious_url(rest)
+        return "@" not in rest.split("/", 1)[0] and not self.suspicious(rest, _URL_LONG_RUN)
 
     def url_edits(self, url: str, path: str) -> tuple[list[Edit], list[Hit]]:
         """Edits and hits for a URL: userinfo, each query value, the path and host."""
