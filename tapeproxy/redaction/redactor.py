@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from tapeproxy.cassettes.model import Body, Header, Interaction, Request, Response
 from tapeproxy.errors import ConfigError
-from tapeproxy.redaction.bodies import body_edits, is_sse
+from tapeproxy.redaction.bodies import body_edits
 from tapeproxy.redaction.context import Names
 from tapeproxy.redaction.detectors import Detector, TokenFinder
 from tapeproxy.redaction.placeholders import marker
@@ -76,26 +76,7 @@ class Redactor:
 
     def redact_request(self, request: Request) -> Request:
         """The request with every secret in URL, headers and body replaced by a marker."""
-        if self._plain_request(request):
-            return request  # replay keys every request: most hold nothing to redact
         return self.scan_request(request, "request")[0]
-
-    def _plain_request(self, request: Request) -> bool:
-        """True only when `scan_request` would change nothing (the cheap checks it starts
-        with, without building anything)."""
-        scanner = self.scanner
-        if not scanner.plain_url(request.url):
-            return False
-        for name, value in request.headers:
-            if scanner.names.header_kind(name) is not None or scanner.suspicious(value):
-                return False
-        body = request.body
-        if body is None:
-            return True
-        text = body.text
-        if text is None:  # binary: the full pass reads it as latin-1
-            return False
-        return not is_sse(text, _content_type(request.headers)) and not scanner.suspicious(text)
 
     def redact_response(self, response: Response) -> Response:
         """The response with every secret replaced; streamed chunk sizes follow the edits."""
@@ -128,6 +109,9 @@ class Redactor:
         host = _host(request.url)
         headers, more = self._headers(request.headers, f"{where}.headers", host)
         body, more2, _ = self._body(request.body, _content_type(request.headers), f"{where}.body")
+        if not edits and headers == request.headers and body is request.body:
+            # Replay keys every request after redacting it: most hold nothing to redact.
+            return request, hits + more + more2
         new = request.model_copy(
             update={"url": apply_edits(request.url, edits), "headers": headers, "body": body}
         )

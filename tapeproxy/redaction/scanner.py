@@ -286,14 +286,10 @@ class Scanner:
                 edits.append(Edit(start, start + len(value_raw), quote_plus(new, safe="<>:")))
         return edits, hits
 
-    def plain_url(self, url: str) -> bool:
-        """True only when `url_edits` finds nothing in `url` (checked cheaply)."""
-        rest = url.split("://", 1)[-1]
-        return "@" not in rest.split("/", 1)[0] and not self.suspicious(rest, _URL_LONG_RUN)
-
     def url_edits(self, url: str, path: str) -> tuple[list[Edit], list[Hit]]:
         """Edits and hits for a URL: userinfo, each query value, the path and host."""
-        if self.plain_url(url):
+        rest = url.split("://", 1)[-1]
+        if "@" not in rest.split("/", 1)[0] and not self.suspicious(rest, _URL_LONG_RUN):
             return [], []  # the cheap path for ordinary URLs (replay keys every request)
         edits: list[Edit] = []
         hits: list[Hit] = []
@@ -323,6 +319,8 @@ class Scanner:
     def header(self, name: str, value: str, path: str, host: str = "") -> tuple[str, list[Hit]]:
         """The redacted header value and what was found in it."""
         kind = self.names.header_kind(name)
+        if kind is None and not self.suspicious(value):
+            return value, []  # the cheap path for ordinary headers, as for bodies
         if kind == "strong" and name.lower() in ("cookie", "set-cookie"):
             return self._cookie(value, path, every_pair=name.lower() == "cookie")
         return self._named(value, kind, name, path, 0, host, "credential-header")
