@@ -209,7 +209,7 @@ def _validate(doc: dict[str, Any], source: str) -> Cassette:
         shell = Cassette.model_validate(doc)
     except ValidationError as e:
         raise CassetteError(f"{source}: does not match the {FORMAT} schema:\n{e}") from e
-    return shell.model_copy(update={"interactions": (*shell.interactions, *models)})
+    return shell.model_copy(update={"interactions": tuple(models)})
 
 
 def load(path: str | os.PathLike[str], *, limit: int = MAX_DECOMPRESSED_BYTES) -> Cassette:

@@ -249,7 +249,7 @@ class ProxyRunner:
             _Ready(self),
         )
         master.addons.add(
-            server,  # alone: its server_connect must run even if an addon below fails
+            server,  # first: its hooks run before tapeproxy's
             self._chain,
         )
         self._hooks = HookTable(master.addons)
