@@ -16,6 +16,17 @@ _SHOW_CMD = (
 )
 
 
+def _tapeproxy(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tapeproxy", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def test_pycache_dir_prefers_its_own_variable_then_xdg_then_home() -> None:
     assert pycache_dir({"TAPEPROXY_PYCACHE": "/x", "XDG_CACHE_HOME": "/y"}) == Path("/x")
     assert pycache_dir({"XDG_CACHE_HOME": "/y"}) == Path("/y/tapeproxy/pycache")
@@ -27,14 +38,7 @@ def test_a_proxy_command_reruns_optimized_and_caches_its_bytecode(tmp_path: Path
     env = {**os.environ, "TAPEPROXY_PYCACHE": str(cache), "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("TAPEPROXY_NO_OPTIMIZE", None)
     args = ["replay", "--cassette", str(tmp_path / "none.json.zst"), "--confdir", str(tmp_path)]
-    result = subprocess.run(
-        [sys.executable, "-m", "tapeproxy", *args, "--", sys.executable, "-c", _SHOW_CMD],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _tapeproxy(*args, "--", sys.executable, "-c", _SHOW_CMD, env=env)
     assert result.returncode == 0, result.stderr
     # CMD: the environment as given, a plain interpreter.
     assert result.stdout.split() == ["1", "0", "None"]
@@ -44,14 +48,7 @@ def test_a_proxy_command_reruns_optimized_and_caches_its_bytecode(tmp_path: Path
 
 def test_other_commands_run_in_place(tmp_path: Path) -> None:
     env = {**os.environ, "TAPEPROXY_PYCACHE": str(tmp_path / "pycache")}
-    result = subprocess.run(
-        [sys.executable, "-m", "tapeproxy", "--version"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _tapeproxy("--version", env=env)
     assert result.returncode == 0, result.stderr
     assert "tapeproxy" in result.stdout
     assert not (tmp_path / "pycache").exists()
