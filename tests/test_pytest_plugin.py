@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from tapeproxy.fakeprovider import FakeProvider
-from tapeproxy.proxy.ca import ensure_ca
 from tapeproxy.pytest_plugin import cassette_name
 from tapeproxy.testing_ca import ThrowawayCA
 
@@ -78,29 +77,17 @@ def test_unchecked():
 """
 
 
-@pytest.fixture(scope="module")
-def upstream_ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCA:
-    return ThrowawayCA.create(tmp_path_factory.mktemp("upstream-ca"))
-
-
-@pytest.fixture(scope="module")
-def proxy_confdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("proxy-conf")
-    ensure_ca(folder)
-    return folder
-
-
 @pytest.fixture
 def provider(
-    upstream_ca: ThrowawayCA, proxy_confdir: Path, monkeypatch: pytest.MonkeyPatch
+    throwaway_ca: ThrowawayCA, confdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[FakeProvider]:
     """A fake provider, and the environment the generated tests run with."""
     for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "TAPEPROXY_MODE"):
         monkeypatch.delenv(name, raising=False)
-    with FakeProvider(upstream_ca.server_context()) as p:
+    with FakeProvider(throwaway_ca.server_context()) as p:
         monkeypatch.setenv("FAKE_URL", p.url)
-        monkeypatch.setenv("FAKE_CA", str(upstream_ca.ca_cert))
-        monkeypatch.setenv("TAPEPROXY_CONFDIR", str(proxy_confdir))
+        monkeypatch.setenv("FAKE_CA", str(throwaway_ca.ca_cert))
+        monkeypatch.setenv("TAPEPROXY_CONFDIR", str(confdir))
         monkeypatch.setenv("TAPEPROXY_NO_PROXY", "")
         monkeypatch.setenv("TAPEPROXY_LATENCY", "none")
         yield p

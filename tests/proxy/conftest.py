@@ -12,22 +12,9 @@ import httpx
 import pytest
 
 from tapeproxy.fakeprovider import FakeProvider
-from tapeproxy.proxy.ca import ensure_ca
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.runner import ProxyConfig, ProxyRunner
 from tapeproxy.testing_ca import ThrowawayCA
-
-
-@pytest.fixture(scope="session")
-def throwaway_ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCA:
-    return ThrowawayCA.create(tmp_path_factory.mktemp("upstream-ca"))
-
-
-@pytest.fixture(scope="session")
-def confdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("proxy-conf")
-    ensure_ca(folder)
-    return folder
 
 
 @pytest.fixture
