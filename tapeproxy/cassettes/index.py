@@ -54,15 +54,29 @@ def canonical_of(interaction: Interaction, rules: MatchRules) -> CanonicalReques
     return canonical_request(r.method, r.url, r.headers, body_bytes(r.body), rules)
 
 
+class _Answers:
+    """The recorded answers of one key, in recorded order, and how many have been served."""
+
+    __slots__ = ("answers", "served")
+
+    def __init__(self, answers: tuple[Interaction, ...]) -> None:
+        self.answers = answers
+        self.served = 0
+
+
 class ReplayIndex:
-    """Recorded interactions grouped by key, served in order; safe to use from threads."""
+    """Recorded interactions grouped by key, served in order; safe to use from threads.
+
+    A lookup is one dict access, to everything its key needs (on a large cassette, each
+    further object touched is likely a cache miss on a request's path).
+    """
 
     def __init__(self, interactions: Iterable[Interaction], repeat: RepeatPolicy = "last") -> None:
         self._all = tuple(interactions)
-        self._by_key: dict[str, list[int]] = {}
-        for i, it in enumerate(self._all):
-            self._by_key.setdefault(it.key, []).append(i)
-        self._served: dict[str, int] = {}
+        grouped: dict[str, list[Interaction]] = {}
+        for it in self._all:
+            grouped.setdefault(it.key, []).append(it)
+        self._by_key = {key: _Answers(tuple(answers)) for key, answers in grouped.items()}
         self._repeat = repeat
         self._lock = threading.Lock()
 
@@ -74,22 +88,23 @@ class ReplayIndex:
 
     def next(self, key: str) -> Interaction | None:
         """The answer for the next request with this key, or None for a miss."""
-        positions = self._by_key.get(key)
-        if positions is None:
+        entry = self._by_key.get(key)
+        if entry is None:
             return None
         with self._lock:
-            n = self._served.get(key, 0)
-            self._served[key] = n + 1
-        if n < len(positions):
-            return self._all[positions[n]]
-        return self._all[positions[-1]] if self._repeat == "last" else None
+            n = entry.served
+            entry.served = n + 1
+        answers = entry.answers
+        if n < len(answers):
+            return answers[n]
+        return answers[-1] if self._repeat == "last" else None
 
     def unused(self) -> list[int]:
         """Positions of recorded interactions that no request has used."""
-        out: list[int] = []
-        for key, positions in self._by_key.items():
-            out.extend(positions[self._served.get(key, 0) :])
-        return sorted(out)
+        position = {id(it): i for i, it in enumerate(self._all)}
+        return sorted(
+            position[id(it)] for e in self._by_key.values() for it in e.answers[e.served :]
+        )
 
     def nearest(self, wanted: CanonicalRequest, rules: MatchRules, limit: int = 3) -> list[Nearest]:
         """The recorded requests closest to `wanted`, fewest differences first."""

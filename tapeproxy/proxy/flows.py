@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from mitmproxy import http
 from mitmproxy.net.http import url
 
-from tapeproxy.cassettes.model import Body, Header, Interaction, Request, body_bytes
+from tapeproxy.cassettes.model import Body, Header, Request, Response, body_bytes
 from tapeproxy.proxy.tapeserver import BodySource, TapeServer
 
 __all__ = [
@@ -114,7 +114,7 @@ def framing_free(headers: tuple[Header, ...] | list[Header]) -> list[tuple[str, 
 
 @dataclass(frozen=True, slots=True)
 class WireResponse:
-    """What a whole replayed response is made of, prepared once per recorded interaction."""
+    """What a whole response is made of on the wire: status line, header fields and body."""
 
     status: int
     reason: bytes
@@ -122,31 +122,41 @@ class WireResponse:
     body: bytes
 
     @classmethod
-    def of(cls, interaction: Interaction) -> WireResponse:
-        """Headers without framing plus a recomputed Content-Length, and the body bytes."""
-        recorded = interaction.response
-        assert recorded is not None
+    def of(cls, recorded: Response) -> WireResponse:
+        """A recorded whole answer: headers without framing plus a recomputed Content-Length,
+        and the body bytes.
+
+        Made for each answer served rather than kept: a kept copy doubled the memory of every
+        interaction served, and on a large cassette, where most answers are served once, it
+        was made for nearly every request anyway.
+        """
         body = body_bytes(recorded.body)
         fields = [
-            (k.encode("latin-1"), v.encode("latin-1")) for k, v in framing_free(recorded.headers)
+            (name, v.encode("latin-1"))
+            for k, v in recorded.headers
+            if (name := _wire_name(k)) is not None
         ]
         if recorded.status not in (204, 304) and recorded.status >= 200:
-            fields.append((b"content-length", str(len(body)).encode()))
+            fields.append((b"content-length", b"%d" % len(body)))
         return cls(recorded.status, recorded.reason.encode("latin-1"), tuple(fields), body)
 
     def make(self) -> http.Response:
         """A new mitmproxy response (each flow needs its own object)."""
+        # `Headers(fields)` copies each pair and checks its types, and even `Headers()` costs
+        # as much again as the rest of this: the headers are made without `__init__`, with
+        # their documented raw `fields` (bytes pairs, as this class holds them) set directly.
+        headers = http.Headers.__new__(http.Headers)
+        headers.fields = self.fields
         now = time.time()
         return http.Response(
-            b"HTTP/1.1",
-            self.status,
-            self.reason,
-            http.Headers(self.fields),
-            self.body,
-            None,
-            now,
-            now,
+            b"HTTP/1.1", self.status, self.reason, headers, self.body, None, now, now
         )
+
+
+@functools.lru_cache(maxsize=1024)
+def _wire_name(name: str) -> bytes | None:
+    """A recorded header name as sent on replay; None for the framing headers, recomputed."""
+    return None if name.lower() in FRAMING_HEADERS else name.encode("latin-1")
 
 
 def is_handled(flow: http.HTTPFlow, tapeserver: TapeServer) -> bool:

@@ -17,6 +17,7 @@ from mitmproxy.proxy import server_hooks
 
 from tapeproxy.cassettes.model import Interaction, Request, body_bytes
 from tapeproxy.proxy.flows import (
+    WireResponse,
     capture_request,
     framing_free,
     is_handled,
@@ -120,7 +121,7 @@ class Replayer:
             )
             return
         await _pause(self.latency.delay(found.timing.total_ms))
-        flow.response = self.session.wire(found).make()
+        flow.response = WireResponse.of(recorded).make()
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         """Stream what the tape server writes, piece by piece."""

@@ -26,7 +26,6 @@ from tapeproxy.cassettes.model import (
     new_cassette,
 )
 from tapeproxy.errors import ConfigError
-from tapeproxy.proxy.flows import WireResponse
 from tapeproxy.redaction import Redactor
 
 __all__ = ["MODES", "Captured", "Miss", "Mode", "TapeSession"]
@@ -135,8 +134,6 @@ class TapeSession:
         """The lower-case names of the headers a request's key can depend on (as bytes)."""
         self.index = ReplayIndex(self._cassette.interactions, repeat)
         self._new: list[Captured] = []
-        # by id(): the interactions live as long as this session, so ids are not reused
-        self._wire: dict[int, WireResponse] = {}
         self._counts = _Counts()
         self._lock = threading.Lock()
 
@@ -171,13 +168,6 @@ class TapeSession:
             with self._lock:
                 self._counts.hits += 1
         return found
-
-    def wire(self, interaction: Interaction) -> WireResponse:
-        """The prepared wire form of a recorded answer, made once per interaction."""
-        prepared = self._wire.get(id(interaction))
-        if prepared is None:
-            prepared = self._wire[id(interaction)] = WireResponse.of(interaction)
-        return prepared
 
     def miss(self, key: str, request: Request) -> Miss:
         """Count and explain a request that has no recorded answer."""

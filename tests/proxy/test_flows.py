@@ -1,4 +1,5 @@
-"""Tests for tapeproxy/proxy/flows.py: requests captured from mitmproxy flows."""
+"""Tests for tapeproxy/proxy/flows.py: requests captured from mitmproxy flows, and replayed
+answers made into mitmproxy responses."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import gzip
 from mitmproxy import http
 from mitmproxy.test import tflow
 
-from tapeproxy.cassettes.model import body_bytes
-from tapeproxy.proxy.flows import capture_request
+from tapeproxy.cassettes.model import Body, Response, body_bytes
+from tapeproxy.proxy.flows import WireResponse, capture_request
 
 _HOSTS = [
     ("http://api.x.test/a?b=1", None),
@@ -56,3 +57,51 @@ def test_body_is_decoded_as_mitmproxy_decodes_it() -> None:
         captured = capture_request(_flow(req))
         assert body_bytes(captured.body) == expected
         assert captured.headers == tuple((k.decode(), v.decode()) for k, v in req.headers.fields)
+
+
+def test_replayed_answer_is_a_whole_mitmproxy_response() -> None:
+    recorded = Response(
+        status=200,
+        reason="OK",
+        headers=(
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),  # the stored body is decoded
+            ("Transfer-Encoding", "chunked"),
+            ("content-length", "999"),
+            ("X-Req", "a: b"),
+            ("Set-Cookie", "a=1"),
+            ("set-cookie", "b=2"),
+            ("X-Latin", "caf\xe9"),
+        ),
+        body=Body(text='{"ok": true}'),
+    )
+    made = WireResponse.of(recorded).make()
+    assert made.status_code == 200
+    assert made.content == b'{"ok": true}'
+    assert bytes(made.headers) == (
+        b"Content-Type: application/json\r\nX-Req: a: b\r\nSet-Cookie: a=1\r\n"
+        b"set-cookie: b=2\r\nX-Latin: caf\xe9\r\ncontent-length: 12\r\n"
+    )
+    assert made.headers["x-req"] == "a: b"
+    assert made.headers.get_all("set-cookie") == ["a=1", "b=2"]
+    assert "content-encoding" not in made.headers
+
+
+def test_each_replayed_response_has_its_own_headers() -> None:
+    wire = WireResponse.of(Response(status=201, headers=(("x-a", "1"),), body=None))
+    first = wire.make()
+    first.headers["x-a"] = "changed"
+    first.headers["x-b"] = "added"
+    second = wire.make()
+    assert second.headers.fields == ((b"x-a", b"1"), (b"content-length", b"0"))
+    assert first.headers.fields == (
+        (b"x-a", b"changed"),
+        (b"content-length", b"0"),
+        (b"x-b", b"added"),
+    )
+
+
+def test_no_content_length_where_a_response_has_no_body() -> None:
+    for status in (101, 204, 304):
+        made = WireResponse.of(Response(status=status)).make()
+        assert "content-length" not in made.headers, status
