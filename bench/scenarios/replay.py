@@ -25,10 +25,10 @@ _AT_10 = "tapeproxy at 10"
 is measured in the same HTTP rounds: the O(1)-lookup figure compares runs made minutes apart
 otherwise, and this machine's load drifts more than the effect measured."""
 
-_O1_EXTRA_ROUNDS = 4
+_O1_EXTRA_ROUNDS = 8
 """More HTTP pairs (largest size, then at 10, order swapped each time) after the rounds, for
-the O(1)-lookup figure alone: its per-round ratios moved from 0.72 to 1.02 within one run of
-the same build, so it gets the median of 7 pairs rather than 3 (about 16 s more)."""
+the O(1)-lookup figure alone: its per-round ratios span 0.75 to 1.05 within one run of the
+same build, so it gets the median of 11 pairs rather than 3 (about 30 s more)."""
 
 
 def run(env: Env, report: Report) -> None:
