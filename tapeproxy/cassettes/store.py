@@ -21,7 +21,7 @@ import pydantic_core
 import zstandard
 from pydantic import ValidationError
 
-from tapeproxy.cassettes.model import FORMAT, Cassette, Interaction
+from tapeproxy.cassettes.model import FORMAT, SHARED_HEADERS, Cassette, Interaction
 from tapeproxy.errors import CassetteError, CassetteWriteError
 
 __all__ = [
@@ -192,13 +192,15 @@ def _parse_document(raw: bytes, source: str) -> dict[str, Any]:
 @gc_paused()
 def _validate(doc: dict[str, Any], source: str) -> Cassette:
     """Validate interaction by interaction, dropping each parsed dict once it is a model, so
-    the parsed JSON and the models are never both whole in memory (peak RSS of a replay)."""
+    the parsed JSON and the models are never both whole in memory (peak RSS of a replay); equal
+    headers across the cassette become one tuple (`model.SHARED_HEADERS`)."""
     items = doc.get("interactions")
     models: list[Interaction] = []
+    shared: dict[str, Any] = {SHARED_HEADERS: {}}
     if isinstance(items, list):
         for i, item in enumerate(items):
             try:
-                models.append(Interaction.model_validate(item))
+                models.append(Interaction.model_validate(item, context=shared))
             except ValidationError as e:
                 raise CassetteError(
                     f"{source}: interactions[{i}] does not match the {FORMAT} schema:\n{e}"

@@ -280,6 +280,37 @@ def test_loading_shares_repeated_header_strings_between_interactions() -> None:
     assert loads(dumps(cassette)) == cassette
 
 
+@pytest.mark.parametrize("surrogate", [False, True], ids=["fast parser", "standard parser"])
+def test_loading_makes_equal_headers_one_tuple(surrogate: bool) -> None:
+    odd = "caf\udcc3" if surrogate else "cafe"
+    items = tuple(
+        Interaction(
+            key=f"k{i}",
+            request=Request(method="GET", url="https://h/a", headers=(("accept", "*/*"),)),
+            response=Response(
+                status=200,
+                headers=(("server", odd), ("x-request-id", f"req-{i}"), ("accept", "*/*")),
+            ),
+        )
+        for i in range(3)
+    )
+    cassette = new_cassette("0", "2025-01-01T00:00:00Z").model_copy(update={"interactions": items})
+    loaded = loads(dumps(cassette))
+    assert loaded == cassette
+    first, *rest = loaded.interactions
+    assert first.response is not None
+    for other in rest:
+        assert other.response is not None
+        assert other.response.headers[0] is first.response.headers[0]
+        assert other.response.headers[1] != first.response.headers[1]
+        assert other.request.headers[0] is first.request.headers[0]
+    # across requests and responses too
+    assert first.response.headers[2] is first.request.headers[0]
+    # models made outside a load are left as they are
+    made = Response(status=200, headers=(("a", "b"), ("a", "b")))
+    assert made.headers[0] is not made.headers[1]
+
+
 def test_a_cassette_with_lone_surrogates_still_loads_whole() -> None:
     cassette = sample_cassette()
     assert "\\udcc3" in to_json_bytes(cassette).decode()
