@@ -1,4 +1,5 @@
-"""The extractor against real recordings of the shared corpus (read with PyYAML)."""
+"""The extractor against owned samples of every wire shape it reads (wire_samples.py) and,
+where the project's machines have it, real recordings of the shared corpus (read with PyYAML)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 import pytest
 
 from tapeproxy.review.llm import Usage, error_type, extract, last_usage, parse_arguments
-from tests.review.corpus import corpus_files, read_vcr
+from tests.review.corpus import corpus_files, needs_corpus, read_vcr
+from tests.review.wire_samples import ErrorSample, Sample, error_samples, samples
 
 
 def _path(name: str) -> Path:
@@ -178,6 +180,7 @@ CASES: list[tuple[str, int, str, str | None, str | None, str, list[Any], Usage]]
 ]
 
 
+@needs_corpus
 @pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}#{c[1]}" for c in CASES])
 def test_real_recordings(case: tuple[Any, ...]) -> None:
     path, index, api, model, stop, text, calls, usage = case
@@ -190,6 +193,7 @@ def test_real_recordings(case: tuple[Any, ...]) -> None:
     assert got.usage == usage
 
 
+@needs_corpus
 def test_anthropic_thinking_is_not_text() -> None:
     path = "test_anthropic_thinking_streaming_legacy.yaml"
     got = extract(read_vcr(_path(path))[0].body)
@@ -197,6 +201,7 @@ def test_anthropic_thinking_is_not_text() -> None:
     assert got.text == "The letter 'r' appears 3 times in the word \"strawberry\"."
 
 
+@needs_corpus
 def test_error_bodies_are_not_answers_but_have_types() -> None:
     cases = {
         "anthropic_completion_invalid_api_key.yaml": "authentication_error",
@@ -208,6 +213,40 @@ def test_error_bodies_are_not_answers_but_have_types() -> None:
         assert extract(body) is None
         assert error_type(body) == kind
     assert error_type(b'{"choices": []}') is None
+
+
+SAMPLES = samples()
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=[s.name for s in SAMPLES])
+def test_owned_samples(sample: Sample) -> None:
+    got = extract(sample.body)
+    assert got is not None
+    assert (got.api, got.model, got.stop_reason) == (sample.api, sample.model, sample.stop)
+    assert got.text == sample.text
+    assert [(c.name, c.arguments) for c in got.tool_calls] == [tuple(c) for c in sample.calls]
+    assert got.usage == sample.usage
+
+
+def test_owned_samples_cover_every_reader() -> None:
+    assert {s.api for s in SAMPLES} == {
+        "openai-chat",
+        "openai-responses",
+        "openai-embeddings",
+        "anthropic",
+        "gemini",
+        "cohere",
+        "ollama",
+    }
+
+
+ERRORS = error_samples()
+
+
+@pytest.mark.parametrize("sample", ERRORS, ids=[e.name for e in ERRORS])
+def test_owned_error_bodies_are_not_answers_but_have_types(sample: ErrorSample) -> None:
+    assert extract(sample.body) is None
+    assert error_type(sample.body) == sample.kind
 
 
 def test_unknown_and_binary_bodies_give_none() -> None:
