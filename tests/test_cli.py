@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from tapeproxy.cassettes.store import dumps, save
+from tapeproxy.cassettes.model import Body, Interaction, Request, Response
+from tapeproxy.cassettes.store import dumps, save, to_json_bytes
 from tapeproxy.review.show import render
 from tests.cassettes.samples import sample_cassette
 
@@ -31,7 +33,15 @@ def _zst(raw: bytes) -> bytes:
     return zstandard.ZstdCompressor(write_content_size=True, write_checksum=True).compress(raw)
 
 
+def _injected() -> bytes:
+    """A cassette whose last response header splits into extra header lines when sent."""
+    doc = json.loads(to_json_bytes(sample_cassette()))
+    doc["interactions"][1]["response"]["headers"].append(["x-a", "1\r\nSet-Cookie: s=evil"])
+    return _zst(json.dumps(doc).encode())
+
+
 BAD_CASSETTES = {
+    "header-injection": _injected(),
     "truncated": dumps(sample_cassette())[:-20],
     "not-zstd": b'{"format": "tapeproxy/1"}',
     "invalid-json": _zst(b'{"format": "tapeproxy/1", '),
@@ -69,6 +79,29 @@ def test_show_prints_the_rendered_cassette(tmp_path: Path) -> None:
     result = run("show", path)
     assert result.returncode == 0, result.stderr
     assert result.stdout == render(sample_cassette())
+
+
+def test_replay_refuses_a_header_injection_before_running_cmd(tmp_path: Path) -> None:
+    path = tmp_path / "evil.json.zst"
+    path.write_bytes(BAD_CASSETTES["header-injection"])
+    marker = tmp_path / "ran"
+    result = run("replay", "--cassette", path, "--", "touch", marker)
+    assert result.returncode == 2, result.stderr
+    assert "interactions[1]" in result.stderr and "CR, LF or NUL" in result.stderr
+    assert not marker.exists()
+
+
+def test_show_escapes_control_characters(tmp_path: Path) -> None:
+    esc = "\x1b[2J\x1b]0;owned\x07"
+    request = Request(method="GET", url=f"https://h/{esc}", headers=(("x-t", f"a{esc}"),))
+    response = Response(status=200, reason=f"OK{esc}", body=Body(text=f"line{esc}\rfake\n"))
+    item = Interaction(key="k", request=request, response=response)
+    path = tmp_path / "c.json.zst"
+    save(path, sample_cassette().model_copy(update={"interactions": (item,)}))
+    result = run("show", path)
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout and "\r" not in result.stdout
+    assert "\\x1b[2J" in result.stdout and "\\x0dfake" in result.stdout
 
 
 def test_show_of_a_missing_file_is_exit_2(tmp_path: Path) -> None:

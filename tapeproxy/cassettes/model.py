@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Annotated, Literal, Self
 
 from pydantic import (
@@ -54,11 +55,36 @@ SHARED_HEADERS = "shared_headers"
 """Validation context key: a dict in which equal headers are made one tuple (see `_Headers`)."""
 
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_UNSAFE = re.compile(r"[\r\n\x00]")
+
+
+def _checked(header: Header) -> Header:
+    """A header that can be written to the wire as it is, or ValueError.
+
+    A cassette may come from an untrusted pull request: a CR or LF in a value would be sent
+    as extra header lines (response splitting), so names must be HTTP tokens and values may
+    hold no CR, LF or NUL."""
+    name, value = header
+    if not _TOKEN.fullmatch(name):
+        raise ValueError(f"header name {name!r} is not an HTTP token")
+    if _UNSAFE.search(value):
+        raise ValueError(f"header {name!r} has a CR, LF or NUL in its value: {value!r}")
+    return header
+
+
 def _shared(headers: tuple[Header, ...], info: ValidationInfo) -> tuple[Header, ...]:
     table = info.context.get(SHARED_HEADERS) if isinstance(info.context, dict) else None
     if table is None:
-        return headers
-    return tuple([table.setdefault(h, h) for h in headers])
+        return tuple([_checked(h) for h in headers])
+    # Each distinct header is checked once, when it first enters the table.
+    return tuple([table.get(h) or table.setdefault(h, _checked(h)) for h in headers])
+
+
+def _one_line(text: str) -> str:
+    if _UNSAFE.search(text):
+        raise ValueError(f"a CR, LF or NUL in {text!r}")
+    return text
 
 
 _Headers = Annotated[tuple[Header, ...], AfterValidator(_shared)]
@@ -70,7 +96,9 @@ no recent request touched: at 100,000 interactions, 6% more requests per second 
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Fields may be added within tapeproxy/1: a reader keeps what a later 1.x writer added
+    # (it is saved again as it was) instead of refusing the whole cassette.
+    model_config = ConfigDict(frozen=True, extra="allow")
 
 
 class Body(_Frozen):
@@ -123,8 +151,8 @@ class MatchRules(_Frozen):
 class Request(_Frozen):
     """A recorded request, redacted: credentials never appear here."""
 
-    method: str
-    url: str
+    method: Annotated[str, AfterValidator(_one_line)]
+    url: Annotated[str, AfterValidator(_one_line)]
     headers: _Headers = ()
     body: Body | None = None
 
@@ -138,8 +166,8 @@ class Response(_Frozen):
     """
 
     status: int = Field(ge=100, le=999)
-    reason: str = ""
-    http_version: str = "HTTP/1.1"
+    reason: Annotated[str, AfterValidator(_one_line)] = ""
+    http_version: Annotated[str, AfterValidator(_one_line)] = "HTTP/1.1"
     headers: _Headers = ()
     body: Body | None = None
     chunks: tuple[tuple[float, int], ...] | None = None

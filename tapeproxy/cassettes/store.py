@@ -203,15 +203,24 @@ def _validate(doc: dict[str, Any], source: str) -> Cassette:
                 models.append(Interaction.model_validate(item, context=shared))
             except ValidationError as e:
                 raise CassetteError(
-                    f"{source}: interactions[{i}] does not match the {FORMAT} schema:\n{e}"
+                    f"{source}: interactions[{i}] does not match the {FORMAT} schema: {_why(e)}"
                 ) from e
             items[i] = None
         doc = {**doc, "interactions": []}
     try:
         shell = Cassette.model_validate(doc)
     except ValidationError as e:
-        raise CassetteError(f"{source}: does not match the {FORMAT} schema:\n{e}") from e
+        raise CassetteError(f"{source}: does not match the {FORMAT} schema: {_why(e)}") from e
     return shell.model_copy(update={"interactions": tuple(models)})
+
+
+def _why(error: ValidationError) -> str:
+    """Each problem as ``field.path: message``, without pydantic's input dumps and links."""
+    problems = []
+    for e in error.errors(include_url=False):
+        where = ".".join(str(p) for p in e["loc"]) or "document"
+        problems.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
+    return "; ".join(problems)
 
 
 def load(path: str | os.PathLike[str], *, limit: int = MAX_DECOMPRESSED_BYTES) -> Cassette:

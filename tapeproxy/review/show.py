@@ -22,6 +22,10 @@ __all__ = ["render", "show_file"]
 
 _INDENT = "    "
 
+# Control characters other than tab and newline, shown as escapes: a cassette from an untrusted
+# pull request must not move the reviewer's cursor, recolour the terminal or fake lines.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c not in (9, 10)}
+
 
 def show_file(path: str | os.PathLike[str]) -> str:
     """The readable text of the cassette file at `path`.
@@ -47,7 +51,7 @@ def render(cassette: Cassette) -> str:
     for i, interaction in enumerate(cassette.interactions, 1):
         lines.append("")
         lines.extend(_interaction(interaction, f"[{i}/{total}]", matched))
-    text = "\n".join(lines) + "\n"
+    text = "\n".join(lines).translate(_CONTROLS) + "\n"
     # JSON may hold lone surrogates ("\ud800"); keep them visible as escapes, never crash.
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 

@@ -147,10 +147,41 @@ def test_a_missing_file_is_a_cassette_error(tmp_path: Path) -> None:
         load(tmp_path / "nope.json.zst")
 
 
-def test_extra_fields_are_refused() -> None:
+def test_fields_a_later_1x_writer_added_are_kept_on_save(tmp_path: Path) -> None:
     doc = json.loads(to_json_bytes(sample_cassette()))
-    doc["interactions"][0]["surprise"] = 1
-    with pytest.raises(CassetteError, match="surprise"):
+    doc["surprise"] = {"top": 1}
+    doc["meta"]["origin"] = "ci"
+    doc["interactions"][0]["surprise"] = [1, 2]
+    doc["interactions"][0]["request"]["note"] = "kept"
+    doc["interactions"][0]["response"]["trailers"] = [["x-t", "1"]]
+    doc["interactions"][0]["timing"]["dns_ms"] = 1.5
+    cassette = parse_json(json.dumps(doc).encode(), source="x")
+    save(tmp_path / "c.json.zst", cassette)
+    again = json.loads(decompress((tmp_path / "c.json.zst").read_bytes(), source="c"))
+    assert again == doc
+
+
+def test_a_known_field_of_the_wrong_type_is_still_refused() -> None:
+    doc = json.loads(to_json_bytes(sample_cassette()))
+    doc["interactions"][0]["response"]["status"] = "two hundred"
+    with pytest.raises(CassetteError, match=r"interactions\[0\]"):
+        parse_json(json.dumps(doc).encode(), source="x")
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_header_injected_in_the_file_is_refused_naming_the_interaction(shared: bool) -> None:
+    cassette = sample_cassette()
+    doc = json.loads(to_json_bytes(cassette))
+    last = max(i for i, it in enumerate(doc["interactions"]) if "response" in it)
+    assert last > 0
+    headers = doc["interactions"][last]["response"]["headers"]
+    if shared:  # the same header seen unharmed first, then the injected value
+        doc["interactions"][0]["response"]["headers"].append(["x-a", "1"])
+    headers.append(["x-a", "1\r\nSet-Cookie: session=attacker"])
+    with pytest.raises(
+        CassetteError,
+        match=rf"interactions\[{last}\] .* response\.headers: header 'x-a' has a CR, LF or NUL",
+    ):
         parse_json(json.dumps(doc).encode(), source="x")
 
 
