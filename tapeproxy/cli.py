@@ -250,8 +250,10 @@ def lint(
     """Scan cassettes (and JSON, YAML, text files) for leaked secrets.
 
     PATHS are files or directories (walked recursively; test folders are not skipped). Exit
-    status: 0 clean, 1 findings, 2 bad input. Allow-list a finding by adding its fingerprint
-    (sha256 of the secret) to `allowlist` in [tool.tapeproxy].
+    status: 0 clean, 1 findings, 2 bad input or a damaged cassette (a `.json.zst` that is
+    not a readable tapeproxy/1 cassette; its text is scanned all the same). Allow-list a
+    finding by adding its fingerprint (sha256 of the secret) to `allowlist` in
+    [tool.tapeproxy].
     """
     from tapeproxy.redaction.commands import run_lint
 
@@ -259,9 +261,11 @@ def lint(
         return click.progressbar(length=total, label="Linting", file=sys.stderr)
 
     progress = bar if sys.stderr.isatty() else None
-    output, found = run_lint(paths, fmt, reveal, staged, push_range, config_file, progress)
+    output, found, damaged = run_lint(paths, fmt, reveal, staged, push_range, config_file, progress)
     click.echo(output, nl=False)
-    sys.exit(1 if found else 0)
+    for item in damaged:
+        click.echo(f"Error: {item.file}: damaged cassette: {item.problem}", err=True)
+    sys.exit(2 if damaged else 1 if found else 0)
 
 
 @cli.command("install-hooks")

@@ -11,7 +11,7 @@ from tapeproxy.config import load_config
 from tapeproxy.errors import BadInputError
 from tapeproxy.redaction.gitblobs import push_range_blobs, staged_blobs
 from tapeproxy.redaction.hooks import install_hooks
-from tapeproxy.redaction.lint import Finding, Linter, collect_files
+from tapeproxy.redaction.lint import Damaged, Finding, Linter, collect_files
 from tapeproxy.redaction.redactor import Redactor
 from tapeproxy.redaction.report import render
 
@@ -37,8 +37,12 @@ def run_lint(
     push_range: str | None = None,
     config_file: Path | None = None,
     progress: ProgressFactory | None = None,
-) -> tuple[str, list[Finding]]:
+) -> tuple[str, list[Finding], list[Damaged]]:
     """Lint files (or the git index, or a push range) and render the findings.
+
+    Returns:
+        The rendered findings, the findings, and the files that could not be read as what
+        their names say (scanned as far as they could be all the same).
 
     Args:
         progress: makes a progress bar for a number of files; used from 20 files on.
@@ -64,7 +68,7 @@ def run_lint(
                 findings += linter.lint_paths([path])
                 if bar is not None:
                     bar.update(1)
-    return render(findings, fmt, reveal), findings
+    return render(findings, fmt, reveal), findings, linter.damaged
 
 
 def run_install_hooks(config_file: Path | None = None, repo: Path | None = None) -> str:

@@ -2,7 +2,9 @@
 
 Cassettes are scanned structure first (every interaction through the recorder's own scanner,
 so the linter and the redaction agree), then as raw text. Test folders are never discounted:
-cassettes live in tests/.
+cassettes live in tests/. A file that should be a cassette but cannot be read as one (not zstd,
+truncated, not JSON, not a `tapeproxy/1` document) is reported as damaged, and whatever text
+can be got out of it is scanned all the same: a gate that skipped it would pass its secrets.
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+import zstandard
 
 from tapeproxy.cassettes.store import decompress, parse_json
-from tapeproxy.errors import BadInputError
+from tapeproxy.errors import BadInputError, CassetteError
 from tapeproxy.redaction.bodies import body_edits
 from tapeproxy.redaction.redactor import Redactor
 from tapeproxy.redaction.scanner import Hit, fingerprint
 
-__all__ = ["LINTED_SUFFIXES", "Finding", "Linter", "collect_files", "mask"]
+__all__ = ["LINTED_SUFFIXES", "Damaged", "Finding", "Linter", "collect_files", "mask"]
 
 LINTED_SUFFIXES = (".zst", ".json", ".jsonl", ".ndjson", ".yaml", ".yml", ".txt", ".har", ".env")
 """File name endings a directory scan picks up (a file named explicitly is always linted)."""
@@ -76,6 +79,14 @@ class Finding:
         return out
 
 
+@dataclass(frozen=True)
+class Damaged:
+    """A file that could not be read as what its name says (lint exits 2 for it)."""
+
+    file: str
+    problem: str
+
+
 class Linter:
     """Lints files and blobs with a report-only `Redactor` (same detectors as recording).
 
@@ -86,6 +97,7 @@ class Linter:
     def __init__(self, redactor: Redactor) -> None:
         self.redactor = redactor
         self.scanner = redactor.scanner
+        self.damaged: list[Damaged] = []
 
     def lint_paths(
         self, paths: Sequence[Path], progress: Callable[[Path], None] | None = None
@@ -108,9 +120,8 @@ class Linter:
         return findings
 
     def lint_bytes(self, name: str, data: bytes) -> list[Finding]:
-        """Findings for the content of one file called `name`."""
-        if data.startswith(_ZSTD_MAGIC):
-            data = decompress(data, source=name)
+        """Findings for the content of one file called `name`; damage goes to `damaged`."""
+        data = self._decompressed(name, data)
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -121,21 +132,51 @@ class Linter:
             hits = self._json(name, text, data)
         elif name.endswith((".yaml", ".yml")) or name.endswith((".yaml.zst", ".yml.zst")):
             hits = self._yaml(name, text)
+        if _is_cassette_name(name) and stripped[:1] not in ("{", "["):
+            self._damage(name, "empty" if not data else "not a JSON document")
         hits += self._text(text, {h.secret for h, _ in hits})
         return _findings(name, hits)
+
+    def _damage(self, name: str, problem: str) -> None:
+        """Note the first thing wrong with file `name` (what follows from it adds nothing)."""
+        if not any(d.file == name for d in self.damaged[-1:]):
+            self.damaged.append(Damaged(name, problem.removeprefix(f"{name}: ")))
+
+    def _decompressed(self, name: str, data: bytes) -> bytes:
+        """The bytes to scan: decompressed when zstd; as much as can be got when damaged."""
+        if not data.startswith(_ZSTD_MAGIC):
+            if name.endswith(".zst"):
+                self._damage(name, "empty file" if not data else "not a zstd file")
+            return data
+        try:
+            return decompress(data, source=name)
+        except CassetteError as e:
+            self._damage(name, str(e))
+        try:
+            return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+        except zstandard.ZstdError:
+            return data
 
     def _json(self, name: str, text: str, data: bytes) -> list[tuple[Hit, int | None]]:
         try:
             doc = json.loads(text)
-        except ValueError:
+        except ValueError as e:
+            if _is_cassette_name(name):
+                self._damage(name, f"not valid JSON ({e})")
             return self._lines(text) if name.endswith((".jsonl", ".ndjson")) else []
         if isinstance(doc, dict) and str(doc.get("format", "")).startswith("tapeproxy/"):
-            cassette = parse_json(data, source=name)
-            out: list[tuple[Hit, int | None]] = []
-            for i, interaction in enumerate(cassette.interactions):
-                _, hits = self.redactor.scan_interaction(interaction, f"interactions[{i}].")
-                out += [(h, i) for h in hits]
-            return out
+            try:
+                cassette = parse_json(data, source=name)
+            except CassetteError as e:
+                self._damage(name, str(e))
+            else:
+                out: list[tuple[Hit, int | None]] = []
+                for i, interaction in enumerate(cassette.interactions):
+                    _, hits = self.redactor.scan_interaction(interaction, f"interactions[{i}].")
+                    out += [(h, i) for h in hits]
+                return out
+        elif _is_cassette_name(name):
+            self._damage(name, "not a tapeproxy cassette (no 'format': 'tapeproxy/1' object)")
         edits_hits = self.scanner.json_edits(text, "")
         return [(h, _interaction_of(h.path)) for h in edits_hits[1]]
 
@@ -169,6 +210,10 @@ class Linter:
                     seen.add(hit.secret)
                     out.append((hit, idx))
         return out
+
+
+def _is_cassette_name(name: str) -> bool:
+    return name.endswith(".json.zst")
 
 
 def _interaction_of(path: str) -> int | None:

@@ -1,0 +1,120 @@
+"""Tests for tapeproxy/redaction/lint.py: the gate on files that are not what their names say.
+
+A `.json.zst` that cannot be read as a cassette must fail the gate (exit 2, named), and the
+text that can be got out of it is still scanned, so its secrets are reported too.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from tapeproxy.cassettes.store import to_json_bytes
+from tests.cassettes.samples import sample_cassette
+from tests.redaction.corpus import FORMATS
+
+
+def _lint(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tapeproxy", "lint", "--format=json", "--reveal", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _secret(seed: int) -> str:
+    """A fake credential of a format picked by `seed`, made now (never committed)."""
+    rng = random.Random(seed)
+    return rng.choice([f for f in FORMATS if f.name.startswith(("openai", "anthropic"))]).make(rng)
+
+
+def _zst(raw: bytes) -> bytes:
+    return zstandard.ZstdCompressor(write_content_size=True).compress(raw)
+
+
+def _broken_json(secret: str) -> bytes:
+    return _zst(b'{"format": "tapeproxy/1", "interactions": [{"key": "' + secret.encode())
+
+
+def _array(secret: str) -> bytes:
+    return _zst(json.dumps([{"headers": {"authorization": f"Bearer {secret}"}}]).encode())
+
+
+def _not_zstd(secret: str) -> bytes:
+    return json.dumps({"api_key": secret}).encode()
+
+
+def _truncated(secret: str) -> bytes:
+    """A frame cut short after the block holding the secret: that block still decodes."""
+    doc = json.loads(to_json_bytes(sample_cassette()))
+    doc["interactions"][0]["request"]["headers"].append(["x-note", f"key {secret}"])
+    rng = random.Random(3)
+    doc["padding"] = "".join(rng.choice("abcdefghij ") for _ in range(400_000))
+    whole = _zst(json.dumps(doc).encode())
+    return whole[: len(whole) * 2 // 3]
+
+
+def _bad_schema(secret: str) -> bytes:
+    doc = json.loads(to_json_bytes(sample_cassette()))
+    doc["interactions"][0]["response"]["headers"].append(["x-a", f"{secret}\r\nX-Injected: 1"])
+    return _zst(json.dumps(doc).encode())
+
+
+DAMAGED: dict[str, tuple[Callable[[str], bytes], str]] = {
+    "broken-json": (_broken_json, "not valid JSON"),
+    "json-array": (_array, "not a tapeproxy cassette"),
+    "not-zstd": (_not_zstd, "not a zstd file"),
+    "truncated-frame": (_truncated, "truncated"),
+    "header-injection": (_bad_schema, "CR, LF or NUL"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DAMAGED))
+def test_a_damaged_cassette_fails_the_gate_and_its_secret_is_still_found(
+    tmp_path: Path, kind: str
+) -> None:
+    make, problem = DAMAGED[kind]
+    secret = _secret(len(kind))
+    bad = tmp_path / "cassettes" / f"{kind}.json.zst"
+    bad.parent.mkdir()
+    bad.write_bytes(make(secret))
+    done = _lint(tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert f"{bad}: damaged cassette:" in done.stderr and problem in done.stderr
+    assert "Traceback" not in done.stderr
+    assert secret in {json.loads(line)["secret"] for line in done.stdout.splitlines()}
+
+
+def test_an_empty_cassette_file_fails_the_gate(tmp_path: Path) -> None:
+    (tmp_path / "empty.json.zst").write_bytes(b"")
+    done = _lint(tmp_path / "empty.json.zst")
+    assert done.returncode == 2 and "empty file" in done.stderr
+
+
+def test_one_damaged_file_does_not_hide_the_others(tmp_path: Path) -> None:
+    (tmp_path / "a.json.zst").write_bytes(b"not zstd")
+    secret = _secret(7)
+    (tmp_path / "b.json").write_text(json.dumps({"token": secret}))
+    done = _lint(tmp_path)
+    assert done.returncode == 2
+    assert [json.loads(line)["file"] for line in done.stdout.splitlines()] == [
+        str(tmp_path / "b.json")
+    ]
+
+
+def test_sound_cassettes_and_other_json_are_not_damaged(tmp_path: Path) -> None:
+    from tapeproxy.cassettes.store import save
+
+    save(tmp_path / "ok.json.zst", sample_cassette())
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "broken.json").write_text("{not json")
+    done = _lint(tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
