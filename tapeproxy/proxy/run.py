@@ -4,21 +4,101 @@ to stop (`serve`), and what each prints when it ends.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from types import FrameType
+from typing import Any
 
 from tapeproxy.errors import BadInputError
 from tapeproxy.proxy.runner import ProxyConfig, ProxyRunner
 from tapeproxy.proxy.settings import child_env
 
-__all__ = ["MISS_EXIT", "run_command", "serve_forever"]
+__all__ = ["MISS_EXIT", "STOP_SIGNALS", "run_command", "serve_forever"]
 
 MISS_EXIT = 3
 """Exit code of `replay` when CMD passed but some requests had no recorded answer."""
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""What CI cancellation, `timeout`, `docker stop` and a closed terminal send: each is handled
+like Ctrl-C, so CMD is stopped and what was recorded is saved."""
+
+_CMD_GRACE_S = 10.0
+
+
+class _Stopped(BaseException):
+    """A stop signal arrived while CMD ran (raised in the main thread by the handler)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _StopSignals:
+    """Stop signals for the whole run: the first one raises `_Stopped` while CMD is waited
+    for (`armed`), and is only noted at any other moment (starting the proxy, saving the
+    cassette), so those are never cut short; later ones are ignored."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.armed = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._previous.items():
+            signal.signal(sig, old)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self.received is None:
+            self.received = signum
+            if self.armed:
+                raise _Stopped(signum)
+
+
+def _spawn(cmd: Sequence[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start CMD; in its own process group unless it runs at a terminal.
+
+    Its own group lets a stop reach everything CMD started (`sh -c`, test workers) instead of
+    leaving them running against a proxy that is gone. At a terminal it stays in the
+    foreground group, where it gets Ctrl-C itself and may read the terminal (pytest --pdb).
+    """
+    interactive = sys.stdin is not None and sys.stdin.isatty()
+    try:
+        return subprocess.Popen(list(cmd), env=env, process_group=None if interactive else 0)
+    except OSError as e:
+        raise BadInputError(f"cannot run {cmd[0]!r}: {e.strerror or e}") from e
+
+
+def _stop(proc: subprocess.Popen[bytes], signum: int) -> int:
+    """Pass `signum` on to CMD, wait for it, kill it if it lingers; its exit code.
+
+    CMD in its own group gets the signal group-wide. CMD in ours (at a terminal) already got
+    a Ctrl-C from the terminal, so SIGINT is not sent twice; other signals are passed on.
+    """
+    own_group = proc.poll() is None and os.getpgid(proc.pid) != os.getpgrp()
+    first = signum if own_group or signum != signal.SIGINT else None
+    for sig, wait in ((first, _CMD_GRACE_S), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError):
+            if sig is not None and own_group:
+                os.killpg(proc.pid, sig)
+            elif sig is not None and proc.poll() is None:
+                proc.send_signal(sig)
+        try:
+            return proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            name = signal.Signals(signum).name
+            print(
+                f"tapeproxy: CMD still runs {wait:.0f} s after {name}; killing it", file=sys.stderr
+            )
+    return proc.wait()
 
 
 def run_command(config: ProxyConfig, cmd: Sequence[str], no_proxy: str) -> int:
@@ -32,27 +112,34 @@ def run_command(config: ProxyConfig, cmd: Sequence[str], no_proxy: str) -> int:
     if not cmd:
         raise BadInputError("no command given: put it after --, e.g. tapeproxy replay -- pytest")
     label = "replay" if config.mode == "none" else "record"
-    with ProxyRunner(config) as runner:
+    with _StopSignals() as signals, ProxyRunner(config) as runner:
         env = child_env(os.environ, runner.url, config.ca_cert(), no_proxy, label)
-        try:
-            proc = subprocess.Popen(list(cmd), env=env)
-        except OSError as e:
-            raise BadInputError(f"cannot run {cmd[0]!r}: {e.strerror or e}") from e
+        proc = _spawn(cmd, env)
+        signals.armed = signals.received is None
         try:
             code = proc.wait()
-        except KeyboardInterrupt:
-            proc.send_signal(signal.SIGINT)
-            code = proc.wait()
+        except _Stopped:
+            code = _stop(proc, signals.received or signal.SIGTERM)
+        signals.armed = False
+        if signals.received is not None and proc.poll() is None:
+            code = _stop(proc, signals.received)
     print(runner.session.summary(), file=sys.stderr)
+    stopped = signals.received
+    if stopped is not None:
+        name = signal.Signals(stopped).name
+        print(
+            f"tapeproxy: stopped by {name}; CMD was stopped and the cassette saved", file=sys.stderr
+        )
+        return 128 + stopped
     if code == 0 and runner.session.misses:
         return MISS_EXIT
-    return code
+    return 128 - code if code < 0 else code
 
 
 def serve_forever(config: ProxyConfig, no_proxy: str) -> int:
     """Serve until SIGINT or SIGTERM; returns 0, or `MISS_EXIT` if replay had misses."""
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, lambda *_: stop.set())
     with ProxyRunner(config) as runner:
         ca = config.ca_cert()
