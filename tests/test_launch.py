@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tapeproxy.cassettes.model import new_cassette
+from tapeproxy.cassettes.store import save
 from tapeproxy.launch import pycache_dir
 
 _SHOW_CMD = (
@@ -37,7 +39,8 @@ def test_a_proxy_command_reruns_optimized_and_caches_its_bytecode(tmp_path: Path
     cache = tmp_path / "pycache"
     env = {**os.environ, "TAPEPROXY_PYCACHE": str(cache), "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("TAPEPROXY_NO_OPTIMIZE", None)
-    args = ["replay", "--cassette", str(tmp_path / "none.json.zst"), "--confdir", str(tmp_path)]
+    save(tmp_path / "empty.json.zst", new_cassette("test", "2025-01-01T00:00:00Z"))
+    args = ["replay", "--cassette", str(tmp_path / "empty.json.zst"), "--confdir", str(tmp_path)]
     result = _tapeproxy(*args, "--", sys.executable, "-c", _SHOW_CMD, env=env)
     assert result.returncode == 0, result.stderr
     # CMD: the environment as given, a plain interpreter.

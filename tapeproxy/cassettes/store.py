@@ -2,18 +2,23 @@
 
 Writes are atomic (temp file in the same folder, fsync, `os.replace`) and deterministic
 (sorted keys, fixed separators, a fresh compressor per write with checksum and content size);
-a save that would not change the file does not touch it. Reads refuse anything that is not a
+a save that would not change the file does not touch it; a symlinked cassette is written
+through to its target, and an existing file keeps its mode. `update` is the read-merge-write of
+concurrent recorders (parallel CI jobs, pytest-xdist workers), serialised by a lock on the
+cassette's folder so that no writer's interactions vanish. Reads refuse anything that is not a
 complete, checksummed `tapeproxy/1` cassette, and cap the decompressed size against zstd bombs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import json
 import os
 import secrets
-from collections.abc import Iterator
+import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +27,12 @@ import zstandard
 from pydantic import ValidationError
 
 from tapeproxy.cassettes.model import FORMAT, SHARED_HEADERS, Cassette, Interaction
-from tapeproxy.errors import CassetteError, CassetteWriteError
+from tapeproxy.errors import BadInputError, CassetteError, CassetteWriteError
 
 __all__ = [
     "MAX_DECOMPRESSED_BYTES",
     "OPTIMAL_PARSE_LIMIT",
+    "check_writable",
     "compression",
     "decompress",
     "dumps",
@@ -36,6 +42,7 @@ __all__ = [
     "parse_json",
     "save",
     "to_json_bytes",
+    "update",
 ]
 
 MAX_DECOMPRESSED_BYTES = 1 << 30
@@ -246,7 +253,7 @@ def save(path: str | os.PathLike[str], cassette: Cassette) -> bool:
     Raises:
         CassetteWriteError: the file could not be written; any previous file is untouched.
     """
-    p = Path(path)
+    p = _target(Path(path))
     data = dumps(cassette)
     with contextlib.suppress(OSError):
         if p.read_bytes() == data:
@@ -259,13 +266,84 @@ def save(path: str | os.PathLike[str], cassette: Cassette) -> bool:
     return True
 
 
+def update(path: str | os.PathLike[str], merge: Callable[[Cassette | None], Cassette]) -> bool:
+    """Read, merge and write a cassette while holding its folder's lock.
+
+    `merge` gets the cassette as it is on disk now (None when absent): another process may
+    have saved it since this one loaded it. Writers of the same folder take turns; readers
+    are never blocked (writes are atomic renames).
+
+    Raises:
+        CassetteError: the file on disk is not a valid cassette (it is left alone).
+        CassetteWriteError: the file could not be written.
+    """
+    p = _target(Path(path))
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(p.parent, os.O_RDONLY)
+    except OSError as e:
+        raise CassetteWriteError(f"{p}: cannot write cassette ({e.strerror or e})") from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        current = load(p) if p.exists() else None
+        return save(p, merge(current))
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Make sure a cassette can be saved at `path` before anything is recorded for it.
+
+    A read-only or full destination found only at the end throws away a paid live run.
+
+    Raises:
+        BadInputError: the folder cannot be created or written, the file is read-only, or
+            the file system has no space left.
+    """
+    p = _target(Path(path))
+    folder = p.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the folder a save would create the missing ones in
+    probe = folder / f".{p.name}.{secrets.token_hex(4)}.probe"
+    try:
+        if not folder.is_dir():
+            raise NotADirectoryError(20, f"{folder} is not a folder")
+        if p.exists() and not os.access(p, os.W_OK):
+            raise PermissionError(13, "the cassette file is read-only")
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"x")
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+        free = os.statvfs(folder)
+        if free.f_bavail * free.f_frsize < (1 << 20):
+            raise OSError(28, "less than 1 MiB left on the file system")
+    except OSError as e:
+        raise BadInputError(
+            f"{p}: the cassette could not be saved there ({e.strerror or e}); "
+            "choose another --cassette or fix the folder before recording"
+        ) from e
+
+
+def _target(path: Path) -> Path:
+    """Where writing `path` must go: a symlink's final target (the link itself is kept)."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
-    # Not tempfile.mkstemp: its 0600 mode would stick to the cassette; os.open with 0o666
-    # lets the umask decide, as for any file the user writes.
+    # Not tempfile.mkstemp: its 0600 mode would stick to a new cassette; os.open with 0o666
+    # lets the umask decide, as for any file the user writes. A file that exists keeps its mode.
+    try:
+        mode: int | None = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        mode = None
     tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

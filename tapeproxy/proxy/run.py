@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+from tapeproxy.cassettes import store
 from tapeproxy.errors import BadInputError
 from tapeproxy.proxy.runner import ProxyConfig, ProxyRunner
 from tapeproxy.proxy.settings import child_env
 
-__all__ = ["MISS_EXIT", "STOP_SIGNALS", "run_command", "serve_forever"]
+__all__ = ["MISS_EXIT", "STOP_SIGNALS", "preflight", "run_command", "serve_forever"]
 
 MISS_EXIT = 3
 """Exit code of `replay` when CMD passed but some requests had no recorded answer."""
@@ -101,6 +102,25 @@ def _stop(proc: subprocess.Popen[bytes], signum: int) -> int:
     return proc.wait()
 
 
+def preflight(config: ProxyConfig) -> None:
+    """Refuse a run that cannot end well before CMD spends anything.
+
+    Replay of a cassette that does not exist would turn every request into a miss (or, with
+    no requests, into a silent pass): a typo in a path. A recording whose cassette cannot be
+    saved would be thrown away at the end.
+
+    Raises:
+        BadInputError: the cassette is missing in replay, or its destination is not writable.
+    """
+    if config.mode == "none" and not config.cassette.exists():
+        raise BadInputError(
+            f"{config.cassette}: no such cassette, so nothing can be replayed; check the path, "
+            f"or record it first: tapeproxy record --cassette {config.cassette} -- CMD"
+        )
+    if config.mode != "none":
+        store.check_writable(config.cassette)
+
+
 def run_command(config: ProxyConfig, cmd: Sequence[str], no_proxy: str) -> int:
     """Run CMD with the proxy's environment; returns the exit code to leave with.
 
@@ -111,6 +131,7 @@ def run_command(config: ProxyConfig, cmd: Sequence[str], no_proxy: str) -> int:
     """
     if not cmd:
         raise BadInputError("no command given: put it after --, e.g. tapeproxy replay -- pytest")
+    preflight(config)
     label = "replay" if config.mode == "none" else "record"
     with _StopSignals() as signals, ProxyRunner(config) as runner:
         env = child_env(os.environ, runner.url, config.ca_cert(), no_proxy, label)
@@ -138,6 +159,7 @@ def run_command(config: ProxyConfig, cmd: Sequence[str], no_proxy: str) -> int:
 
 def serve_forever(config: ProxyConfig, no_proxy: str) -> int:
     """Serve until SIGINT or SIGTERM; returns 0, or `MISS_EXIT` if replay had misses."""
+    preflight(config)
     stop = threading.Event()
     for sig in STOP_SIGNALS:
         signal.signal(sig, lambda *_: stop.set())

@@ -227,18 +227,35 @@ class TapeSession:
             return list(self._counts.misses)
 
     def save(self) -> bool:
-        """Write the cassette if anything was recorded; True when the file was written."""
+        """Write the cassette if anything was recorded; True when the file was written.
+
+        The file is read again under a lock and merged (`store.update`): another recorder of
+        the same cassette (a parallel CI job, an xdist worker) may have saved it since this
+        session loaded it, and what it added is kept beside what this one recorded.
+        """
         with self._lock:
             captured = list(self._new)
         if not captured:
             return False
-        new = [self._interaction(c) for c in captured]
-        old = self._cassette.interactions
-        if self.mode == "all":
-            touched = {it.key for it in new}
-            old = tuple(it for it in old if it.key not in touched)
-        cassette = self._cassette.model_copy(update={"interactions": (*old, *new)})
-        return store.save(self.path, cassette)
+        new = tuple(self._interaction(c) for c in captured)
+        return store.update(self.path, lambda current: self._merged(current, new))
+
+    def _merged(self, current: Cassette | None, new: tuple[Interaction, ...]) -> Cassette:
+        """What to write: the file as it is now, updated with what this session recorded.
+
+        Mode `all` replaces every interaction of a key it recorded. Other modes append; an
+        interaction another writer added for a key this session also recorded is replaced
+        (both recorded the same request: one answer is enough, and it is this one).
+        """
+        base = current if current is not None else self._cassette
+        touched = {it.key for it in new}
+        loaded = {it.key for it in self._cassette.interactions}
+        old = tuple(
+            it
+            for it in base.interactions
+            if it.key not in touched or (self.mode != "all" and it.key in loaded)
+        )
+        return base.model_copy(update={"interactions": (*old, *new)})
 
     def summary(self) -> str:
         """The one-screen summary printed when the proxy stops."""

@@ -25,6 +25,7 @@ from tapeproxy.cassettes.model import (
 )
 from tapeproxy.cassettes.store import (
     OPTIMAL_PARSE_LIMIT,
+    check_writable,
     decompress,
     dumps,
     load,
@@ -33,7 +34,7 @@ from tapeproxy.cassettes.store import (
     save,
     to_json_bytes,
 )
-from tapeproxy.errors import CassetteError, CassetteWriteError
+from tapeproxy.errors import BadInputError, CassetteError, CassetteWriteError
 from tests.cassettes.samples import chat_request, sample_cassette
 
 
@@ -93,6 +94,59 @@ def test_new_files_get_the_umask_mode_and_no_temp_files_remain(tmp_path: Path) -
     assert os.listdir(tmp_path / "sub") == ["c.json.zst"]
 
 
+def test_a_symlinked_cassette_is_written_through_to_its_target(tmp_path: Path) -> None:
+    target = tmp_path / "store" / "real.json.zst"
+    save(target, sample_cassette())
+    link = tmp_path / "cassettes" / "c.json.zst"
+    link.parent.mkdir()
+    link.symlink_to(os.path.relpath(target, link.parent))
+    assert save(link, sample_cassette(created="2031-01-01T00:00:00Z"))
+    assert link.is_symlink()
+    assert load(target).meta.created == "2031-01-01T00:00:00Z"
+    assert os.listdir(link.parent) == ["c.json.zst"]
+
+
+def test_an_existing_cassette_keeps_its_mode(tmp_path: Path) -> None:
+    path = tmp_path / "c.json.zst"
+    save(path, sample_cassette())
+    path.chmod(0o600)
+    old = os.umask(0o022)
+    try:
+        assert save(path, sample_cassette(created="2031-01-01T00:00:00Z"))
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+_UPDATER = """
+import sys
+from pathlib import Path
+from tapeproxy.cassettes.model import RecordedError, Interaction
+from tapeproxy.cassettes.store import update
+from tests.cassettes.samples import chat_request, sample_cassette
+path, tag, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+empty = sample_cassette().model_copy(update={"interactions": ()})
+for i in range(n):
+    item = Interaction(key=f"{tag}-{i}", request=chat_request(), error=RecordedError(message="x"))
+    update(path, lambda c: (c or empty).model_copy(
+        update={"interactions": (*(c or empty).interactions, item)}))
+"""
+
+
+def test_updates_from_many_processes_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "c.json.zst"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _UPDATER, str(path), f"w{w}", "15"],
+            cwd=Path(__file__).parents[2],
+        )
+        for w in range(4)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0] * 4
+    keys = sorted(it.key for it in load(path).interactions)
+    assert keys == sorted(f"w{w}-{i}" for w in range(4) for i in range(15))
+
+
 def test_a_failed_write_raises_and_keeps_what_was_there(tmp_path: Path) -> None:
     (tmp_path / "dir.json.zst").mkdir()
     with pytest.raises(CassetteWriteError, match=r"dir\.json\.zst"):
@@ -103,6 +157,14 @@ def test_a_failed_write_raises_and_keeps_what_was_there(tmp_path: Path) -> None:
         save(blocker / "c.json.zst", sample_cassette())
     assert blocker.read_bytes() == b"keep"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.json.zst", "file"]
+
+
+def test_check_writable_creates_nothing_and_names_what_is_wrong(tmp_path: Path) -> None:
+    check_writable(tmp_path / "new" / "deeper" / "c.json.zst")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("")
+    with pytest.raises(BadInputError, match="is not a folder"):
+        check_writable(tmp_path / "file" / "c.json.zst")
 
 
 # ---- refusing bad files ------------------------------------------------------------------------

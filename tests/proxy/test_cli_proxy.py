@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import ssl
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -74,17 +76,50 @@ def test_serve_records_until_sigterm_then_saves(
         (["replay", "--latency", "fast", "--", "true"], "--latency 'fast'"),
         (["serve", "--listen", "nowhere"], "--listen 'nowhere'"),
         (["record", "--upstream-ca", "/nonexistent/ca.pem", "--", "true"], "/nonexistent/ca.pem"),
-        (["replay", "--", "/nonexistent/program"], "cannot run '/nonexistent/program'"),
+        (["record", "--", "/nonexistent/program"], "cannot run '/nonexistent/program'"),
+        (
+            ["replay", "--cassette", "typo.json.zst", "--", "true"],
+            "typo.json.zst: no such cassette",
+        ),
+        (["serve", "--cassette", "typo.json.zst"], "typo.json.zst: no such cassette"),
+        (["record", "--cassette", "pyproject.toml/c.json.zst", "--", "true"], "is not a folder"),
     ],
 )
 def test_bad_input_exits_2_with_a_message_and_no_traceback(
     args: list[str], expected: str, tmp_path: Path
 ) -> None:
-    result = _run(*args, "--confdir", str(tmp_path)) if args[0] == "serve" else _run(*args)
+    (tmp_path / "pyproject.toml").write_text("")
+    args = [*args, "--confdir", str(tmp_path)] if args[0] == "serve" else args
+    result = _run(*args, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("Error: ")
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "conf") == ["pyproject.toml"]
+
+
+@contextlib.contextmanager
+def _read_only(folder: Path) -> Iterator[None]:
+    """A folder nobody may write to: mode 0500, or for root (who ignores modes) immutable."""
+    folder.mkdir(mode=0o500)
+    immutable = os.geteuid() == 0
+    if immutable and subprocess.run(["chattr", "+i", str(folder)], check=False).returncode:
+        pytest.skip("running as root on a file system without chattr +i: no read-only folder")
+    try:
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        folder.chmod(0o700)
+
+
+def test_record_refuses_a_read_only_destination_before_running_cmd(tmp_path: Path) -> None:
+    folder, marker = tmp_path / "ro", tmp_path / "ran"
+    with _read_only(folder):
+        cassette = folder / "c.json.zst"
+        result = _run("record", "--cassette", str(cassette), "--", "touch", str(marker))
+    assert result.returncode == 2 and "could not be saved there" in result.stderr
+    assert not marker.exists()
 
 
 def test_corrupt_cassette_is_named_and_left_alone(tmp_path: Path) -> None:

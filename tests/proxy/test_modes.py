@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 from tapeproxy.cassettes import store
-from tapeproxy.cassettes.model import Interaction
+from tapeproxy.cassettes.model import Interaction, body_bytes
 from tapeproxy.fakeprovider import FakeProvider
+from tapeproxy.testing_ca import ThrowawayCA
 from tests.proxy.conftest import ProxyFactory, client_for
 
 CHAT = "/v1/chat/completions"
@@ -128,3 +132,63 @@ def test_all_without_cassette_records_everything(
         assert _ask(runner, provider, "a")[0] == 200
     assert provider.requests == 2
     assert len(store.load(cassette).interactions) == 2
+
+
+# Each CMD says it is running (so its proxy has loaded the cassette), waits for the other, then
+# asks its prompts through the proxy: both recorders load the same file before either saves.
+_PARALLEL_CLIENT = """
+import pathlib, sys, time, httpx
+url, me, other, *prompts = sys.argv[1:]
+pathlib.Path(me).touch()
+deadline = time.monotonic() + 60
+while not pathlib.Path(other).exists() and time.monotonic() < deadline:
+    time.sleep(0.02)
+for p in prompts:
+    body = {"model": "m", "messages": [{"role": "user", "content": p}]}
+    assert httpx.post(url + "/v1/chat/completions", json=body, timeout=30).status_code == 200
+"""
+
+
+def test_parallel_recorders_of_one_cassette_keep_each_others_exchanges(
+    tmp_path: Path,
+    run_proxy: ProxyFactory,
+    provider: FakeProvider,
+    throwaway_ca: ThrowawayCA,
+    confdir: Path,
+) -> None:
+    # Parallel CI jobs or xdist workers sharing one cassette: both load it, record, then save.
+    cassette = tmp_path / "c.json.zst"
+    _record(run_proxy, cassette, provider, "kept")
+    script = tmp_path / "client.py"
+    script.write_text(_PARALLEL_CLIENT)
+    for mode in ("new_episodes", "all"):
+        procs = []
+        for me, other in (("one", "two"), ("two", "one")):
+            args = ["record", "--mode", mode, "--cassette", str(cassette), "--no-proxy", ""]
+            args += ["--confdir", str(confdir), "--upstream-ca", str(throwaway_ca.ca_cert), "--"]
+            args += [sys.executable, str(script), provider.url]
+            args += [str(tmp_path / f"{mode}-{me}"), str(tmp_path / f"{mode}-{other}")]
+            args += [f"{mode} from {me}", "same in both"]
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "tapeproxy", *args],
+                    stdin=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        for proc in procs:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+    prompts = sorted(
+        json.loads(body_bytes(it.request.body))["messages"][0]["content"]
+        for it in store.load(cassette).interactions
+    )
+    assert prompts == [
+        "all from one",
+        "all from two",
+        "kept",
+        "new_episodes from one",
+        "new_episodes from two",
+        "same in both",
+    ]
