@@ -105,8 +105,9 @@ def _proxy_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--no-proxy",
             "no_proxy",
-            help="Hosts CMD reaches directly [default: localhost,127.0.0.1,::1]; '' sends "
-            "everything through the proxy.",
+            help="Hosts reached directly, not through the proxy: NO_PROXY for CMD (record, "
+            "replay) or in the printed exports (serve) [default: localhost,127.0.0.1,::1]; '' "
+            "sends everything through the proxy.",
         ),
         click.option("--upstream-ca", help="Also trust this CA file for upstream servers."),
         click.option(
@@ -146,6 +147,27 @@ def _resolve(
     return built, str(no_proxy)
 
 
+def _command(cmd: tuple[str, ...]) -> tuple[str, ...]:
+    """CMD as given after the options; an unknown option before `--` is a usage error.
+
+    Unknown options are let through so that CMD's own options need no quoting, which also
+    lets a misspelt option of ours (`--casette`) pass as CMD: it is named here instead.
+    """
+    if cmd and cmd[0].startswith("-") and cmd[0] != "-":
+        ctx = click.get_current_context()
+        name = cmd[0].split("=", 1)[0]
+        known = [o for p in ctx.command.params for o in p.opts if o.startswith("--")]
+        elsewhere = sorted(
+            f"{command_name} {name}"
+            for command_name, command in cli.commands.items()
+            if any(name in p.opts for p in command.params)
+        )
+        message = f"No such option '{name}' for {ctx.info_name}"
+        message += f"; it belongs to: {', '.join(elsewhere)}." if elsewhere else "."
+        raise click.NoSuchOption(name, message=message, possibilities=known, ctx=ctx)
+    return cmd
+
+
 @cli.command(context_settings={"ignore_unknown_options": True})
 @_proxy_options
 @click.option(
@@ -159,6 +181,7 @@ def record(cmd: tuple[str, ...], **flags: Any) -> None:
     """
     from tapeproxy.proxy.run import run_command
 
+    cmd = _command(cmd)
     config, no_proxy = _resolve("all", **flags)
     sys.exit(run_command(config, cmd, no_proxy))
 
@@ -174,6 +197,7 @@ def replay(cmd: tuple[str, ...], **flags: Any) -> None:
     """
     from tapeproxy.proxy.run import run_command
 
+    cmd = _command(cmd)
     config, no_proxy = _resolve("none", mode="none", **flags)
     sys.exit(run_command(config, cmd, no_proxy))
 
@@ -187,12 +211,17 @@ def replay(cmd: tuple[str, ...], **flags: Any) -> None:
 )
 @click.option("--listen", help="Address to listen on [default: 127.0.0.1:8080].")
 @click.option("--latency", help="recorded (default), none, or a factor such as x0.5.")
-def serve(**flags: Any) -> None:
-    """Run the proxy until Ctrl-C or SIGTERM, for clients you start yourself."""
+@click.option("-v", "--verbose", is_flag=True, help="Also print a line per recorded exchange.")
+def serve(verbose: bool, **flags: Any) -> None:
+    """Run the proxy until Ctrl-C, SIGTERM or SIGHUP, for clients you start yourself.
+
+    Prints the variables clients need, then one line per miss as it happens (and per
+    recorded exchange with -v), and the summary when it stops.
+    """
     from tapeproxy.proxy.run import serve_forever
 
     config, no_proxy = _resolve("none", listen_default="127.0.0.1:8080", **flags)
-    sys.exit(serve_forever(config, no_proxy))
+    sys.exit(serve_forever(config, no_proxy, verbose))
 
 
 @cli.command()

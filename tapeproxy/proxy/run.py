@@ -5,6 +5,7 @@ to stop (`serve`), and what each prints when it ends.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -157,8 +158,17 @@ def run_command(config: ProxyConfig, cmd: Sequence[str], no_proxy: str) -> int:
     return 128 - code if code < 0 else code
 
 
-def serve_forever(config: ProxyConfig, no_proxy: str) -> int:
-    """Serve until SIGINT or SIGTERM; returns 0, or `MISS_EXIT` if replay had misses."""
+def _log_line(line: str) -> None:
+    print(f"tapeproxy: {line}", file=sys.stderr, flush=True)
+
+
+def serve_forever(config: ProxyConfig, no_proxy: str, verbose: bool = False) -> int:
+    """Serve until SIGINT, SIGTERM or SIGHUP; returns 0, or `MISS_EXIT` if there were misses.
+
+    Each miss is printed as it happens (and, with `verbose`, each recorded exchange), so a
+    proxy in a container can be followed with `docker logs`.
+    """
+    config = dataclasses.replace(config, on_event=_log_line, verbose=verbose)
     preflight(config)
     stop = threading.Event()
     for sig in STOP_SIGNALS:
@@ -168,7 +178,8 @@ def serve_forever(config: ProxyConfig, no_proxy: str) -> int:
         print(
             f"tapeproxy serving ({config.mode}) on {runner.url} with cassette {config.cassette}\n"
             f"  export HTTPS_PROXY={runner.url} HTTP_PROXY={runner.url} NO_PROXY={no_proxy}\n"
-            f"  export SSL_CERT_FILE={ca} REQUESTS_CA_BUNDLE={ca} NODE_EXTRA_CA_CERTS={ca}\n"
+            f"  export SSL_CERT_FILE={ca} REQUESTS_CA_BUNDLE={ca} CURL_CA_BUNDLE={ca} "
+            f"NODE_EXTRA_CA_CERTS={ca}\n"
             "  stop with Ctrl-C",
             file=sys.stderr,
             flush=True,

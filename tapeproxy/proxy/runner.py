@@ -13,6 +13,7 @@ import gc
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,10 +63,36 @@ class ProxyConfig:
     rules: MatchRules | None = None
     redactor: Redactor | None = None
     repeat: RepeatPolicy = "last"
+    on_event: Callable[[str], None] | None = None
+    verbose: bool = False
 
     def ca_cert(self) -> Path:
         """The CA certificate clients must trust (mitmproxy's layout in `confdir`)."""
         return self.confdir / "mitmproxy-ca-cert.pem"
+
+
+def _why_not_listening(host: str, port: int) -> OSError:
+    """Why the proxy server got no listening socket (mitmproxy only logs it): bind it here."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        return OSError(f"cannot resolve {host!r} ({e})")
+    for family, kind, proto, _, addr in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(addr)
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    return OSError(
+                        f"address already in use: port {port} on {host or 'all addresses'} is "
+                        "taken by another program (another tapeproxy?); choose another --listen"
+                    )
+                return OSError(f"{e.strerror or e} (binding {host}:{port})")
+    return OSError("the proxy server reported no listening address")
 
 
 class _Ready:
@@ -119,7 +146,9 @@ class ProxyRunner:
         """
         c = self.config
         with store.gc_paused():
-            session = TapeSession(cassette, mode, c.rules, c.redactor, c.repeat)
+            session = TapeSession(
+                cassette, mode, c.rules, c.redactor, c.repeat, c.on_event, c.verbose
+            )
         gc.freeze()
         return session
 
@@ -215,7 +244,8 @@ class ProxyRunner:
             host, port = addrs[0][:2]
             self.address = (self.config.listen_host or host, port)
         else:
-            self._failure = self._failure or OSError("no listening address")
+            c = self.config
+            self._failure = self._failure or _why_not_listening(c.listen_host, c.listen_port)
         self._ready.set()
 
     def _run(self) -> None:

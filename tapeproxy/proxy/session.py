@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -66,6 +67,16 @@ class Miss:
             "hint": "record it: tapeproxy record --mode new_episodes, or --record-mode in pytest",
         }
 
+    def one_line(self) -> str:
+        """The miss on one line, with how the nearest recorded request differs (a log line)."""
+        line = f"miss: {self.method} {self.url} (key {self.key[:12]})"
+        if not self.nearest:
+            return line + "; the cassette has no recorded requests"
+        n = self.nearest[0]
+        diffs = ", ".join(d.field for d in n.differences[:3])
+        more = f" and {len(n.differences) - 3} more" if len(n.differences) > 3 else ""
+        return line + f"; nearest #{n.index} differs in {diffs or 'nothing keyed'}{more}"
+
     def describe(self) -> str:
         """A few lines for a terminal: the request and how the nearest recorded ones differ."""
         lines = [f"miss: {self.method} {self.url} (key {self.key[:12]})"]
@@ -108,6 +119,9 @@ class TapeSession:
         rules: match rules for new cassettes; an existing cassette keeps its own.
         redactor: applied to every request before keying and every interaction before storing.
         repeat: what happens after the last recorded answer for a key was served.
+        on_event: called with one line per miss, and per recorded exchange when `verbose`
+            (for `serve`, whose summary only comes at the end).
+        verbose: also report recorded exchanges to `on_event`.
     """
 
     def __init__(
@@ -117,6 +131,8 @@ class TapeSession:
         rules: MatchRules | None = None,
         redactor: Redactor | None = None,
         repeat: RepeatPolicy = "last",
+        on_event: Callable[[str], None] | None = None,
+        verbose: bool = False,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"record mode {mode!r} is not one of {', '.join(MODES)}")
@@ -136,6 +152,8 @@ class TapeSession:
         self._new: list[Captured] = []
         self._counts = _Counts()
         self._lock = threading.Lock()
+        self._on_event = on_event
+        self._verbose = verbose
 
     @property
     def serves_from_cassette(self) -> bool:
@@ -176,6 +194,8 @@ class TapeSession:
         m = Miss(key, r.method, r.url, tuple(self.index.nearest(wanted, self.rules)))
         with self._lock:
             self._counts.misses.append(m)
+        if self._on_event is not None:
+            self._on_event(m.one_line())
         return m
 
     def add(self, captured: Captured) -> None:
@@ -187,6 +207,14 @@ class TapeSession:
         with self._lock:
             self._new.append(captured)
             self._counts.recorded += 1
+        if self._on_event is not None and self._verbose:
+            r, resp = captured.request, captured.response
+            outcome = f"{resp.status}" if resp is not None else "no response"
+            if captured.error is not None:
+                outcome += f", {captured.error.message}"
+            self._on_event(
+                f"recorded: {r.method} {r.url} -> {outcome} ({captured.timing.total_ms:.0f} ms)"
+            )
 
     def _interaction(self, c: Captured) -> Interaction:
         raw = Interaction(

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import signal
 import socket
 import ssl
 import stat
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -172,3 +176,84 @@ def test_replay_fails_closed_when_it_errors(
     assert r.status_code == 599
     assert r.headers["x-tapeproxy-error"] == "RuntimeError"
     assert provider.connections == 0
+
+
+class _Lines:
+    """Lines of a pipe as they come, read by a thread (select cannot see Python's buffer)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._queue: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            self._queue.put(line)
+        self._queue.put("")
+
+    def first_with(self, text: str, seconds: float = 30) -> str:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if text in line:
+                return line
+            if not line:
+                break
+        raise AssertionError(f"no line with {text!r} within {seconds} s")
+
+
+def test_serve_prints_misses_and_recordings_as_they_happen(
+    tmp_path: Path, provider: FakeProvider, throwaway_ca: ThrowawayCA, confdir: Path
+) -> None:
+    cassette = tmp_path / "served.json.zst"
+    ctx = ssl.create_default_context(cafile=str(confdir / "mitmproxy-ca-cert.pem"))
+    for mode, prompt, expected in (("all", "a", "recorded: POST"), ("none", "b", "miss: POST")):
+        port = _free_port()
+        args = ["serve", "-v", "--mode", mode, "--listen", f"127.0.0.1:{port}"]
+        args += ["--cassette", str(cassette), "--confdir", str(confdir)]
+        args += ["--upstream-ca", str(throwaway_ca.ca_cert)]
+        proc = subprocess.Popen([*TAPEPROXY, *args], stderr=subprocess.PIPE, text=True)
+        try:
+            lines = _Lines(proc.stderr)
+            exports = lines.first_with("SSL_CERT_FILE")
+            assert "CURL_CA_BUNDLE=" in exports
+            with httpx.Client(proxy=f"http://127.0.0.1:{port}", verify=ctx, timeout=30) as c:
+                body = {"messages": [{"role": "user", "content": prompt}]}
+                c.post(provider.url + "/v1/chat/completions", json=body)
+            line = lines.first_with(expected)  # while serve still runs
+            assert "/v1/chat/completions" in line
+            if mode == "none":
+                assert "nearest #0 differs in body.messages[0].content" in line
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["record", "--casette", "x", "--", "true"], "Did you mean '--cassette'?"),
+        (["replay", "--mode", "none", "--", "true"], "it belongs to: record --mode, serve --mode"),
+        (["replay", "--latencyy=none", "--", "true"], "No such option '--latencyy'"),
+    ],
+)
+def test_a_misspelt_option_before_the_command_is_named(
+    tmp_path: Path, args: list[str], expected: str
+) -> None:
+    marker = tmp_path / "ran"
+    result = _run(*args[:-1], "touch", str(marker), cwd=tmp_path)
+    assert result.returncode == 2 and expected in result.stderr, result.stderr
+    assert "cannot run" not in result.stderr and not marker.exists()
+
+
+def test_a_port_in_use_is_named(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["serve", "--mode", "all", "--listen", f"127.0.0.1:{port}"]
+        result = _run(*args, "--cassette", str(tmp_path / "c.json.zst"), "--confdir", str(tmp_path))
+    assert result.returncode == 2
+    assert f"address already in use: port {port}" in result.stderr, result.stderr
