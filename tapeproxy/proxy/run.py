@@ -11,16 +11,24 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
 from tapeproxy.cassettes import store
-from tapeproxy.errors import BadInputError
+from tapeproxy.errors import BadInputError, TapeproxyError
 from tapeproxy.proxy.runner import ProxyConfig, ProxyRunner
 from tapeproxy.proxy.settings import child_env
 
-__all__ = ["MISS_EXIT", "STOP_SIGNALS", "preflight", "run_command", "serve_forever"]
+__all__ = [
+    "MISS_EXIT",
+    "SAVE_EVERY_S",
+    "STOP_SIGNALS",
+    "preflight",
+    "run_command",
+    "serve_forever",
+]
 
 MISS_EXIT = 3
 """Exit code of `replay` when CMD passed but some requests had no recorded answer."""
@@ -30,6 +38,10 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 like Ctrl-C, so CMD is stopped and what was recorded is saved."""
 
 _CMD_GRACE_S = 10.0
+
+SAVE_EVERY_S = 2.0
+"""How often `serve` in a recording mode saves what it recorded: a `docker kill`, an OOM or a
+crash loses at most the exchanges of the last two seconds."""
 
 
 class _Stopped(BaseException):
@@ -158,6 +170,14 @@ def run_command(config: ProxyConfig, cmd: Sequence[str], no_proxy: str) -> int:
     return 128 - code if code < 0 else code
 
 
+def _save_now(runner: ProxyRunner) -> None:
+    """Save what was recorded so far; a failure is printed and retried at the next turn."""
+    try:
+        runner.session.save()
+    except TapeproxyError as e:
+        _log_line(f"cannot save yet, will retry: {e}")
+
+
 def _log_line(line: str) -> None:
     print(f"tapeproxy: {line}", file=sys.stderr, flush=True)
 
@@ -184,7 +204,10 @@ def serve_forever(config: ProxyConfig, no_proxy: str, verbose: bool = False) -> 
             file=sys.stderr,
             flush=True,
         )
+        last_save = time.monotonic()
         while not stop.wait(0.5):
-            pass
+            if runner.session.records and time.monotonic() - last_save >= SAVE_EVERY_S:
+                last_save = time.monotonic()
+                _save_now(runner)
     print(runner.session.summary(), file=sys.stderr)
     return MISS_EXIT if runner.session.misses else 0

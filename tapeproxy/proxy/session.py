@@ -154,6 +154,8 @@ class TapeSession:
         self._lock = threading.Lock()
         self._on_event = on_event
         self._verbose = verbose
+        self._save_lock = threading.Lock()
+        self._written: tuple[Interaction, ...] = ()
 
     @property
     def serves_from_cassette(self) -> bool:
@@ -255,35 +257,47 @@ class TapeSession:
             return list(self._counts.misses)
 
     def save(self) -> bool:
-        """Write the cassette if anything was recorded; True when the file was written.
+        """Write what was recorded so far; True when the file was written.
 
-        The file is read again under a lock and merged (`store.update`): another recorder of
-        the same cassette (a parallel CI job, an xdist worker) may have saved it since this
-        session loaded it, and what it added is kept beside what this one recorded.
+        May be called again and again (serve saves as it goes): each call writes what this
+        session recorded since the start. The file is read again under a lock and merged
+        (`store.update`): another recorder of the same cassette (a parallel CI job, an xdist
+        worker) may have saved it since this session loaded it, and what it added is kept.
         """
-        with self._lock:
-            captured = list(self._new)
-        if not captured:
-            return False
-        new = tuple(self._interaction(c) for c in captured)
-        return store.update(self.path, lambda current: self._merged(current, new))
+        with self._save_lock:
+            with self._lock:
+                captured = list(self._new)
+            if not captured:
+                return False
+            mine = (*self._written, *(self._interaction(c) for c in captured))
+            wrote = store.update(self.path, lambda current: self._merged(current, mine))
+            with self._lock:
+                del self._new[: len(captured)]
+            self._written = mine
+            return wrote
 
-    def _merged(self, current: Cassette | None, new: tuple[Interaction, ...]) -> Cassette:
-        """What to write: the file as it is now, updated with what this session recorded.
+    def _merged(self, current: Cassette | None, mine: tuple[Interaction, ...]) -> Cassette:
+        """What to write: the file as it is now, with what this session recorded (`mine`) at
+        the end in place of what an earlier save of this session put there.
 
         Mode `all` replaces every interaction of a key it recorded. Other modes append; an
         interaction another writer added for a key this session also recorded is replaced
         (both recorded the same request: one answer is enough, and it is this one).
         """
         base = current if current is not None else self._cassette
-        touched = {it.key for it in new}
+        touched = {it.key for it in mine}
         loaded = {it.key for it in self._cassette.interactions}
-        old = tuple(
-            it
-            for it in base.interactions
-            if it.key not in touched or (self.mode != "all" and it.key in loaded)
-        )
-        return base.model_copy(update={"interactions": (*old, *new)})
+        earlier: dict[str, list[Interaction]] = {}
+        for it in self._written:
+            earlier.setdefault(it.key, []).append(it)
+        old = []
+        for it in base.interactions:
+            ours = earlier.get(it.key)
+            if ours and it in ours:
+                ours.remove(it)  # written by an earlier save of this session
+            elif it.key not in touched or (self.mode != "all" and it.key in loaded):
+                old.append(it)
+        return base.model_copy(update={"interactions": (*old, *mine)})
 
     def summary(self) -> str:
         """The one-screen summary printed when the proxy stops."""

@@ -22,6 +22,7 @@ import pytest
 
 from tapeproxy.cassettes import store
 from tapeproxy.cassettes.model import Request
+from tapeproxy.errors import CassetteError
 from tapeproxy.fakeprovider import FakeProvider
 from tapeproxy.redaction import Redactor
 from tapeproxy.testing_ca import ThrowawayCA
@@ -257,3 +258,38 @@ def test_a_port_in_use_is_named(tmp_path: Path) -> None:
         result = _run(*args, "--cassette", str(tmp_path / "c.json.zst"), "--confdir", str(tmp_path))
     assert result.returncode == 2
     assert f"address already in use: port {port}" in result.stderr, result.stderr
+
+
+def _interactions_within(cassette: Path, count: int, seconds: float = 20) -> int:
+    """How many interactions the cassette holds once it holds `count` (or time is up)."""
+    deadline, found = time.monotonic() + seconds, -1
+    while time.monotonic() < deadline:
+        with contextlib.suppress(CassetteError):
+            found = len(store.load(cassette).interactions)
+            if found >= count:
+                break
+        time.sleep(0.1)
+    return found
+
+
+def test_serve_saves_as_it_goes_so_a_kill_loses_nothing_older_than_seconds(
+    tmp_path: Path, provider: FakeProvider, throwaway_ca: ThrowawayCA, confdir: Path
+) -> None:
+    cassette, port = tmp_path / "served.json.zst", _free_port()
+    args = ["serve", "--mode", "all", "--listen", f"127.0.0.1:{port}"]
+    args += ["--cassette", str(cassette), "--confdir", str(confdir)]
+    args += ["--upstream-ca", str(throwaway_ca.ca_cert)]
+    proc = subprocess.Popen([*TAPEPROXY, *args], stderr=subprocess.PIPE, text=True)
+    ctx = ssl.create_default_context(cafile=str(confdir / "mitmproxy-ca-cert.pem"))
+    try:
+        _Lines(proc.stderr).first_with("export HTTPS_PROXY")
+        with httpx.Client(proxy=f"http://127.0.0.1:{port}", verify=ctx, timeout=30) as c:
+            same = {"messages": [{"role": "user", "content": "same"}]}
+            for expected in (1, 2):  # the same request twice: two answers, in order
+                c.post(provider.url + "/v1/chat/completions", json=same)
+                assert _interactions_within(cassette, expected) == expected
+    finally:
+        proc.kill()  # SIGKILL: what docker kill and the OOM killer do
+        proc.communicate(timeout=30)
+    time.sleep(0.5)
+    assert len(store.load(cassette).interactions) == 2
