@@ -211,12 +211,25 @@ def replay(cmd: tuple[str, ...], **flags: Any) -> None:
 )
 @click.option("--listen", help="Address to listen on [default: 127.0.0.1:8080].")
 @click.option("--latency", help="recorded (default), none, or a factor such as x0.5.")
+@click.option(
+    "--proxy-auth",
+    metavar="USER:PASS",
+    help="Clients must send these as Basic Proxy-Authorization (answered 407 otherwise); "
+    "needed to record on an address other machines reach. Prefer TAPEPROXY_PROXY_AUTH.",
+)
+@click.option(
+    "--allow-open-proxy",
+    is_flag=True,
+    default=None,
+    help="Record on a non-loopback address without --proxy-auth (a network that is yours alone).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Also print a line per recorded exchange.")
 def serve(verbose: bool, **flags: Any) -> None:
     """Run the proxy until Ctrl-C, SIGTERM or SIGHUP, for clients you start yourself.
 
     Prints the variables clients need, then one line per miss as it happens (and per
-    recorded exchange with -v), and the summary when it stops.
+    recorded exchange with -v), and the summary when it stops. Clients from public addresses
+    are refused; on an address other than loopback, a recording mode needs --proxy-auth.
     """
     from tapeproxy.proxy.run import serve_forever
 

@@ -15,9 +15,11 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 from typing import Any
+from urllib.parse import quote
 
 from tapeproxy.cassettes import store
 from tapeproxy.errors import BadInputError, TapeproxyError
+from tapeproxy.proxy.access import is_loopback
 from tapeproxy.proxy.runner import ProxyConfig, ProxyRunner
 from tapeproxy.proxy.settings import child_env
 
@@ -178,6 +180,25 @@ def _save_now(runner: ProxyRunner) -> None:
         _log_line(f"cannot save yet, will retry: {e}")
 
 
+def _shown_url(runner: ProxyRunner) -> str:
+    """The proxy URL to print: the password is left out (logs outlive the proxy)."""
+    auth = runner.config.proxy_auth
+    if auth is None:
+        return runner.url
+    return runner.url.replace(f":{quote(auth.partition(':')[2], safe='')}@", ":PASSWORD@", 1)
+
+
+def _exposure_warning(config: ProxyConfig) -> str:
+    where = f"{config.listen_host or 'every address'}:{config.listen_port}"
+    if config.proxy_auth is not None:
+        return f"WARNING: listening on {where}, reachable from other machines (auth required)"
+    what = "forwards anyone's requests" if config.mode != "none" else "serves the cassette"
+    return (
+        f"WARNING: listening on {where} with no --proxy-auth: it {what} to any client on "
+        "this network (public addresses are refused)"
+    )
+
+
 def _log_line(line: str) -> None:
     print(f"tapeproxy: {line}", file=sys.stderr, flush=True)
 
@@ -195,15 +216,18 @@ def serve_forever(config: ProxyConfig, no_proxy: str, verbose: bool = False) -> 
         signal.signal(sig, lambda *_: stop.set())
     with ProxyRunner(config) as runner:
         ca = config.ca_cert()
+        url = _shown_url(runner)
         print(
-            f"tapeproxy serving ({config.mode}) on {runner.url} with cassette {config.cassette}\n"
-            f"  export HTTPS_PROXY={runner.url} HTTP_PROXY={runner.url} NO_PROXY={no_proxy}\n"
+            f"tapeproxy serving ({config.mode}) on {url} with cassette {config.cassette}\n"
+            f"  export HTTPS_PROXY={url} HTTP_PROXY={url} NO_PROXY={no_proxy}\n"
             f"  export SSL_CERT_FILE={ca} REQUESTS_CA_BUNDLE={ca} CURL_CA_BUNDLE={ca} "
             f"NODE_EXTRA_CA_CERTS={ca}\n"
             "  stop with Ctrl-C",
             file=sys.stderr,
             flush=True,
         )
+        if not is_loopback(config.listen_host):
+            _log_line(_exposure_warning(config))
         last_save = time.monotonic()
         while not stop.wait(0.5):
             if runner.session.records and time.monotonic() - last_save >= SAVE_EVERY_S:

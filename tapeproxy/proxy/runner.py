@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from mitmproxy import options
 
@@ -24,6 +25,7 @@ from tapeproxy.cassettes import store
 from tapeproxy.cassettes.index import RepeatPolicy
 from tapeproxy.cassettes.model import MatchRules
 from tapeproxy.errors import BadInputError, TapeproxyError
+from tapeproxy.proxy.access import Access
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.lean import HookTable, lean_mitmproxy
 from tapeproxy.proxy.replay import Replayer
@@ -65,6 +67,8 @@ class ProxyConfig:
     repeat: RepeatPolicy = "last"
     on_event: Callable[[str], None] | None = None
     verbose: bool = False
+    proxy_auth: str | None = field(default=None, repr=False)
+    allow_open_proxy: bool = False
 
     def ca_cert(self) -> Path:
         """The CA certificate clients must trust (mitmproxy's layout in `confdir`)."""
@@ -154,10 +158,15 @@ class ProxyRunner:
 
     @property
     def url(self) -> str:
-        """The proxy URL for HTTPS_PROXY and HTTP_PROXY."""
+        """The proxy URL for HTTPS_PROXY and HTTP_PROXY (with the credentials clients need)."""
         assert self.address is not None, "the proxy is not running"
         host, port = self.address
-        return f"http://{host}:{port}"
+        host = f"[{host}]" if ":" in host else host
+        auth = self.config.proxy_auth
+        if auth is None:
+            return f"http://{host}:{port}"
+        user, _, password = auth.partition(":")
+        return f"http://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}"
 
     def __enter__(self) -> ProxyRunner:
         self.start()
@@ -271,6 +280,7 @@ class ProxyRunner:
         server = mitm["mitmproxy.addons.proxyserver"].Proxyserver()
         self.replayer = Replayer(self.session, tapeserver, c.latency, c.hosts)
         self._chain = _Chain(
+            Access(c.proxy_auth),  # first: a refused client or request goes no further
             mitm["mitmproxy.addons.next_layer"].NextLayer(),
             self.replayer,
             # the recorder goes here, when a session records (`_add_recorder`)

@@ -11,6 +11,7 @@ from typing import Any, cast
 from tapeproxy.cassettes.model import MatchRules
 from tapeproxy.config import setting
 from tapeproxy.errors import ConfigError
+from tapeproxy.proxy.access import check_exposure, parse_credentials
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.runner import ProxyConfig, default_confdir
 from tapeproxy.proxy.session import MODES, Mode
@@ -84,6 +85,12 @@ def build_config(
     repeat = get("repeat", "last")
     if repeat not in ("last", "error"):
         raise ConfigError(f"repeat {repeat!r}: expected 'last' or 'error'")
+    proxy_auth = get("proxy_auth", None) or None
+    if proxy_auth is not None:
+        parse_credentials(str(proxy_auth))
+    allow_open = _bool(get("allow_open_proxy", False), "allow_open_proxy")
+    records = mode != "none"
+    check_exposure(host, records, proxy_auth, allow_open)
     return ProxyConfig(
         cassette=Path(get("cassette", DEFAULT_CASSETTE)),
         mode=cast(Mode, mode),
@@ -97,6 +104,8 @@ def build_config(
         rules=rules,
         redactor=Redactor.from_config(config),
         repeat=repeat,
+        proxy_auth=proxy_auth,
+        allow_open_proxy=allow_open,
     )
 
 

@@ -1,0 +1,133 @@
+"""Who may use the proxy: clients from public addresses are refused (as mitmproxy's own
+`block_global` does), and with `--proxy-auth USER:PASS` every client must authenticate.
+
+A recording proxy forwards whatever it is asked to, the host's own loopback services
+included: on an address other machines reach, it is an open proxy unless it asks for
+credentials. `check_exposure` refuses that set-up before the proxy starts.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import ipaddress
+import logging
+import weakref
+
+from mitmproxy import connection, http
+
+from tapeproxy.errors import ConfigError
+from tapeproxy.proxy.flows import mark_handled
+
+__all__ = ["Access", "check_exposure", "is_loopback", "parse_credentials"]
+
+logger = logging.getLogger(__name__)
+
+_REALM = "tapeproxy"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen host is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name or '' (every address): assume others can reach it
+
+
+def parse_credentials(value: str) -> tuple[str, str]:
+    """`USER:PASS` as a pair.
+
+    Raises:
+        ConfigError: not of that shape, or an empty user or password.
+    """
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise ConfigError("proxy_auth: expected USER:PASSWORD, both non-empty")
+    return user, password
+
+
+def check_exposure(host: str, records: bool, credentials: str | None, allow_open: bool) -> None:
+    """Refuse a recording proxy that other machines could use without credentials.
+
+    Raises:
+        ConfigError: `host` is not loopback, the run records, and neither credentials nor
+            `allow_open` were given.
+    """
+    if records and not is_loopback(host) and credentials is None and not allow_open:
+        shown = host or "every address"
+        raise ConfigError(
+            f"listen {shown!r}: a recording proxy on an address other machines reach would "
+            "forward anyone's requests, to this host's own services too; add --proxy-auth "
+            "USER:PASS (TAPEPROXY_PROXY_AUTH), listen on 127.0.0.1, or pass --allow-open-proxy "
+            "if the network is yours alone"
+        )
+
+
+class Access:
+    """Refuses public clients; with credentials, answers 407 to any request without them.
+
+    Args:
+        credentials: ``USER:PASS`` clients must send as Basic `Proxy-Authorization`, or None.
+    """
+
+    def __init__(self, credentials: str | None = None) -> None:
+        self._expected = None if credentials is None else parse_credentials(credentials)
+        self._tunnels: weakref.WeakKeyDictionary[connection.Client, bool] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def client_connected(self, client: connection.Client) -> None:
+        """Close connections from public addresses (private networks and loopback may come)."""
+        host = client.peername[0].rsplit("%", 1)[0]
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return
+        if isinstance(address, ipaddress.IPv6Address):
+            address = address.ipv4_mapped or address
+        if address.is_global:
+            logger.warning("tapeproxy: refused a client from the public address %s", host)
+            client.error = "tapeproxy refuses clients from public addresses"
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        """A CONNECT must authenticate; the tunnel it opens is then trusted."""
+        if self._expected is not None and self._check(flow):
+            self._tunnels[flow.client_conn] = True
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        """A request outside an authenticated tunnel must authenticate itself."""
+        if self._expected is None or flow.client_conn in self._tunnels:
+            return
+        self._check(flow)
+
+    def _check(self, flow: http.HTTPFlow) -> bool:
+        if self._valid(flow.request.headers.get("proxy-authorization", "")):
+            del flow.request.headers["proxy-authorization"]
+            return True
+        mark_handled(flow)
+        flow.response = http.Response.make(
+            407,
+            b"tapeproxy: proxy authentication required\n",
+            {"Proxy-Authenticate": f'Basic realm="{_REALM}"', "Content-Type": "text/plain"},
+        )
+        return False
+
+    def _valid(self, header: str) -> bool:
+        assert self._expected is not None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, sep, password = (
+                base64.b64decode(token.strip(), validate=True).decode().partition(":")
+            )
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        want_user, want_password = self._expected
+        return bool(sep) and (
+            hmac.compare_digest(user.encode(), want_user.encode())
+            & hmac.compare_digest(password.encode(), want_password.encode())
+        )
