@@ -1,6 +1,8 @@
 # tapeproxy as a container: `tapeproxy serve` on 0.0.0.0:8080.
 # Cassettes live on the /cassettes volume, the proxy's CA on /ca (mount it to keep the CA, and
-# give /ca/mitmproxy-ca-cert.pem to the clients that go through the proxy).
+# give /ca/mitmproxy-ca-cert.pem to the clients that go through the proxy). It replays by
+# default; to record on 0.0.0.0, set TAPEPROXY_PROXY_AUTH=user:password (clients then use
+# http://user:password@host:8080), or TAPEPROXY_ALLOW_OPEN_PROXY=1 on a network of your own.
 FROM python:3.12-slim
 
 # The proxy re-runs itself as `python -O` and reads its optimized bytecode from
@@ -14,9 +16,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY tapeproxy ./tapeproxy
+# The library folder is asked of the interpreter: the base image decides the Python version.
 RUN pip install . \
     && python -O -X pycache_prefix=/opt/tapeproxy/pycache -m compileall -q -j 0 \
-        -x '/(test|idlelib|tkinter|lib2to3|ensurepip)/' /usr/local/lib/python3.12 \
+        -x '/(test|idlelib|tkinter|lib2to3|ensurepip)/' \
+        "$(python -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')" \
+        "$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
     && useradd --create-home --uid 10001 tapeproxy \
     && mkdir -p /cassettes /ca \
     && chown tapeproxy:tapeproxy /cassettes /ca

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo bench clean venv
+.PHONY: test lint typecheck pytest demo bench clean venv docker-test
 
 venv: $(STAMP)
 
@@ -33,6 +33,11 @@ test: lint typecheck pytest
 
 demo: $(STAMP)
 	$(BIN)/tapeproxy demo
+
+# The image itself with podman (not part of `make test`): build, serve a cassette with proxy
+# authentication, refuse a client without it. Needs: apt-get install -y podman runc mmdebstrap
+docker-test: $(STAMP)
+	$(BIN)/python tools/docker_test.py
 
 BENCH_STAMP := $(VENV)/.installed-bench
 
