@@ -15,6 +15,9 @@ import click
 
 from tapeproxy import __version__
 from tapeproxy.errors import TapeproxyError
+from tapeproxy.modes import MODES, mode_help, parse_mode
+
+RECORDING = tuple(m for m in MODES if m != "none")
 
 __all__ = ["cli", "main"]
 
@@ -143,7 +146,7 @@ def _resolve(
     path = flags.pop("config_file", None)
     config = load_config(Path(path) if path else None)
     no_proxy = setting("no_proxy", flags.pop("no_proxy", None), config, DEFAULT_NO_PROXY)
-    built = build_config(flags, config, mode_default, listen_default=listen_default)  # type: ignore[arg-type]
+    built = build_config(flags, config, parse_mode(mode_default), listen_default=listen_default)
     return built, str(no_proxy)
 
 
@@ -171,7 +174,9 @@ def _command(cmd: tuple[str, ...]) -> tuple[str, ...]:
 @cli.command(context_settings={"ignore_unknown_options": True})
 @_proxy_options
 @click.option(
-    "--mode", type=click.Choice(["all", "new_episodes", "once"]), help="Record mode [default: all]."
+    "--mode",
+    type=click.Choice(RECORDING),
+    help=f"Record mode [default: all]. {mode_help(RECORDING)}.",
 )
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED, required=True)
 def record(cmd: tuple[str, ...], **flags: Any) -> None:
@@ -206,8 +211,8 @@ def replay(cmd: tuple[str, ...], **flags: Any) -> None:
 @_proxy_options
 @click.option(
     "--mode",
-    type=click.Choice(["none", "once", "new_episodes", "all"]),
-    help="Record mode [default: none, i.e. replay only].",
+    type=click.Choice(MODES),
+    help=f"Record mode [default: none]. {mode_help()}.",
 )
 @click.option("--listen", help="Address to listen on [default: 127.0.0.1:8080].")
 @click.option("--latency", help="recorded (default), none, or a factor such as x0.5.")

@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 
 from tapeproxy.fakeprovider import FakeProvider
+from tapeproxy.modes import Mode
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.runner import ProxyConfig, ProxyRunner
-from tapeproxy.proxy.session import Mode
 from tapeproxy.testing_ca import ThrowawayCA
 
 __all__ = ["Observed", "run_demo"]

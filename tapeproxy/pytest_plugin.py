@@ -12,11 +12,17 @@ fails the test that made it, with the nearest recorded request and what differs.
 
 Where each setting comes from, the first found winning:
 
-1. the command line: ``--record-mode``, ``--tape-latency``;
+1. the command line: ``--record-mode`` (also ``--tape-record-mode``), ``--tape-latency``;
 2. the test's marker: ``@pytest.mark.tape("name", record_mode="once", latency="none")``;
 3. the ``tape_config`` fixture (a dict of the same keys) and the ``tape_cassette_dir`` fixture;
 4. the environment (``TAPEPROXY_<KEY>``), then ``[tool.tapeproxy]`` (or ``tapeproxy.toml``);
-5. the default: record mode ``none``, so a run without the flag never reaches the network.
+5. the default: record mode ``none``, so a run without the flag never reaches the network,
+   and latency ``none``: a replayed suite runs as fast as it can (timing is opt-in, per test
+   with the marker's ``latency="recorded"`` or for the run with ``--tape-latency=recorded``).
+
+With pytest-recording installed too (both plugins in one environment while migrating), its
+``--record-mode`` is the one option of both: tapeproxy reads the same value, so one flag sets
+the record mode of vcr cassettes and tapes alike. ``--tape-record-mode`` sets tapes only.
 
 Keys of the marker and ``tape_config``: ``record_mode``, ``latency``, ``no_proxy``,
 ``upstream_ca``, ``confdir``, ``insecure_upstream``, ``hosts``, ``match_headers``,
@@ -33,6 +39,7 @@ tape, so having the plugin installed costs nothing to runs that do not.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import re
@@ -46,9 +53,11 @@ import pytest
 
 from tapeproxy.config import load_config, setting
 from tapeproxy.errors import ConfigError
+from tapeproxy.modes import MODES, mode_help, parse_mode
 
 if TYPE_CHECKING:
     from tapeproxy.cassettes.model import Cassette
+    from tapeproxy.proxy.latency import Latency
     from tapeproxy.proxy.runner import ProxyConfig, ProxyRunner
     from tapeproxy.proxy.session import Miss, TapeSession
     from tapeproxy.review.assertions import DriftCheck
@@ -63,7 +72,6 @@ __all__ = [
     "tape_config",
 ]
 
-MODES = ("none", "once", "new_episodes", "all")
 _PROXY_KEYS = (
     "latency",
     "upstream_ca",
@@ -89,6 +97,7 @@ class Tape:
     ca_cert: Path
     env: Mapping[str, str]
     session: TapeSession = field(repr=False)
+    latency: Latency = field(repr=False, default_factory=lambda: _latency("none"))
 
     @property
     def recording(self) -> bool:
@@ -99,6 +108,12 @@ class Tape:
     def misses(self) -> list[Miss]:
         """Requests of this test that had no recorded answer, so far."""
         return self.session.misses
+
+
+def _latency(text: str) -> Latency:
+    from tapeproxy.proxy.latency import Latency
+
+    return Latency.parse(text)
 
 
 def cassette_name(item: pytest.Item) -> str:
@@ -114,21 +129,46 @@ def cassette_name(item: pytest.Item) -> str:
 # --- hooks -------------------------------------------------------------------------------
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    """All flags in one group."""
+def _pytest_recording_loads(pluginmanager: pytest.PytestPluginManager) -> bool:
+    """Whether pytest-recording is part of this run: it registers ``--record-mode`` too, and
+    two registrations of one option stop pytest before it starts."""
+    if pluginmanager.has_plugin("recording"):
+        return True
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        return False
+    return any(
+        ep.value.split(":")[0].split(".")[0] == "pytest_recording"
+        and not pluginmanager.is_blocked(ep.name)
+        for ep in importlib.metadata.entry_points(group="pytest11")
+    )
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    """All flags in one group; ``--record-mode`` is pytest-recording's when it is loaded."""
     group = parser.getgroup("tapeproxy", "tapeproxy: record and replay HTTP(S) per test")
+    help_text = f"Record mode of tapes [default: none]. {mode_help()}."
+    if not _pytest_recording_loads(pluginmanager):
+        group.addoption("--record-mode", choices=MODES, default=None, help=help_text)
     group.addoption(
-        "--record-mode",
+        "--tape-record-mode",
         choices=MODES,
         default=None,
-        help="none (default: replay only, a miss fails the test), once (record cassettes "
-        "that do not exist), new_episodes (record what is missing), all (re-record).",
+        help=help_text + " Sets tapes only (--record-mode, shared with pytest-recording "
+        "when it is installed, sets both).",
+    )
+    group.addoption(
+        "--tape-session-proxy",
+        action="store_true",
+        default=None,
+        help="Start the proxy before collection and set its variables for the whole session, "
+        "so clients made at import time (a module-level openai.OpenAI()) use it too "
+        "(session_proxy in [tool.tapeproxy]).",
     )
     group.addoption(
         "--tape-latency",
         default=None,
         metavar="recorded|none|xFACTOR",
-        help="replay timing: as recorded (default), at once, or scaled (x0.5).",
+        help="replay timing: at once (default in pytest), as recorded, or scaled (x0.5).",
     )
 
 
@@ -142,7 +182,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "llm_drift_threshold(ratio): lowest text similarity accepted as no drift"
     )
-    config.stash[_STATE] = _State(config)
+    state = config.stash[_STATE] = _State(config)
+    controller = config.getoption("numprocesses", None) and not hasattr(config, "workerinput")
+    flag = config.getoption("tape_session_proxy", None)
+    if not controller and setting("session_proxy", flag, state.table, False, state.env) in (
+        True,
+        "1",
+        "true",
+        "yes",
+    ):
+        state.start_session_proxy()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -152,13 +201,15 @@ def pytest_runtest_makereport(
     """Fail a test whose requests had no recorded answer, with the nearest-request diff."""
     report = yield
     active = item.stash.get(_ACTIVE, None)
-    if report.when == "call" and active is not None and active.tape.misses:
-        text = _miss_text(active, item.config)
-        if report.passed:
-            report.outcome = "failed"
-            report.longrepr = text
-        elif report.failed:
-            report.sections.append(("tapeproxy misses", text))
+    if report.when != "call" or active is None:
+        return report
+    text = _miss_text(active, item.config) if active.tape.misses else _bypass_text(active)
+    if text and report.passed:
+        report.outcome = "failed"
+        report.longrepr = text
+    elif text and report.failed:
+        title = "tapeproxy misses" if active.tape.misses else "tapeproxy"
+        report.sections.append((title, text))
     return report
 
 
@@ -228,7 +279,8 @@ def tape(
             f"keys among {', '.join(sorted(_KEYS))}, got {args} {sorted({*kwargs, *tape_config})}"
         )
     flags = {
-        "record_mode": request.config.getoption("record_mode"),
+        "record_mode": request.config.getoption("tape_record_mode")
+        or request.config.getoption("record_mode", None),
         "latency": request.config.getoption("tape_latency"),
     }
     overrides = {**tape_config, **kwargs, **{k: v for k, v in flags.items() if v is not None}}
@@ -300,6 +352,7 @@ class _State:
         self._proxy_key: tuple[Any, ...] = ()
         self._table: dict[str, Any] | None = None
         self._idle = Path(tempfile.gettempdir()) / f"tapeproxy-idle-{os.getpid()}.json.zst"
+        self._session_env: dict[str, str | None] = {}
 
     @property
     def table(self) -> dict[str, Any]:
@@ -313,20 +366,32 @@ class _State:
         from tapeproxy.cassettes import store
         from tapeproxy.proxy.settings import DEFAULT_NO_PROXY, child_env
 
-        mode = setting("record_mode", overrides.get("record_mode"), self.table, "none", self.env)
-        if mode not in MODES:
-            raise ConfigError(f"record_mode {mode!r}: expected one of {', '.join(MODES)}")
+        mode = parse_mode(
+            setting("record_mode", overrides.get("record_mode"), self.table, "none", self.env)
+        )
         no_proxy = setting("no_proxy", overrides.get("no_proxy"), self.table, None, self.env)
         runner = self._proxy(self._config(cassette, mode, overrides))
-        old = store.load(cassette) if mode == "all" and cassette.exists() else None
+        old = store.load(cassette) if mode in ("all", "rewrite") and cassette.exists() else None
         session = runner.switch(cassette, mode)
         label = "record" if session.records else "replay"
         no_proxy = DEFAULT_NO_PROXY if no_proxy is None else str(no_proxy)
         env = child_env({}, runner.url, runner.config.ca_cert(), no_proxy, label)
         saved = {name: os.environ.get(name) for name in env}
         os.environ.update(env)
-        tape = Tape(cassette, mode, runner.url, runner.config.ca_cert(), env, session)
+        ca = runner.config.ca_cert()
+        tape = Tape(cassette, mode, runner.url, ca, env, session, runner.config.latency)
         return _Active(tape, saved, old, threshold)
+
+    def start_session_proxy(self) -> None:
+        """Start the proxy now and point the whole session's environment at it (restored in
+        `stop`): clients made at import time then go through it as well."""
+        from tapeproxy.proxy.settings import DEFAULT_NO_PROXY, child_env
+
+        runner = self._proxy(self._config(self._idle, "none", {}))
+        no_proxy = setting("no_proxy", None, self.table, DEFAULT_NO_PROXY, self.env)
+        env = child_env({}, runner.url, runner.config.ca_cert(), str(no_proxy), "replay")
+        self._session_env = {name: os.environ.get(name) for name in env}
+        os.environ.update(env)
 
     def end(self, nodeid: str, active: _Active) -> None:
         """Restore the environment, save the cassette, and note what happened."""
@@ -336,7 +401,9 @@ class _State:
             else:
                 os.environ[name] = value
         session = active.tape.session
-        wrote = session.save()
+        # A recorded test that made no request still gets its (empty) cassette, so that its
+        # replay can tell "made no request" from "bypassed the proxy".
+        wrote = session.save(keep_empty=True)
         assert self.runner is not None
         self.runner.switch(self._idle, "none")
         counts = session.tally()
@@ -349,7 +416,7 @@ class _State:
                 "replayed": counts["hits"] > 0,
                 "misses": [m.describe() for m in session.misses],
                 "unused": len(session.index.unused()) if session.serves_from_cassette else 0,
-                "drift": _drift(active) if wrote and active.tape.mode == "all" else [],
+                "drift": _drift(active) if wrote and active.old is not None else [],
             }
         )
 
@@ -357,6 +424,8 @@ class _State:
         from tapeproxy.proxy.settings import build_config
 
         flags = {k: overrides.get(k) for k in _PROXY_KEYS}
+        if flags["latency"] is None and not setting("latency", None, self.table, None, self.env):
+            flags["latency"] = "none"  # pytest's default; the CLI keeps recorded timing
         flags.update(cassette=str(cassette), mode=mode, listen="127.0.0.1:0")
         return build_config(flags, self.table, "none", self.env)
 
@@ -375,7 +444,13 @@ class _State:
         return runner
 
     def stop(self) -> None:
-        """Stop the proxy if it runs."""
+        """Stop the proxy if it runs; restore what `start_session_proxy` set."""
+        for name, value in self._session_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._session_env = {}
         if self.runner is not None:
             runner, self.runner = self.runner, None
             runner.stop()
@@ -413,6 +488,29 @@ def _drift(active: _Active) -> list[str]:
                 )
                 lines.append(f"{entry.method} {entry.url}: {c.field} {what}")
     return lines
+
+
+def _bypass_text(active: _Active) -> str | None:
+    """Why a replayed test with no cassette that sent nothing through the proxy fails.
+
+    Such a test either made no request (record it once: an empty cassette says so) or its
+    client bypassed the proxy and reached the network unnoticed (a client made at import
+    time read HTTPS_PROXY before the test set it).
+    """
+    session = active.tape.session
+    if session.records or session.existed or any(session.tally().values()):
+        return None
+    return (
+        f"tapeproxy: no request went through the proxy, and there is no cassette at "
+        f"{active.tape.cassette} to replay.\n"
+        "If the test calls a provider, its client bypasses the proxy and may have reached the "
+        "network: a client made at import time (a module-level openai.OpenAI()) reads "
+        "HTTPS_PROXY before the test sets it. Make it in the test or a fixture, or start the "
+        "proxy for the whole session: session_proxy = true in [tool.tapeproxy] "
+        "(--tape-session-proxy).\n"
+        "If the test makes no request, record it once (--record-mode=once): its empty "
+        "cassette then says so."
+    )
 
 
 def _miss_text(active: _Active, config: pytest.Config) -> str:

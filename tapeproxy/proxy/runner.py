@@ -25,11 +25,12 @@ from tapeproxy.cassettes import store
 from tapeproxy.cassettes.index import RepeatPolicy
 from tapeproxy.cassettes.model import MatchRules
 from tapeproxy.errors import BadInputError, TapeproxyError
+from tapeproxy.modes import Mode
 from tapeproxy.proxy.access import Access
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.lean import HookTable, lean_mitmproxy
 from tapeproxy.proxy.replay import Replayer
-from tapeproxy.proxy.session import Mode, TapeSession
+from tapeproxy.proxy.session import TapeSession
 from tapeproxy.proxy.tapeserver import TapeServer
 from tapeproxy.redaction import Redactor
 

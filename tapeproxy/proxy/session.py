@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from tapeproxy import __version__
 from tapeproxy.cassettes import store
@@ -26,13 +26,10 @@ from tapeproxy.cassettes.model import (
     body_bytes,
     new_cassette,
 )
-from tapeproxy.errors import ConfigError
+from tapeproxy.modes import Mode, parse_mode
 from tapeproxy.redaction import Redactor
 
-__all__ = ["MODES", "Captured", "Miss", "Mode", "TapeSession"]
-
-Mode = Literal["none", "once", "new_episodes", "all"]
-MODES: tuple[Mode, ...] = ("none", "once", "new_episodes", "all")
+__all__ = ["Captured", "Miss", "TapeSession"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,10 +131,8 @@ class TapeSession:
         on_event: Callable[[str], None] | None = None,
         verbose: bool = False,
     ) -> None:
-        if mode not in MODES:
-            raise ConfigError(f"record mode {mode!r} is not one of {', '.join(MODES)}")
         self.path = cassette
-        self.mode = mode
+        self.mode = parse_mode(mode, "record mode")
         self.redactor = redactor or Redactor()
         self.existed = cassette.exists()
         now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
@@ -165,7 +160,9 @@ class TapeSession:
     @property
     def records(self) -> bool:
         """Whether requests without a recorded answer go upstream and are recorded."""
-        return self.mode in ("new_episodes", "all") or (self.mode == "once" and not self.existed)
+        return self.mode in ("new_episodes", "all", "rewrite") or (
+            self.mode == "once" and not self.existed
+        )
 
     def key(self, request: Request) -> str:
         """The key of an incoming request: redacted first, so secrets never change it.
@@ -256,8 +253,11 @@ class TapeSession:
         with self._lock:
             return list(self._counts.misses)
 
-    def save(self) -> bool:
+    def save(self, keep_empty: bool = False) -> bool:
         """Write what was recorded so far; True when the file was written.
+
+        With `keep_empty`, a recording session that recorded nothing still writes its cassette
+        when the file does not exist yet (a test that made no request).
 
         May be called again and again (serve saves as it goes): each call writes what this
         session recorded since the start. The file is read again under a lock and merged
@@ -267,7 +267,8 @@ class TapeSession:
         with self._save_lock:
             with self._lock:
                 captured = list(self._new)
-            if not captured:
+            empty = keep_empty and self.records and not self.path.exists()
+            if not captured and not empty and not (self.mode == "rewrite" and self.existed):
                 return False
             mine = (*self._written, *(self._interaction(c) for c in captured))
             wrote = store.update(self.path, lambda current: self._merged(current, mine))
@@ -280,7 +281,8 @@ class TapeSession:
         """What to write: the file as it is now, with what this session recorded (`mine`) at
         the end in place of what an earlier save of this session put there.
 
-        Mode `all` replaces every interaction of a key it recorded. Other modes append; an
+        Mode `rewrite` drops every interaction the file had when the session loaded it;
+        mode `all` replaces every interaction of a key it recorded. Other modes append; an
         interaction another writer added for a key this session also recorded is replaced
         (both recorded the same request: one answer is enough, and it is this one).
         """
@@ -295,6 +297,9 @@ class TapeSession:
             ours = earlier.get(it.key)
             if ours and it in ours:
                 ours.remove(it)  # written by an earlier save of this session
+            elif self.mode == "rewrite":
+                if it.key not in loaded and it.key not in touched:
+                    old.append(it)  # another writer's, since this session loaded the file
             elif it.key not in touched or (self.mode != "all" and it.key in loaded):
                 old.append(it)
         return base.model_copy(update={"interactions": (*old, *mine)})

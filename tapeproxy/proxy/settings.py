@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from tapeproxy.cassettes.model import MatchRules
 from tapeproxy.config import setting
 from tapeproxy.errors import ConfigError
+from tapeproxy.modes import Mode, parse_mode
 from tapeproxy.proxy.access import check_exposure, parse_credentials
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.runner import ProxyConfig, default_confdir
-from tapeproxy.proxy.session import MODES, Mode
 from tapeproxy.redaction import Redactor
 
 __all__ = ["DEFAULT_CASSETTE", "DEFAULT_NO_PROXY", "build_config", "child_env", "parse_listen"]
@@ -69,9 +69,9 @@ def build_config(
 
     # TAPEPROXY_MODE is what tapeproxy sets for CMD (record or replay), so the mode is read from
     # TAPEPROXY_RECORD_MODE / `record_mode` instead.
-    mode = flags.get("mode") or setting("record_mode", None, config, mode_default, env)
-    if mode not in MODES:
-        raise ConfigError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+    mode = parse_mode(
+        flags.get("mode") or setting("record_mode", None, config, mode_default, env), "mode"
+    )
     host, port = parse_listen(get("listen", listen_default))
     upstream_ca = get("upstream_ca", None)
     if upstream_ca and not Path(upstream_ca).is_file():
@@ -93,7 +93,7 @@ def build_config(
     check_exposure(host, records, proxy_auth, allow_open)
     return ProxyConfig(
         cassette=Path(get("cassette", DEFAULT_CASSETTE)),
-        mode=cast(Mode, mode),
+        mode=mode,
         listen_host=host,
         listen_port=port,
         confdir=Path(get("confdir", default_confdir())),

@@ -1,7 +1,8 @@
 """The placeholder grammar: values that stand in for a secret and are never flagged.
 
 Recognised: our own marker ``<redacted:DETECTOR>``, REDACTED-family words, ``<...>``,
-``${...}``, ``{{...}}``, ``%...%``, all-mask bodies (``*``, ``X``, ``x``, ``0``, ``.``, ``•``),
+``${...}``, ``{{...}}``, ``%...%``, template fields (``{password}``, ``%(secret)s``,
+``$TOKEN``), all-mask bodies (``*``, ``X``, ``x``, ``0``, ``.``, ``•``),
 ``sk-...ab12`` elisions, a body with at most 3 distinct characters after a known prefix, and
 documented dummies (AWS's ``...EXAMPLE``, ``your-api-key``, ``changeme``...).
 """
@@ -16,7 +17,10 @@ MARKER_RE = re.compile(r"<redacted:[a-z0-9-]+>")
 """Our own redaction marker, as written by `marker`."""
 
 _WRAPPED = re.compile(
-    r"^(?:<[^<>]*>|\$\{[^{}]*\}|\{\{[^{}]*\}\}|%[A-Za-z_][A-Za-z0-9_]*%|\$[A-Z_]{3,})$"
+    r"^(?:<[^<>]*>|\$\{[^{}]*\}|\{\{[^{}]*\}\}|%[A-Za-z_][A-Za-z0-9_]*%|\$[A-Z_]{3,}"
+    # a template's named field: Python str.format / f-string, %-format, shell variable
+    r"|\{[A-Za-z_][A-Za-z0-9_.]{0,31}\}|%\([A-Za-z_][A-Za-z0-9_]{0,31}\)[sdr]"
+    r"|\$[A-Za-z_][A-Za-z0-9_]{2,31})$"
 )
 _MASK_CHARS = frozenset("*xX0.•#-_ ")
 _ELISION = re.compile(r"(?:\.\.\.|…|\*{3,})")

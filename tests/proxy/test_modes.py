@@ -192,3 +192,26 @@ def test_parallel_recorders_of_one_cassette_keep_each_others_exchanges(
         "new_episodes from two",
         "same in both",
     ]
+
+
+def test_rewrite_with_cassette_keeps_only_what_it_is_asked_again(
+    tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider
+) -> None:
+    cassette = tmp_path / "c.json.zst"
+    _record(run_proxy, cassette, provider, "a", "b", "c")
+    before = provider.requests
+    with run_proxy(cassette, "rewrite") as runner:
+        assert _ask(runner, provider, "a")[0] == 200
+    assert provider.requests == before + 1  # rewrite never serves the old answers
+    (kept,) = store.load(cassette).interactions
+    assert json.loads(body_bytes(kept.request.body))["messages"][0]["content"] == "a"
+
+
+def test_rewrite_with_nothing_asked_leaves_an_empty_cassette(
+    tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider
+) -> None:
+    cassette = tmp_path / "c.json.zst"
+    _record(run_proxy, cassette, provider, "a")
+    with run_proxy(cassette, "rewrite"):
+        pass
+    assert store.load(cassette).interactions == ()
