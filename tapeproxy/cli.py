@@ -207,6 +207,41 @@ def replay(cmd: tuple[str, ...], **flags: Any) -> None:
     sys.exit(run_command(config, cmd, no_proxy))
 
 
+@cli.command(context_settings={"ignore_unknown_options": True})
+@_proxy_options
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also keep every exchange (redacted) in this new cassette file.",
+)
+@click.argument("cmd", nargs=-1, type=click.UNPROCESSED, required=True)
+def live(cmd: tuple[str, ...], journal: Path | None, **flags: Any) -> None:
+    """Run CMD against the real providers and say what it spent: tapeproxy live -- CMD ARGS...
+
+    Every request passes through (nothing is replayed); the summary gives the requests that
+    reached a provider, token totals and the cost at list prices. Exits with CMD's exit code,
+    or 4 when CMD passed but no request reached a provider (a live run stubbed by accident).
+    """
+    from tapeproxy.proxy.run import run_live
+    from tapeproxy.review.live import account, exit_code
+
+    cmd = _command(cmd)
+    config, no_proxy = _resolve("all", **flags)
+    code, exchanges = run_live(config, cmd, no_proxy, journal)
+    spent = account(exchanges)
+    click.echo(spent.summary(), err=True)
+    if journal is not None:
+        click.echo(f"  journal: {journal}", err=True)
+    if exit_code(code, spent) != code:
+        click.echo(
+            "Error: CMD passed but no request reached a provider: a live run that was stubbed "
+            "by accident (a client wired to a fake, USE_MOCK_LLM set?), or a client that "
+            "ignores HTTPS_PROXY.",
+            err=True,
+        )
+    sys.exit(exit_code(code, spent))
+
+
 @cli.command()
 @_proxy_options
 @click.option(

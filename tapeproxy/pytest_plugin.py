@@ -109,6 +109,21 @@ class Tape:
         """Requests of this test that had no recorded answer, so far."""
         return self.session.misses
 
+    @property
+    def sources(self) -> dict[str, int]:
+        """This test's answers so far by where they came from: ``cassette`` (replayed),
+        ``live`` (a provider answered: recording or a live run), ``miss``."""
+        counts = self.session.tally()
+        live = sum(1 for it in self.session.recorded() if it.response is not None)
+        return {"cassette": counts["hits"], "live": live, "miss": counts["misses"]}
+
+    @property
+    def usage(self) -> dict[str, int]:
+        """Token totals the providers reported for this test's live answers so far."""
+        from tapeproxy.review.live import account
+
+        return account(self.session.recorded()).tokens
+
 
 def _latency(text: str) -> Latency:
     from tapeproxy.proxy.latency import Latency
@@ -157,6 +172,12 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         "when it is installed, sets both).",
     )
     group.addoption(
+        "--live",
+        action="store_true",
+        default=None,
+        help="Run the tests marked live_llm against the real providers (TAPEPROXY_LIVE=1).",
+    )
+    group.addoption(
         "--tape-session-proxy",
         action="store_true",
         default=None,
@@ -182,6 +203,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "llm_drift_threshold(ratio): lowest text similarity accepted as no drift"
     )
+    config.addinivalue_line(
+        "markers",
+        "live_llm(requires=[...], min_tokens=0): run against the real providers, only with "
+        "--live (TAPEPROXY_LIVE=1) and every variable in requires set; fails when none of its "
+        "requests reached a provider or fewer than min_tokens tokens were reported",
+    )
     state = config.stash[_STATE] = _State(config)
     controller = config.getoption("numprocesses", None) and not hasattr(config, "workerinput")
     flag = config.getoption("tape_session_proxy", None)
@@ -194,6 +221,20 @@ def pytest_configure(config: pytest.Config) -> None:
         state.start_session_proxy()
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a live_llm test unless live runs were asked for and its variables are set."""
+    marker = item.get_closest_marker("live_llm")
+    if marker is None:
+        return
+    state = item.config.stash[_STATE]
+    flag = item.config.getoption("live", None)
+    if str(setting("live", flag, state.table, False, state.env)).lower() not in _TRUE:
+        pytest.skip("live test: run with --live (or TAPEPROXY_LIVE=1) to call real providers")
+    missing = [name for name in _live_spec(item).requires if not os.environ.get(name)]
+    if missing:
+        pytest.skip(f"live test needs {', '.join(missing)}, which is not set")
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -203,7 +244,19 @@ def pytest_runtest_makereport(
     active = item.stash.get(_ACTIVE, None)
     if report.when != "call" or active is None:
         return report
-    text = _miss_text(active, item.config) if active.tape.misses else _bypass_text(active)
+    if active.live is not None:
+        text = _live_guard(active)
+        active.live_failed = bool(text) or not report.passed
+        if active.live_failed:
+            kept = f"its exchanges (redacted) are kept in {active.tape.cassette}"
+            if text:
+                text = f"{text}\n{kept}"
+            else:  # the test failed on its own: say where its transcript is
+                report.sections.append(("tapeproxy live", kept))
+    elif active.tape.misses:
+        text = _miss_text(active, item.config)
+    else:
+        text = _bypass_text(active)
     if text and report.passed:
         report.outcome = "failed"
         report.longrepr = text
@@ -285,7 +338,13 @@ def tape(
     }
     overrides = {**tape_config, **kwargs, **{k: v for k, v in flags.items() if v is not None}}
     cassette = _cassette_path(tape_cassette_dir, item, args[0] if args else None)
+    live = _live_spec(item) if item.get_closest_marker("live_llm") else None
+    if live is not None:  # everything goes to the providers; kept only if the test fails
+        cassette = request.config.rootpath / ".tapeproxy" / "live" / cassette_name(item)
+        cassette.unlink(missing_ok=True)
+        overrides = {**overrides, "record_mode": "all"}
     active = state.begin(cassette, overrides, _threshold(item, state, cassette))
+    active.live = live
     item.stash[_ACTIVE] = active
     try:
         yield active.tape
@@ -295,7 +354,8 @@ def tape(
 
 @pytest.fixture(autouse=True)
 def _tape_marker(request: pytest.FixtureRequest) -> None:
-    if request.node.get_closest_marker("tape") is not None:
+    node = request.node
+    if node.get_closest_marker("tape") or node.get_closest_marker("live_llm"):
         request.getfixturevalue("tape")
 
 
@@ -333,12 +393,57 @@ def _cassette_path(directory: Path, item: pytest.Item, name: Any) -> Path:
 # --- session state -----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _LiveSpec:
+    """A live_llm marker's arguments."""
+
+    requires: tuple[str, ...] = ()
+    min_tokens: int = 0
+
+
+def _live_spec(item: pytest.Item) -> _LiveSpec:
+    marker = item.get_closest_marker("live_llm")
+    kwargs = dict(marker.kwargs) if marker else {}
+    requires = kwargs.pop("requires", ())
+    min_tokens = kwargs.pop("min_tokens", 0)
+    if kwargs or isinstance(requires, str) or not isinstance(min_tokens, int):
+        raise ConfigError(
+            f"live_llm marker of {item.nodeid}: expected requires=[VARIABLE, ...] and "
+            f"min_tokens=N, got {marker.kwargs if marker else {}}"
+        )
+    return _LiveSpec(tuple(str(r) for r in requires), min_tokens)
+
+
+def _live_guard(active: _Active) -> str | None:
+    """Why a live test fails although its code passed: nothing reached a provider (it was
+    stubbed by accident), or the providers reported fewer tokens than it requires."""
+    from tapeproxy.review.live import account
+
+    assert active.live is not None
+    spent = account(active.tape.session.recorded())
+    if spent.answered == 0:
+        return (
+            "tapeproxy live guard: none of this test's requests reached a provider; a live "
+            "test that was stubbed by accident (a client wired to a fake, USE_MOCK_LLM set, a "
+            "client that ignores HTTPS_PROXY) must not pass"
+        )
+    total = spent.tokens["input"] + spent.tokens["output"]
+    if total < active.live.min_tokens:
+        return (
+            f"tapeproxy live guard: the providers reported {total} token(s) for this test, "
+            f"below min_tokens={active.live.min_tokens}"
+        )
+    return None
+
+
 @dataclass
 class _Active:
     tape: Tape
     saved_env: dict[str, str | None]
     old: Cassette | None
     threshold: float
+    live: _LiveSpec | None = None
+    live_failed: bool = False
 
 
 class _State:
@@ -403,7 +508,11 @@ class _State:
         session = active.tape.session
         # A recorded test that made no request still gets its (empty) cassette, so that its
         # replay can tell "made no request" from "bypassed the proxy".
-        wrote = session.save(keep_empty=True)
+        if active.live is not None and not active.live_failed:
+            session.discard()  # a passing live test leaves nothing behind
+            wrote = False
+        else:
+            wrote = session.save(keep_empty=True)
         assert self.runner is not None
         self.runner.switch(self._idle, "none")
         counts = session.tally()
@@ -560,5 +669,6 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
+_TRUE = ("1", "true", "yes", "on")
 _STATE = pytest.StashKey[_State]()
 _ACTIVE = pytest.StashKey[_Active]()

@@ -10,17 +10,21 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Any
 from urllib.parse import quote
 
 from tapeproxy.cassettes import store
+from tapeproxy.cassettes.model import Interaction
 from tapeproxy.errors import BadInputError, TapeproxyError
 from tapeproxy.proxy.access import is_loopback
 from tapeproxy.proxy.runner import ProxyConfig, ProxyRunner
+from tapeproxy.proxy.session import TapeSession
 from tapeproxy.proxy.settings import child_env
 
 __all__ = [
@@ -29,6 +33,7 @@ __all__ = [
     "STOP_SIGNALS",
     "preflight",
     "run_command",
+    "run_live",
     "serve_forever",
 ]
 
@@ -146,8 +151,18 @@ def run_command(config: ProxyConfig, cmd: Sequence[str], no_proxy: str) -> int:
     """
     if not cmd:
         raise BadInputError("no command given: put it after --, e.g. tapeproxy replay -- pytest")
-    preflight(config)
     label = "replay" if config.mode == "none" else "record"
+    code, session = _run(config, cmd, no_proxy, label)
+    if code == 0 and session.misses:
+        return MISS_EXIT
+    return code
+
+
+def _run(
+    config: ProxyConfig, cmd: Sequence[str], no_proxy: str, label: str, summary: bool = True
+) -> tuple[int, TapeSession]:
+    """CMD under the proxy until it ends or a stop signal; its code and the session used."""
+    preflight(config)
     with _StopSignals() as signals, ProxyRunner(config) as runner:
         env = child_env(os.environ, runner.url, config.ca_cert(), no_proxy, label)
         proc = _spawn(cmd, env)
@@ -159,17 +174,16 @@ def run_command(config: ProxyConfig, cmd: Sequence[str], no_proxy: str) -> int:
         signals.armed = False
         if signals.received is not None and proc.poll() is None:
             code = _stop(proc, signals.received)
-    print(runner.session.summary(), file=sys.stderr)
+    if summary:
+        print(runner.session.summary(), file=sys.stderr)
     stopped = signals.received
     if stopped is not None:
         name = signal.Signals(stopped).name
         print(
             f"tapeproxy: stopped by {name}; CMD was stopped and the cassette saved", file=sys.stderr
         )
-        return 128 + stopped
-    if code == 0 and runner.session.misses:
-        return MISS_EXIT
-    return 128 - code if code < 0 else code
+        return 128 + stopped, runner.session
+    return (128 - code if code < 0 else code), runner.session
 
 
 def _save_now(runner: ProxyRunner) -> None:
@@ -201,6 +215,29 @@ def _exposure_warning(config: ProxyConfig) -> str:
 
 def _log_line(line: str) -> None:
     print(f"tapeproxy: {line}", file=sys.stderr, flush=True)
+
+
+def run_live(
+    config: ProxyConfig, cmd: Sequence[str], no_proxy: str, journal: Path | None
+) -> tuple[int, tuple[Interaction, ...]]:
+    """Run CMD with every request passed through to the providers.
+
+    Returns:
+        CMD's exit code (128+N when stopped by signal N) and the exchanges forwarded
+        (redacted), which are also saved to `journal` when one is given.
+
+    Raises:
+        BadInputError: no CMD, or the journal exists already.
+    """
+    if not cmd:
+        raise BadInputError("no command given: put it after --, e.g. tapeproxy live -- pytest")
+    if journal is not None and journal.exists():
+        raise BadInputError(f"{journal}: the journal exists already; name a new file")
+    with tempfile.TemporaryDirectory(prefix="tapeproxy-live-") as scratch:
+        target = journal or Path(scratch) / "live.json.zst"
+        config = dataclasses.replace(config, cassette=target, mode="all")
+        code, session = _run(config, cmd, no_proxy, "live", summary=False)
+        return code, session.recorded()
 
 
 def serve_forever(config: ProxyConfig, no_proxy: str, verbose: bool = False) -> int:

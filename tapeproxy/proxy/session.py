@@ -253,6 +253,17 @@ class TapeSession:
         with self._lock:
             return list(self._counts.misses)
 
+    def discard(self) -> None:
+        """Forget what was recorded and not saved yet (a passing live test keeps nothing)."""
+        with self._lock:
+            self._new.clear()
+
+    def recorded(self) -> tuple[Interaction, ...]:
+        """Every exchange this session recorded so far, keyed and redacted as it is saved."""
+        with self._lock:
+            captured = list(self._new)
+        return (*self._written, *(self._interaction(c) for c in captured))
+
     def save(self, keep_empty: bool = False) -> bool:
         """Write what was recorded so far; True when the file was written.
 
