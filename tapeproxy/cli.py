@@ -72,30 +72,52 @@ def show(cassette: Path) -> None:
 
 
 @cli.command("import-vcr")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "--out",
     "out_dir",
-    required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for the converted cassettes, written as <stem>.json.zst (created if missing).",
+    help="Folder for the converted cassettes (created if missing); the inputs' folders are "
+    "mirrored below their common folder.",
 )
-def import_vcr(files: tuple[Path, ...], out_dir: Path) -> None:
+@click.option(
+    "--for-pytest",
+    "pytest_root",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Convert every YAML cassette in a cassettes/ folder under this root, each written "
+    "beside its source, where the tapeproxy pytest plugin finds it for the same test.",
+)
+def import_vcr(files: tuple[Path, ...], out_dir: Path | None, pytest_root: Path | None) -> None:
     """Convert vcrpy / pytest-recording YAML cassettes (FILES) into tapeproxy cassettes.
 
     Bodies are stored decoded (gzip undone, Content-Encoding dropped), credentials redacted,
     keys computed with the default match rules. Streamed bodies get one chunk per event at
     offset 0, since vcrpy records no timing. Every file is converted before anything is
     written: one unreadable file writes nothing and exits with status 2.
+
+    A pytest-recording suite: `tapeproxy import-vcr --for-pytest tests/` converts
+    tests/**/cassettes/<module>/<test>.yaml in place; the plugin then replays each test
+    (parametrised ones too) from its converted cassette with no renaming.
     """
     from tapeproxy.cassettes.vcr import import_vcr as convert
+    from tapeproxy.cassettes.vcr import pytest_recording_files
 
-    results = convert(files, out_dir)
+    if (out_dir is None) == (pytest_root is None):
+        raise click.UsageError("give --out DIR with FILES, or --for-pytest ROOT")
+    if pytest_root is not None:
+        if files:
+            raise click.UsageError("--for-pytest ROOT finds the files itself: give no FILES")
+        files = tuple(pytest_recording_files(pytest_root))
+        if not files:
+            raise click.UsageError(f"no YAML cassettes in a cassettes/ folder under {pytest_root}")
+    elif not files:
+        raise click.UsageError("give the YAML files to convert")
+    results = convert(files, out_dir or pytest_root or Path("."), in_place=pytest_root is not None)
     for r in results:
         state = "written" if r.written else "unchanged"
         click.echo(f"{r.source} -> {r.target} ({r.interactions} interaction(s), {state})")
     total = sum(r.interactions for r in results)
-    click.echo(f"Imported {len(results)} file(s), {total} interaction(s) into {out_dir}")
+    click.echo(f"Imported {len(results)} file(s), {total} interaction(s)")
 
 
 # ---- proxy: record, replay, serve, ca, demo --------------------------------------------------

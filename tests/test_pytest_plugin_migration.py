@@ -198,3 +198,54 @@ def test_rewrite_starts_the_cassette_empty_and_diff_shows_what_went(
     )
     (summary,) = (c["summary"] for c in json.loads(diff.stdout)["cassettes"])
     assert (summary["removed"], summary["added"]) == (3, 1), summary
+
+
+PARAMETRISED = """
+import os, ssl, httpx, pytest
+
+def ask(prompt):
+    body = {"model": "m", "messages": [{"role": "user", "content": prompt}]}
+    ca = os.environ["SSL_CERT_FILE" if "TAPEPROXY_MODE" in os.environ else "FAKE_CA"]
+    with httpx.Client(verify=ssl.create_default_context(cafile=ca)) as c:
+        return c.post(os.environ["FAKE_URL"] + "/v1/chat/completions", json=body).json()
+
+WHO = ["ann", "bob/sub", "c d", "x:y?z"]
+
+@pytest.mark.MARKER
+@pytest.mark.parametrize("who", WHO)
+def test_param(who):
+    assert ask(who)["choices"][0]["message"]["content"].startswith(f"You said: {who}.")
+
+class TestGroup:
+    @pytest.mark.MARKER
+    def test_in_class(self):
+        assert "You said: grouped" in ask("grouped")["choices"][0]["message"]["content"]
+"""
+
+
+def test_a_pytest_recording_suite_imported_for_pytest_replays_every_test(
+    pytester: pytest.Pytester, provider: FakeProvider
+) -> None:
+    pytest.importorskip("pytest_recording", reason="pytest-recording is a dev dependency")
+    _config(pytester)
+    pytester.makepyfile(test_suite=PARAMETRISED.replace("MARKER", "vcr"))
+    recorded = pytester.runpytest_subprocess(*ARGS, "--record-mode=once")
+    recorded.assert_outcomes(passed=5)
+    yamls = sorted((pytester.path / "cassettes" / "test_suite").glob("*.yaml"))
+    assert len(yamls) == 5
+    done = subprocess.run(
+        [sys.executable, "-m", "tapeproxy", "import-vcr", "--for-pytest", str(pytester.path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Imported 5 file(s), 5 interaction(s)" in done.stdout
+
+    provider.stop()
+    before = provider.requests
+    pytester.makepyfile(test_suite=PARAMETRISED.replace("MARKER", "tape"))
+    replayed = pytester.runpytest_subprocess(*ARGS, "-p", "no:recording")
+    replayed.assert_outcomes(passed=5)
+    replayed.stdout.fnmatch_lines(["*cassettes: 5 used, 5 replayed, 0 recorded*"])
+    assert provider.requests == before

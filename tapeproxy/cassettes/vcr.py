@@ -52,7 +52,14 @@ from tapeproxy.cassettes.store import MAX_DECOMPRESSED_BYTES, load, save
 from tapeproxy.errors import BadInputError, CassetteError
 from tapeproxy.redaction.redactor import Redactor
 
-__all__ = ["Imported", "convert_file", "import_vcr", "output_path", "read_vcr"]
+__all__ = [
+    "Imported",
+    "convert_file",
+    "import_vcr",
+    "output_path",
+    "pytest_recording_files",
+    "read_vcr",
+]
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -68,14 +75,31 @@ class Imported:
     written: bool
 
 
-def output_path(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
-    """Where `import_vcr` writes a converted file: ``<out_dir>/<stem>.json.zst``."""
-    name = Path(source).name
+def output_path(
+    source: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    base: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Where `import_vcr` writes a converted file: ``<out_dir>/<folder>/<stem>.json.zst``,
+    ``<folder>`` being the source's folder relative to `base` (none when `base` is None)."""
+    src = Path(source)
+    name = src.name
     for suffix in (".yaml", ".yml"):
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
             break
-    return Path(out_dir) / f"{name}.json.zst"
+    folder = src.parent.relative_to(base) if base is not None else Path()
+    return Path(out_dir) / folder / f"{name}.json.zst"
+
+
+def pytest_recording_files(root: str | os.PathLike[str]) -> list[Path]:
+    """The vcrpy cassettes of a pytest-recording suite under `root`: YAML files in a
+    ``cassettes`` folder (its default ``<test dir>/cassettes/<module>/<test>.yaml``), sorted."""
+    return sorted(
+        p
+        for p in Path(root).rglob("*")
+        if p.suffix.lower() in (".yaml", ".yml") and "cassettes" in p.parent.parts and p.is_file()
+    )
 
 
 def import_vcr(
@@ -84,11 +108,15 @@ def import_vcr(
     *,
     rules: MatchRules | None = None,
     redactor: Redactor | None = None,
+    in_place: bool = False,
 ) -> list[Imported]:
-    """Convert vcrpy cassettes into ``<out_dir>/<stem>.json.zst`` files.
+    """Convert vcrpy cassettes into ``.json.zst`` files under `out_dir`.
 
-    Every input is converted before anything is written, so one bad file writes nothing.
-    A target that already holds the same interactions is left untouched.
+    The inputs' folders are mirrored below their common folder (two ``sync.yaml`` in two
+    folders stay two files); inputs of one folder land directly in `out_dir`. Every input is
+    converted before anything is written, so one bad file writes nothing. A target that
+    already holds the same interactions is left untouched. With `in_place`, each converted
+    file is written beside its source instead (`out_dir` is not used).
 
     Raises:
         CassetteError: an input is not a vcrpy v1 cassette, or an existing target is not a
@@ -97,10 +125,16 @@ def import_vcr(
         CassetteWriteError: a target could not be written.
     """
     rules = rules or MatchRules()
+    sources = [Path(raw) for raw in paths]
+    folders = {str(s.resolve().parent) for s in sources}
+    base = Path(os.path.commonpath(sorted(folders))) if folders else None
     planned: dict[Path, tuple[Path, Cassette]] = {}
-    for raw in paths:
-        source = Path(raw)
-        target = output_path(source, out_dir)
+    for source in sources:
+        target = (
+            output_path(source, source.parent)
+            if in_place
+            else output_path(source.resolve(), out_dir, base)
+        )
         if target in planned:
             raise BadInputError(
                 f"{source} and {planned[target][0]} would both be written to {target}; "

@@ -108,7 +108,7 @@ def test_whole_corpus_imports_through_the_cli(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    written = sorted(tmp_path.glob("*.json.zst"))
+    written = sorted(tmp_path.rglob("*.json.zst"))  # the corpus tree, mirrored
     assert len(written) == len(CORPUS_FILES) == 77
     assert sum(len(load(p).interactions) for p in written) == 120
     assert "Imported 77 file(s), 120 interaction(s)" in result.stdout
@@ -434,11 +434,21 @@ def test_one_bad_file_writes_nothing(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def test_same_names_in_two_folders_are_mirrored_not_flattened(tmp_path: Path) -> None:
+    for folder in ("a", "b/deeper"):
+        (tmp_path / folder).mkdir(parents=True)
+    first = _vcr(tmp_path / "a", "interactions: []\nversion: 1\n", "sync.yaml")
+    second = _vcr(tmp_path / "b/deeper", "interactions: []\nversion: 1\n", "sync.yaml")
+    done = import_vcr([first, second], tmp_path / "out")
+    assert [d.target for d in done] == [
+        tmp_path / "out/a/sync.json.zst",
+        tmp_path / "out/b/deeper/sync.json.zst",
+    ]
+
+
 def test_two_inputs_with_one_target_are_refused(tmp_path: Path) -> None:
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    first = _vcr(tmp_path / "a", "interactions: []\nversion: 1\n")
-    second = _vcr(tmp_path / "b", "interactions: []\nversion: 1\n")
+    first = _vcr(tmp_path, "interactions: []\nversion: 1\n", "c.yaml")
+    second = _vcr(tmp_path, "interactions: []\nversion: 1\n", "c.yml")
     with pytest.raises(BadInputError, match="would both be written"):
         import_vcr([first, second], tmp_path / "out")
 
