@@ -321,7 +321,9 @@ def test_killing_a_writer_mid_save_never_leaves_a_truncated_cassette(tmp_path: P
     lines = "".join(base64.b64encode(p).decode() + "\n" for p in payloads.values())
     path = tmp_path / "big.json.zst"
     mid_write = 0
-    for _ in range(8):
+    for rounds in range(1, 17):  # 8 rounds, more (up to 16) while fewer kills landed mid-write
+        if rounds > 8 and mid_write >= 4:
+            break
         child = subprocess.Popen(
             [sys.executable, "-c", _WRITER, str(path)],
             stdin=subprocess.PIPE,
