@@ -176,6 +176,8 @@ def _run(
             code = _stop(proc, signals.received)
     if summary:
         print(runner.session.summary(), file=sys.stderr)
+    if not any(runner.session.tally().values()):
+        print(_nothing_reached(no_proxy), file=sys.stderr)
     stopped = signals.received
     if stopped is not None:
         name = signal.Signals(stopped).name
@@ -192,6 +194,17 @@ def _save_now(runner: ProxyRunner) -> None:
         runner.session.save()
     except TapeproxyError as e:
         _log_line(f"cannot save yet, will retry: {e}")
+
+
+def _nothing_reached(no_proxy: str) -> str:
+    """Why a run whose CMD sent nothing through the proxy may have done so."""
+    return (
+        "tapeproxy: nothing reached the proxy: CMD made no request through it. If it did make\n"
+        f"  requests, they went around it: to a host in NO_PROXY ({no_proxy or 'none'}: loopback\n"
+        "  by default, so a local server is only recorded with --no-proxy ''), or from a client\n"
+        "  that ignores HTTPS_PROXY (Node's fetch before Node 24 without NODE_USE_ENV_PROXY=1,\n"
+        "  a client built with trust_env=False or its own transport)."
+    )
 
 
 def _shown_url(runner: ProxyRunner) -> str:

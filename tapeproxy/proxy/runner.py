@@ -27,6 +27,7 @@ from tapeproxy.cassettes.model import MatchRules
 from tapeproxy.errors import BadInputError, TapeproxyError
 from tapeproxy.modes import Mode
 from tapeproxy.proxy.access import Access
+from tapeproxy.proxy.diagnostics import Diagnostics
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.lean import HookTable, lean_mitmproxy
 from tapeproxy.proxy.replay import Replayer
@@ -140,6 +141,7 @@ class ProxyRunner:
         self._ready = threading.Event()
         self._failure: BaseException | None = None
         self.replayer: Replayer | None = None
+        self.diagnostics: Diagnostics | None = None
         self.recorder: Recorder | None = None
 
     def _new_session(self, cassette: Path, mode: Mode) -> TapeSession:
@@ -198,7 +200,7 @@ class ProxyRunner:
         """Save the current cassette and continue with another (for per-test cassettes)."""
         self.session.save()
         self.session = self._new_session(cassette, mode)
-        for addon in (self.replayer, self.recorder):
+        for addon in (self.replayer, self.recorder, self.diagnostics):
             if addon is not None:
                 addon.session = self.session
         if self.session.records and self.recorder is None and self._loop is not None:
@@ -280,8 +282,10 @@ class ProxyRunner:
         master = mitm["mitmproxy.master"].Master(opts)
         server = mitm["mitmproxy.addons.proxyserver"].Proxyserver()
         self.replayer = Replayer(self.session, tapeserver, c.latency, c.hosts)
+        self.diagnostics = Diagnostics(self.session)
         self._chain = _Chain(
             Access(c.proxy_auth),  # first: a refused client or request goes no further
+            self.diagnostics,
             mitm["mitmproxy.addons.next_layer"].NextLayer(),
             self.replayer,
             # the recorder goes here, when a session records (`_add_recorder`)

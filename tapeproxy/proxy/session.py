@@ -105,6 +105,11 @@ class _Counts:
     passed_through: int = 0
     errors: int = 0
     misses: list[Miss] = field(default_factory=list)
+    upstream_failures: list[str] = field(default_factory=list)
+    client_tls_failures: list[str] = field(default_factory=list)
+
+
+_CERT_FAILURE = ("certificate verify failed", "certificate_verify_failed")
 
 
 class TapeSession:
@@ -205,7 +210,10 @@ class TapeSession:
         """
         with self._lock:
             self._new.append(captured)
-            self._counts.recorded += 1
+            if captured.response is None and captured.error is not None:
+                self._counts.upstream_failures.append(captured.error.message)
+            else:
+                self._counts.recorded += 1
         if self._on_event is not None and self._verbose:
             r, resp = captured.request, captured.response
             outcome = f"{resp.status}" if resp is not None else "no response"
@@ -224,6 +232,11 @@ class TapeSession:
             timing=c.timing,
         )
         return self.redactor.redact_interaction(raw)
+
+    def note_client_tls_failure(self, message: str) -> None:
+        """Count a client that failed the TLS handshake with the proxy (and why)."""
+        with self._lock:
+            self._counts.client_tls_failures.append(message)
 
     def count_passthrough(self) -> None:
         """Count a request to a host that is not recorded."""
@@ -245,6 +258,8 @@ class TapeSession:
                 "misses": len(c.misses),
                 "passed_through": c.passed_through,
                 "errors": c.errors,
+                "upstream_failures": len(c.upstream_failures),
+                "client_tls_failures": len(c.client_tls_failures),
             }
 
     @property
@@ -325,6 +340,7 @@ class TapeSession:
                 f"misses: {len(c.misses)}   passed through: {c.passed_through}"
                 + (f"   errors: {c.errors}" if c.errors else ""),
             ]
+            lines += _failure_lines(c)
             unused = self.index.unused() if self.serves_from_cassette else []
             if unused:
                 lines.append(f"  recorded but not used: {len(unused)} interaction(s)")
@@ -333,3 +349,31 @@ class TapeSession:
             if len(c.misses) > 5:
                 lines.append(f"  ... and {len(c.misses) - 5} more misses")
         return "\n".join(lines)
+
+
+def _failure_lines(c: _Counts) -> list[str]:
+    """The summary's lines on failed upstream connections and rejected proxy certificates,
+    with the cause and the flag that fixes it."""
+    lines = []
+    if c.upstream_failures:
+        lines.append(
+            f"  upstream failures: {len(c.upstream_failures)} (no answer from the upstream; "
+            "stored as errors, not as answers)"
+        )
+        if any(m in f.lower() for f in c.upstream_failures for m in _CERT_FAILURE):
+            lines.append(
+                "    the upstream's certificate is not trusted: for a corporate or test CA add "
+                "--upstream-ca FILE (upstream_ca), or --insecure-upstream for a test server"
+            )
+        lines += [f"    {message}" for message in list(dict.fromkeys(c.upstream_failures))[:3]]
+    if c.client_tls_failures:
+        lines.append(
+            f"  clients that rejected the proxy's certificate: {len(c.client_tls_failures)} "
+            f"({c.client_tls_failures[0]})"
+        )
+        lines.append(
+            "    the client does not trust tapeproxy's CA: `tapeproxy ca` prints its file; CMD "
+            "gets SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE and NODE_EXTRA_CA_CERTS, a "
+            "client with a trust store of its own (Java, a pinned bundle) needs it added"
+        )
+    return lines
