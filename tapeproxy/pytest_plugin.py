@@ -44,7 +44,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -344,7 +344,9 @@ def tape(
         cassette = request.config.rootpath / ".tapeproxy" / "live" / cassette_name(item)
         cassette.unlink(missing_ok=True)
         overrides = {**overrides, "record_mode": "all"}
-    active = state.begin(cassette, overrides, _threshold(item, state, cassette))
+    # The threshold is only needed to list drift after a re-recording: computing it loads
+    # the review engine, which a replayed suite need not import.
+    active = state.begin(cassette, overrides, lambda: _threshold(item, state, cassette))
     active.live = live
     item.stash[_ACTIVE] = active
     try:
@@ -460,7 +462,7 @@ class _Active:
     tape: Tape
     saved_env: dict[str, str | None]
     old: Cassette | None
-    threshold: float
+    threshold: Callable[[], float]
     live: _LiveSpec | None = None
     live_failed: bool = False
 
@@ -485,7 +487,9 @@ class _State:
             self._table = load_config(start=self.rootpath)
         return self._table
 
-    def begin(self, cassette: Path, overrides: Mapping[str, Any], threshold: float) -> _Active:
+    def begin(
+        self, cassette: Path, overrides: Mapping[str, Any], threshold: Callable[[], float]
+    ) -> _Active:
         """Switch the proxy to a test's cassette and set the environment."""
         from tapeproxy.cassettes import store
         from tapeproxy.proxy.settings import DEFAULT_NO_PROXY, child_env
@@ -604,7 +608,7 @@ def _drift(active: _Active) -> list[str]:
     from tapeproxy.review.diff import diff_cassettes
 
     path = active.tape.cassette
-    found = diff_cassettes(str(path), active.old, store.load(path), active.threshold)
+    found = diff_cassettes(str(path), active.old, store.load(path), active.threshold())
     lines = []
     for entry in found.interactions:
         for c in entry.changes:

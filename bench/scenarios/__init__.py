@@ -6,7 +6,17 @@ from collections.abc import Callable
 
 from bench.env import Env
 from bench.report import Report
-from bench.scenarios import client, latency, lint, record, replay, size, startup, stream
+from bench.scenarios import (
+    client,
+    latency,
+    lint,
+    pytest_suite,
+    record,
+    replay,
+    size,
+    startup,
+    stream,
+)
 
 __all__ = ["SCENARIOS", "Scenario"]
 
@@ -21,4 +31,5 @@ SCENARIOS: dict[str, Scenario] = {
     "replay": replay.run,
     "record": record.run,
     "lint": lint.run,
+    "pytest_suite": pytest_suite.run,
 }
