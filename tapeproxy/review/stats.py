@@ -127,6 +127,8 @@ def _add(stats: Stats, item: Interaction) -> None:
     status = str(item.response.status) if item.response else "error"
     stats.by_status[status] += 1
     kind = error_type(body) if item.response else "transport"
+    if item.error is not None:
+        kind = kind or "transport"  # a status came, then the exchange was cut short
     if status == "error" or int(status) >= 400 or kind is not None:
         stats.errors += 1
         stats.errors_by_status[status] += 1

@@ -205,3 +205,17 @@ def test_counts_errors_and_latency(tmp_path: Path) -> None:
 
 def test_latency_summary_of_nothing() -> None:
     assert latency_summary([])["count"] == 0
+
+
+def test_a_stream_cut_short_is_a_transport_error_not_a_success(tmp_path: Path) -> None:
+    from tapeproxy.cassettes.model import RecordedError
+
+    url = "https://api.openai.com/v1/chat/completions"
+    whole = interaction(url, chat_body("complete", stream=True), stream=True)
+    cut = interaction(url, chat_body("cut", stream=True)[:40], request={"x": 1}, stream=True)
+    cut = cut.model_copy(update={"error": RecordedError(message="ReadError", after_ms=5.0)})
+    path = cassette(tmp_path / "c.json.zst", [whole, cut])
+    stats = json.loads(CliRunner().invoke(cli, ["stats", "--format", "json", str(path)]).output)
+    assert stats["by_status"] == {"200": 2}
+    assert stats["errors"]["count"] == 1
+    assert stats["errors"]["by_type"] == {"transport": 1}
