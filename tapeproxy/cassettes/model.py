@@ -30,6 +30,7 @@ from pydantic import (
 __all__ = [
     "FORMAT",
     "SHARED_HEADERS",
+    "UNDECODABLE_ENCODING",
     "Body",
     "Cassette",
     "Header",
@@ -50,6 +51,10 @@ Header = tuple[str, str]
 """A header as ``(name, value)``; lists of them keep the order and case seen on the wire."""
 
 DEFAULT_MATCH_HEADERS = ("anthropic-beta", "anthropic-version", "openai-beta")
+
+UNDECODABLE_ENCODING = "x-tapeproxy-undecodable-content-encoding"
+"""The stored name of a Content-Encoding the body did not decode from (the body is then kept
+raw): a replay sends it as Content-Encoding again, so a client fails as it did live."""
 
 SHARED_HEADERS = "shared_headers"
 """Validation context key: a dict in which equal headers are made one tuple (see `_Headers`)."""
@@ -185,10 +190,16 @@ class Response(_Frozen):
 
 
 class RecordedError(_Frozen):
-    """A transport failure seen while recording (reset, timeout, TLS failure...)."""
+    """A transport failure seen while recording (reset, timeout, TLS failure...).
+
+    `by` says who ended the exchange: ``client`` (it gave up or hung up first: the upstream
+    was not at fault), ``upstream`` (it refused, reset, timed out or cut the answer short),
+    or None when it was not recorded (cassettes of older versions).
+    """
 
     message: str
     after_ms: float = 0.0
+    by: Literal["client", "upstream"] | None = None
 
 
 class Timing(_Frozen):

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from mitmproxy import http
 from mitmproxy.net.http import url
 
-from tapeproxy.cassettes.model import Body, Header, Request, Response, body_bytes
+from tapeproxy.cassettes.model import (
+    UNDECODABLE_ENCODING,
+    Body,
+    Header,
+    Request,
+    Response,
+    body_bytes,
+)
 from tapeproxy.proxy.tapeserver import BodySource, TapeServer
 
 __all__ = [
@@ -108,8 +115,9 @@ def _body(content: bytes) -> Body | None:
 
 
 def framing_free(headers: tuple[Header, ...] | list[Header]) -> list[tuple[str, str]]:
-    """Headers without Content-Length, Transfer-Encoding and Content-Encoding."""
-    return [(k, v) for k, v in headers if k.lower() not in FRAMING_HEADERS]
+    """Headers as replayed: without Content-Length, Transfer-Encoding and Content-Encoding,
+    and with an undecodable body's Content-Encoding back under its own name."""
+    return [(name.decode("latin-1"), v) for k, v in headers if (name := _wire_name(k)) is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +164,10 @@ class WireResponse:
 @functools.lru_cache(maxsize=1024)
 def _wire_name(name: str) -> bytes | None:
     """A recorded header name as sent on replay; None for the framing headers, recomputed."""
-    return None if name.lower() in FRAMING_HEADERS else name.encode("latin-1")
+    low = name.lower()
+    if low == UNDECODABLE_ENCODING:
+        return b"content-encoding"  # the body was kept raw: as it came, under its encoding
+    return None if low in FRAMING_HEADERS else name.encode("latin-1")
 
 
 def is_handled(flow: http.HTTPFlow, tapeserver: TapeServer) -> bool:

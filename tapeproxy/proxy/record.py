@@ -21,9 +21,11 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Literal
 
 import httpx
 from mitmproxy import http
+from mitmproxy.connection import ConnectionState
 from mitmproxy.proxy import server_hooks
 
 from tapeproxy.cassettes.model import RecordedError, Request, Timing
@@ -124,7 +126,10 @@ class Recorder:
         failure = flow.error
         message = failure.msg if failure is not None else "upstream failure"
         at = failure.timestamp if failure is not None else time.time()
-        native.keep(flow.response, RecordedError(message=message, after_ms=_ms(native.start, at)))
+        by = "client" if message == _CLIENT_LEFT or _client_left(flow) else "upstream"
+        native.keep(
+            flow.response, RecordedError(message=message, after_ms=_ms(native.start, at), by=by)
+        )
         if flow.killable:
             flow.kill()
 
@@ -146,10 +151,26 @@ class Recorder:
         )
         loop = asyncio.get_running_loop()
         start = loop.time()
+        sending = asyncio.ensure_future(self._http().send(outgoing, stream=True))
         try:
-            resp = await self._http().send(outgoing, stream=True)
-        except httpx.HTTPError as e:
-            failure = RecordedError(message=_describe(e), after_ms=_ms(start, loop.time()))
+            resp = await _unless_client_leaves(flow, sending)
+        except asyncio.CancelledError:  # the proxy stops: keep what is known, then stop too
+            sending.cancel()
+            by: Literal["client", "upstream"] | None = "client" if _client_left(flow) else None
+            message = (
+                "the client hung up before the upstream answered"
+                if by == "client"
+                else "the proxy stopped before the upstream answered"
+            )
+            failure = RecordedError(message=message, after_ms=_ms(start, loop.time()), by=by)
+            self.session.add(Captured(request, None, failure, Timing()))
+            raise
+        except (httpx.HTTPError, _ClientLeft) as e:
+            by = "client" if _client_left(flow) else "upstream"
+            message = _describe(e)
+            if by == "client":
+                message = f"the client hung up before the upstream answered ({message})"
+            failure = RecordedError(message=message, after_ms=_ms(start, loop.time()), by=by)
             self.session.add(Captured(request, None, failure, Timing()))
             flow.kill()
             return
@@ -207,6 +228,34 @@ _HOP = {h.encode() for h in HOP_BY_HOP}
 
 def _describe(e: Exception) -> str:
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+_CLIENT_LEFT = "Client disconnected."  # mitmproxy's words when the client hangs up
+_CLIENT_POLL_S = 0.25
+
+
+class _ClientLeft(Exception):
+    """The client hung up while the upstream had not answered yet."""
+
+
+def _client_left(flow: http.HTTPFlow) -> bool:
+    """Whether the client has closed its side of the connection (mitmproxy notes it even
+    while a hook runs)."""
+    return not flow.client_conn.state & ConnectionState.CAN_READ
+
+
+async def _unless_client_leaves(
+    flow: http.HTTPFlow, sending: asyncio.Future[httpx.Response]
+) -> httpx.Response:
+    """The upstream's answer, or `_ClientLeft` as soon as the client hangs up first (the
+    request to the upstream is then cancelled: nobody waits for it any more)."""
+    while True:
+        done, _ = await asyncio.wait({sending}, timeout=_CLIENT_POLL_S)
+        if done:
+            return sending.result()
+        if _client_left(flow):
+            sending.cancel()
+            raise _ClientLeft("the client closed the connection")
 
 
 class _Native:

@@ -21,7 +21,7 @@ import httpx
 from mitmproxy import http
 from mitmproxy.net import encoding
 
-from tapeproxy.cassettes.model import Body, Header, Response
+from tapeproxy.cassettes.model import UNDECODABLE_ENCODING, Body, Header, Response
 
 __all__ = [
     "STREAM_TYPES",
@@ -120,8 +120,9 @@ def decode_body(raw: bytes, headers: list[Header]) -> tuple[bytes, list[Header],
 
     Returns:
         The decoded body, the headers to store, and whether decoding changed the bytes. A body
-        that cannot be decoded is kept raw and its Content-Encoding header is renamed, so a
-        replay never sends bytes under an encoding they are not in.
+        that cannot be decoded is kept raw and its Content-Encoding header renamed to
+        `UNDECODABLE_ENCODING`: the cassette says what happened, and a replay sends the same
+        raw bytes under the same Content-Encoding, so the client fails as it did live.
     """
     encodings = [v for k, v in headers if k.lower() == "content-encoding"]
     if not encodings or not raw:
@@ -131,9 +132,7 @@ def decode_body(raw: bytes, headers: list[Header]) -> tuple[bytes, list[Header],
         decoded = encoding.decode(raw, value)
     except ValueError:
         renamed = [
-            ("x-tapeproxy-undecodable-content-encoding", v)
-            if k.lower() == "content-encoding"
-            else (k, v)
+            (UNDECODABLE_ENCODING, v) if k.lower() == "content-encoding" else (k, v)
             for k, v in headers
         ]
         return raw, renamed, False

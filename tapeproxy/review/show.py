@@ -75,7 +75,8 @@ def _interaction(it: Interaction, label: str, matched: set[str]) -> list[str]:
         timing += f", {len(resp.chunks)} chunk(s), last at {_ms(last)}"
     lines.append(timing)
     if it.error is not None:
-        lines.append(f"error after {_ms(it.error.after_ms)}: {it.error.message}")
+        who = f" (ended by the {it.error.by})" if it.error.by else ""
+        lines.append(f"error after {_ms(it.error.after_ms)}{who}: {it.error.message}")
     return lines
 
 
