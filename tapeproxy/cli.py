@@ -343,6 +343,12 @@ def demo(cassette: str | None) -> None:
     help="Lint blobs changed by the commits in RANGE (OLD..NEW, or NEW --not --remotes).",
 )
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="Config file.")
+@click.option(
+    "--max-bytes",
+    type=click.IntRange(min=1),
+    help="Largest file read, decompressed [default: 268435456 (256 MiB), lint_max_bytes]; "
+    "a larger one fails the gate (exit 2) unscanned.",
+)
 def lint(
     paths: tuple[Path, ...],
     fmt: str,
@@ -350,6 +356,7 @@ def lint(
     staged: bool,
     push_range: str | None,
     config_file: Path | None,
+    max_bytes: int | None,
 ) -> None:
     """Scan cassettes (and JSON, YAML, text files) for leaked secrets.
 
@@ -365,10 +372,12 @@ def lint(
         return click.progressbar(length=total, label="Linting", file=sys.stderr)
 
     progress = bar if sys.stderr.isatty() else None
-    output, found, damaged = run_lint(paths, fmt, reveal, staged, push_range, config_file, progress)
+    output, found, damaged = run_lint(
+        paths, fmt, reveal, staged, push_range, config_file, progress, max_bytes
+    )
     click.echo(output, nl=False)
     for item in damaged:
-        click.echo(f"Error: {item.file}: damaged cassette: {item.problem}", err=True)
+        click.echo(f"Error: {item.file}: cannot be linted whole: {item.problem}", err=True)
     sys.exit(2 if damaged else 1 if found else 0)
 
 

@@ -7,11 +7,11 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
-from tapeproxy.config import load_config
-from tapeproxy.errors import BadInputError
+from tapeproxy.config import load_config, setting
+from tapeproxy.errors import BadInputError, ConfigError
 from tapeproxy.redaction.gitblobs import push_range_blobs, staged_blobs
 from tapeproxy.redaction.hooks import install_hooks
-from tapeproxy.redaction.lint import Damaged, Finding, Linter, collect_files
+from tapeproxy.redaction.lint import LINT_MAX_BYTES, Damaged, Finding, Linter, collect_files
 from tapeproxy.redaction.redactor import Redactor
 from tapeproxy.redaction.report import render
 
@@ -37,6 +37,7 @@ def run_lint(
     push_range: str | None = None,
     config_file: Path | None = None,
     progress: ProgressFactory | None = None,
+    max_bytes: int | None = None,
 ) -> tuple[str, list[Finding], list[Damaged]]:
     """Lint files (or the git index, or a push range) and render the findings.
 
@@ -54,7 +55,13 @@ def run_lint(
         raise BadInputError("--staged and --push-range cannot be used together")
     if (staged or push_range is not None) and paths:
         raise BadInputError("give PATHS, or --staged, or --push-range, not several")
-    linter = Linter(Redactor.from_config(load_config(config_file), report_only=True))
+    config = load_config(config_file)
+    limit = setting("lint_max_bytes", max_bytes, config, LINT_MAX_BYTES)
+    try:
+        limit = int(limit)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"lint_max_bytes {limit!r}: expected a number of bytes") from e
+    linter = Linter(Redactor.from_config(config, report_only=True), max_bytes=limit)
     findings: list[Finding] = []
     if staged or push_range is not None:
         blobs = staged_blobs() if staged else push_range_blobs(push_range or "")

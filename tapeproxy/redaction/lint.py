@@ -25,7 +25,20 @@ from tapeproxy.redaction.bodies import body_edits
 from tapeproxy.redaction.redactor import Redactor
 from tapeproxy.redaction.scanner import Hit, fingerprint
 
-__all__ = ["LINTED_SUFFIXES", "Damaged", "Finding", "Linter", "collect_files", "mask"]
+__all__ = [
+    "LINTED_SUFFIXES",
+    "LINT_MAX_BYTES",
+    "Damaged",
+    "Finding",
+    "Linter",
+    "collect_files",
+    "mask",
+]
+
+LINT_MAX_BYTES = 256 << 20
+"""Largest file the linter reads, decompressed (256 MiB; `lint_max_bytes` to change): a
+hostile cassette in a pull request must not exhaust a CI runner through the lint gate. A
+larger file fails the gate (exit 2), as a damaged one does."""
 
 LINTED_SUFFIXES = (".zst", ".json", ".jsonl", ".ndjson", ".yaml", ".yml", ".txt", ".har", ".env")
 """File name endings a directory scan picks up (a file named explicitly is always linted)."""
@@ -94,9 +107,10 @@ class Linter:
         redactor: built with ``report_only=True`` (see `Redactor.from_config`).
     """
 
-    def __init__(self, redactor: Redactor) -> None:
+    def __init__(self, redactor: Redactor, max_bytes: int = LINT_MAX_BYTES) -> None:
         self.redactor = redactor
         self.scanner = redactor.scanner
+        self.max_bytes = max_bytes
         self.damaged: list[Damaged] = []
 
     def lint_paths(
@@ -111,6 +125,10 @@ class Linter:
         findings: list[Finding] = []
         for path in collect_files(paths):
             try:
+                size = path.stat().st_size
+                if size > self.max_bytes:
+                    self._damage(str(path), self._too_large(size))
+                    continue
                 data = path.read_bytes()
             except OSError as e:
                 raise BadInputError(f"{path}: cannot read ({e.strerror or e})") from e
@@ -149,13 +167,24 @@ class Linter:
                 self._damage(name, "empty file" if not data else "not a zstd file")
             return data
         try:
-            return decompress(data, source=name)
+            return decompress(data, source=name, limit=self.max_bytes)
         except CassetteError as e:
             self._damage(name, str(e))
+        # As much as a damaged frame gives, never more than the limit (a bomb stays defused).
+        reader = zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True)
+        got = bytearray()
         try:
-            return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+            while len(got) < self.max_bytes and (piece := reader.read(1 << 20)):
+                got += piece[: self.max_bytes - len(got)]
         except zstandard.ZstdError:
-            return data
+            pass
+        return bytes(got) or data[: self.max_bytes]
+
+    def _too_large(self, size: int) -> str:
+        return (
+            f"{size} bytes, over the lint limit of {self.max_bytes} (lint_max_bytes, "
+            "--max-bytes); not scanned"
+        )
 
     def _json(self, name: str, text: str, data: bytes) -> list[tuple[Hit, int | None]]:
         try:

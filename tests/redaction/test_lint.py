@@ -88,7 +88,7 @@ def test_a_damaged_cassette_fails_the_gate_and_its_secret_is_still_found(
     bad.write_bytes(make(secret))
     done = _lint(tmp_path)
     assert done.returncode == 2, done.stderr
-    assert f"{bad}: damaged cassette:" in done.stderr and problem in done.stderr
+    assert f"{bad}: cannot be linted whole:" in done.stderr and problem in done.stderr
     assert "Traceback" not in done.stderr
     assert secret in {json.loads(line)["secret"] for line in done.stdout.splitlines()}
 
@@ -118,3 +118,22 @@ def test_sound_cassettes_and_other_json_are_not_damaged(tmp_path: Path) -> None:
     (tmp_path / "broken.json").write_text("{not json")
     done = _lint(tmp_path)
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+def test_a_file_over_the_lint_limit_fails_the_gate_without_being_read_whole(
+    tmp_path: Path,
+) -> None:
+    secret = _secret(11)
+    # a zstd bomb: 64 MiB of one byte, a secret at the start, a few KiB on disk
+    raw = json.dumps({"format": "tapeproxy/1", "k": secret}).encode() + b" " * (64 << 20)
+    bomb = tmp_path / "bomb.json.zst"
+    bomb.write_bytes(_zst(raw))
+    assert bomb.stat().st_size < 100_000
+    plain = tmp_path / "big.json"
+    plain.write_bytes(b"[" + b"0," * (1 << 20) + b"0]")
+    limit = str(1 << 20)
+    done = _lint("--max-bytes", limit, bomb, plain)
+    assert done.returncode == 2
+    assert "over the limit of 1048576" in done.stderr and f"{plain}:" in done.stderr
+    # what fits in the limit was still scanned
+    assert secret in {json.loads(line)["secret"] for line in done.stdout.splitlines()}
