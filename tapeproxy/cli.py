@@ -285,6 +285,16 @@ def live(cmd: tuple[str, ...], journal: Path | None, **flags: Any) -> None:
     default=None,
     help="Record on a non-loopback address without --proxy-auth (a network that is yours alone).",
 )
+@click.option(
+    "--idle-timeout",
+    help="Seconds a client connection may carry no traffic before it is closed (a stalled "
+    "handshake too) [default: 600; an upstream thinking longer than this is cut].",
+)
+@click.option(
+    "--max-connections",
+    help="Clients served at once; more are refused with a log line [default: half the "
+    "process's open-file limit].",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Also print a line per recorded exchange.")
 def serve(verbose: bool, **flags: Any) -> None:
     """Run the proxy until Ctrl-C, SIGTERM or SIGHUP, for clients you start yourself.

@@ -1,5 +1,7 @@
 """Who may use the proxy: clients from public addresses are refused (as mitmproxy's own
-`block_global` does), and with `--proxy-auth USER:PASS` every client must authenticate.
+`block_global` does), at most `max_connections` clients at once (each costs file
+descriptors: past the process's limit the proxy would answer no one), and with
+`--proxy-auth USER:PASS` every client must authenticate.
 
 A recording proxy forwards whatever it is asked to, the host's own loopback services
 included: on an address other machines reach, it is an open proxy unless it asks for
@@ -20,11 +22,31 @@ from mitmproxy import connection, http
 from tapeproxy.errors import ConfigError
 from tapeproxy.proxy.flows import mark_handled
 
-__all__ = ["Access", "check_exposure", "is_loopback", "parse_credentials"]
+__all__ = [
+    "Access",
+    "check_exposure",
+    "default_max_connections",
+    "is_loopback",
+    "parse_credentials",
+]
 
 logger = logging.getLogger(__name__)
 
 _REALM = "tapeproxy"
+
+
+def default_max_connections() -> int:
+    """Half the open files the process may have (a client and its upstream each take one),
+    less a margin for cassettes and the tape server; at least 64."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, ValueError, OSError):
+        return 512
+    if soft == resource.RLIM_INFINITY:
+        return 4096
+    return max(64, (soft - 64) // 2)
 
 
 def is_loopback(host: str) -> bool:
@@ -71,13 +93,17 @@ class Access:
 
     Args:
         credentials: ``USER:PASS`` clients must send as Basic `Proxy-Authorization`, or None.
+        max_connections: clients served at once; more are refused (None: the default).
     """
 
-    def __init__(self, credentials: str | None = None) -> None:
+    def __init__(self, credentials: str | None = None, max_connections: int | None = None) -> None:
         self._expected = None if credentials is None else parse_credentials(credentials)
         self._tunnels: weakref.WeakKeyDictionary[connection.Client, bool] = (
             weakref.WeakKeyDictionary()
         )
+        self.max_connections = max_connections or default_max_connections()
+        self._open: weakref.WeakSet[connection.Client] = weakref.WeakSet()
+        self._refused = 0
 
     def client_connected(self, client: connection.Client) -> None:
         """Close connections from public addresses (private networks and loopback may come)."""
@@ -91,6 +117,23 @@ class Access:
         if address.is_global:
             logger.warning("tapeproxy: refused a client from the public address %s", host)
             client.error = "tapeproxy refuses clients from public addresses"
+            return
+        if len(self._open) >= self.max_connections:
+            self._refused += 1
+            if self._refused == 1 or self._refused % 100 == 0:
+                logger.warning(
+                    "tapeproxy: %d clients connected, the limit (max_connections): refused "
+                    "%d so far",
+                    len(self._open),
+                    self._refused,
+                )
+            client.error = "tapeproxy: too many connections"
+            return
+        self._open.add(client)
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        """A connection that counted against the limit is gone."""
+        self._open.discard(client)
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         """A CONNECT must authenticate; the tunnel it opens is then trusted."""

@@ -70,6 +70,8 @@ class ProxyConfig:
     on_event: Callable[[str], None] | None = None
     verbose: bool = False
     proxy_auth: str | None = field(default=None, repr=False)
+    max_connections: int | None = None
+    idle_timeout: int = 600
     allow_open_proxy: bool = False
 
     def ca_cert(self) -> Path:
@@ -277,6 +279,7 @@ class ProxyRunner:
             listen_host=c.listen_host,
             listen_port=c.listen_port,
             confdir=str(c.confdir),
+            tcp_timeout=c.idle_timeout,  # a connection with no traffic this long is closed
         )
         mitm = lean_mitmproxy()
         master = mitm["mitmproxy.master"].Master(opts)
@@ -284,7 +287,7 @@ class ProxyRunner:
         self.replayer = Replayer(self.session, tapeserver, c.latency, c.hosts)
         self.diagnostics = Diagnostics(self.session)
         self._chain = _Chain(
-            Access(c.proxy_auth),  # first: a refused client or request goes no further
+            Access(c.proxy_auth, c.max_connections),  # first: refused ones go no further
             self.diagnostics,
             mitm["mitmproxy.addons.next_layer"].NextLayer(),
             self.replayer,

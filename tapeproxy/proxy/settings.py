@@ -91,6 +91,22 @@ def build_config(
     allow_open = _bool(get("allow_open_proxy", False), "allow_open_proxy")
     records = mode != "none"
     check_exposure(host, records, proxy_auth, allow_open)
+    given = get("max_connections", None)
+    max_connections = None
+    if given is not None:
+        try:
+            max_connections = int(given)
+        except (TypeError, ValueError):
+            max_connections = 0
+        if max_connections < 1:
+            raise ConfigError(f"max_connections {given!r}: expected a positive number")
+    idle = get("idle_timeout", 600)
+    try:
+        idle_timeout = int(idle)
+    except (TypeError, ValueError):
+        idle_timeout = 0
+    if idle_timeout < 1:
+        raise ConfigError(f"idle_timeout {idle!r}: expected a positive number of seconds")
     return ProxyConfig(
         cassette=Path(get("cassette", DEFAULT_CASSETTE)),
         mode=mode,
@@ -106,6 +122,8 @@ def build_config(
         repeat=repeat,
         proxy_auth=proxy_auth,
         allow_open_proxy=allow_open,
+        max_connections=max_connections,
+        idle_timeout=idle_timeout,
     )
 
 

@@ -195,3 +195,67 @@ def _empty() -> store.Cassette:
     from tapeproxy.cassettes.model import new_cassette
 
     return new_cassette("test", "2025-01-01T00:00:00Z")
+
+
+def test_clients_beyond_the_connection_limit_are_refused_until_one_leaves() -> None:
+    access = Access(None, max_connections=3)
+    clients = [tflow.tclient_conn() for _ in range(5)]
+    for client in clients:
+        client.peername = ("127.0.0.1", 40000)
+        access.client_connected(client)
+    assert [c.error is None for c in clients] == [True, True, True, False, False]
+    access.client_disconnected(clients[0])
+    late = tflow.tclient_conn()
+    late.peername = ("10.0.0.7", 40001)
+    access.client_connected(late)
+    assert late.error is None
+
+
+def test_the_default_limit_leaves_room_below_the_open_file_limit() -> None:
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = Access(None).max_connections
+    assert limit >= 64
+    if soft != resource.RLIM_INFINITY:
+        assert 2 * limit < soft or limit == 64
+
+
+def test_max_connections_must_be_a_positive_number(tmp_path: Path) -> None:
+    for bad in ("0", "many"):
+        args = ["serve", "--max-connections", bad, "--cassette", str(tmp_path / "c.json.zst")]
+        done = subprocess.run(
+            [sys.executable, "-m", "tapeproxy", *args], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 2 and f"max_connections {bad!r}" in done.stderr, done.stderr
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bool:
+    """Whether the peer closes `sock` within `seconds` (reading EOF)."""
+    sock.settimeout(seconds)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_stalled_clients_are_capped_and_closed_when_idle(
+    tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider
+) -> None:
+    # Clients that connect and never finish a request (a stalled CONNECT) must not take the
+    # proxy away from everyone: beyond the cap they are refused, and idle ones are closed.
+    cassette = tmp_path / "c.json.zst"
+    with run_proxy(cassette, "all", max_connections=2, idle_timeout=2) as runner:
+        host, port = runner.address or ("127.0.0.1", 0)
+        stalled = [socket.create_connection((host, port)) for _ in range(2)]
+        stalled[0].sendall(b"CONNECT api.example:443 HTTP/1.1\r\n")  # never finished
+        extra = socket.create_connection((host, port))
+        assert _closed_within(extra, 5), "a client beyond max_connections was not refused"
+        assert all(_closed_within(s, 8) for s in stalled), "idle clients were not closed"
+        with client_for(runner) as client:  # room again for a real client
+            r = client.post(provider.url + "/v1/chat/completions", json={"messages": []})
+        assert r.status_code == 200
+        for s in [*stalled, extra]:
+            s.close()
