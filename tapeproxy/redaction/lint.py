@@ -46,6 +46,7 @@ LINTED_SUFFIXES = (".zst", ".json", ".jsonl", ".ndjson", ".yaml", ".yml", ".txt"
 _SKIPPED_DIRS = frozenset({".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".tox"})
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _INTERACTION = re.compile(r"^\.?interactions\[(\d+)\]")
+_LINE = re.compile(r"^line (\d+)")
 
 
 def mask(secret: str) -> str:
@@ -260,7 +261,9 @@ def _findings(name: str, hits: Iterable[tuple[Hit, int | None]]) -> list[Finding
         if (location, hit.secret) in seen:
             continue
         seen.add((location, hit.secret))
-        line = int(location[5:]) if location.startswith("line ") else None
+        # "line N" may be followed by where in the line (a JSON path, a decoded part)
+        at_line = _LINE.match(location)
+        line = int(at_line.group(1)) if at_line else None
         out.append(Finding(name, idx, location, hit.detector, hit.secret, line))
     return out
 

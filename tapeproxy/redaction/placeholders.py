@@ -20,7 +20,9 @@ _WRAPPED = re.compile(
     r"^(?:<[^<>]*>|\$\{[^{}]*\}|\{\{[^{}]*\}\}|%[A-Za-z_][A-Za-z0-9_]*%|\$[A-Z_]{3,}"
     # a template's named field: Python str.format / f-string, %-format, shell variable
     r"|\{[A-Za-z_][A-Za-z0-9_.]{0,31}\}|%\([A-Za-z_][A-Za-z0-9_]{0,31}\)[sdr]"
-    r"|\$[A-Za-z_][A-Za-z0-9_]{2,31})$"
+    r"|\$[A-Za-z_][A-Za-z0-9_]{2,31}"
+    # a name and a mask, as cassette filters write them: AUTHORIZATION-XXX, X-API-KEY-XXX
+    r"|[A-Za-z][A-Za-z_-]{0,40}[-_ :]?(?:X{3,}|x{3,}|\*{3,}))$"
 )
 _MASK_CHARS = frozenset("*xX0.•#-_ ")
 _ELISION = re.compile(r"(?:\.\.\.|…|\*{3,})")

@@ -137,3 +137,42 @@ def test_a_file_over_the_lint_limit_fails_the_gate_without_being_read_whole(
     assert "over the limit of 1048576" in done.stderr and f"{plain}:" in done.stderr
     # what fits in the limit was still scanned
     assert secret in {json.loads(line)["secret"] for line in done.stdout.splitlines()}
+
+
+def test_a_base64_line_in_a_text_file_is_decoded_and_reported_by_line(tmp_path: Path) -> None:
+    import base64
+
+    rng = random.Random(5)
+    secret = "".join(rng.choice("abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+                     for _ in range(18))  # fmt: skip
+    inner = json.dumps({"user": "alice", "password": secret}).encode()
+    path = tmp_path / "log.txt"
+    path.write_text("a line of log\n" + base64.b64encode(inner).decode() + "\n")
+    done = _lint(path)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    (finding,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert finding["line"] == 2 and finding["location"].startswith("line 2<base64>")
+    assert finding["secret"] == secret
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["AUTHORIZATION-XXX", "X-API-KEY-XXX", "api_key_xxx", "TOKEN***", "Bearer XXXX", "SECRET XXX"],
+)
+def test_filter_placeholders_of_other_tools_are_not_secrets(tmp_path: Path, value: str) -> None:
+    # how vcrpy/pytest-recording filters and hand-made fixtures mask a credential
+    doc = {"interactions": [{"request": {"headers": {"authorization": [value]}}}], "version": 1}
+    (tmp_path / "c.yaml").write_text(json.dumps(doc))
+    done = _lint(tmp_path / "c.yaml")
+    assert (done.returncode, done.stdout) == (0, ""), done.stdout
+
+
+@pytest.mark.parametrize("masked", ["abXXX", "X9fK2mQ7vL4pXXX1"])
+def test_a_mask_after_random_characters_is_still_checked(tmp_path: Path, masked: str) -> None:
+    secret = _secret(9)
+    doc = {"headers": {"authorization": f"Bearer {secret}", "x-note": masked}}
+    (tmp_path / "c.json").write_text(json.dumps(doc))
+    done = _lint(tmp_path / "c.json")
+    assert done.returncode == 1
+    assert [json.loads(line)["secret"] for line in done.stdout.splitlines()] == [secret]
