@@ -179,7 +179,8 @@ def read_vcr(
     redactor = redactor or Redactor()
     if not isinstance(doc, dict) or not isinstance(doc.get("interactions"), list):
         raise CassetteError(f"{source}: not a vcrpy cassette (no 'interactions' list)")
-    if doc.get("version") != 1:
+    # vcrpy itself reads a mapping of interactions with no version as version 1.
+    if doc.get("version", 1) != 1:
         raise CassetteError(
             f"{source}: vcrpy cassette format version {doc.get('version')!r}; "
             "only version 1 (vcrpy >= 2) can be imported"
@@ -257,6 +258,14 @@ def _request(raw: Any, where: str) -> Request:
 def _response(raw: Any, url: str, where: str) -> Response:
     if not isinstance(raw, dict):
         raise CassetteError(f"{where}: expected a mapping")
+    if "status_code" in raw and "status" not in raw:
+        # What vcrpy's httpx stubs wrote before vcrpy 5 (and still read): status_code,
+        # http_version, headers and content at the top of the response.
+        raw = {
+            "status": {"code": raw["status_code"]},
+            "headers": raw.get("headers"),
+            "body": {"string": raw.get("content")},
+        }
     status, reason = _status(raw.get("status"), f"{where}.status")
     headers = _headers(raw.get("headers"), f"{where}.headers")
     if raw.get("parsed_body") is not None:

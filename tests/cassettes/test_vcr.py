@@ -479,3 +479,34 @@ def test_convert_file_stamps_meta(tmp_path: Path) -> None:
     assert cassette.meta.created == "2025-01-01T00:00:00Z"
     assert cassette.meta.match == rules
     assert cassette.interactions == ()
+
+
+_OLD_HTTPX = """\
+interactions:
+- request:
+    body: '{"model": "m"}'
+    headers:
+      content-type: [application/json]
+    method: POST
+    uri: https://api.openai.com/v1/chat/completions
+  response:
+    content: '{"choices": [{"message": {"content": "old layout"}}]}'
+    headers:
+      content-type: application/json
+    http_version: HTTP/1.1
+    status_code: 200
+"""
+
+
+def test_the_older_httpx_stub_layout_without_a_version_imports(tmp_path: Path) -> None:
+    # What vcrpy's httpx stubs wrote before vcrpy 5, and files with no `version:`: vcrpy reads
+    # both, so must the importer.
+    (interaction,) = read_vcr(_vcr(tmp_path, _OLD_HTTPX))
+    assert interaction.response is not None
+    assert interaction.response.status == 200
+    assert b"old layout" in body_bytes(interaction.response.body)
+
+
+def test_a_newer_vcr_format_version_is_still_refused(tmp_path: Path) -> None:
+    with pytest.raises(CassetteError, match="version 2"):
+        read_vcr(_vcr(tmp_path, "interactions: []\nversion: 2\n"))
