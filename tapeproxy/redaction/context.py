@@ -155,11 +155,17 @@ class Names:
         return self.field_kind(low)
 
     def header_kind(self, name: str) -> str | None:
-        """``strong`` for a credential header, ``weak`` for a credential-ish one, else None."""
+        """``strong`` for a credential header, ``weak`` for a credential-ish one, else None.
+
+        The same rule as for fields: a header whose name says it holds a key or a token
+        (``X-Acme-Api-Key``) is strong, so an id-shaped value (a UUID) under it is a secret
+        when recording, importing and linting alike."""
         low = name.lower()
         if low in self.headers:
             return "strong"
-        return "weak" if _credentialish(low) else None
+        if not _credentialish(low):
+            return None
+        return "strong" if _STRONG_NAME.search(low) else "weak"
 
     def field_kind(self, name: str) -> str | None:
         """``strong`` for a credential field / parameter, ``weak`` for a credential-ish one."""

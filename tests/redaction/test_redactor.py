@@ -153,3 +153,29 @@ def test_set_cookie_and_binary_bodies() -> None:
     red = Redactor().redact_response(resp)
     assert red.headers[0][1].startswith("session=<redacted:cookie>; Path=/")
     assert red.body is not None and secret.encode() not in red.body.to_bytes()
+
+
+@pytest.mark.parametrize(
+    "name", ["X-Acme-Api-Key", "x-vendor-apikey", "X-Service-Access-Token", "x-client-secret"]
+)
+def test_a_custom_credential_header_is_redacted_whatever_the_shape_of_its_value(name: str) -> None:
+    import uuid
+
+    for value in (str(uuid.uuid4()), uuid.uuid4().hex, "ab12" * 8):
+        request = Request(method="GET", url="https://api.example/v1", headers=((name, value),))
+        redacted = Redactor().redact_request(request)
+        assert value not in str(redacted.headers), (name, value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("x-request-id", "6f1c2a7e-3b4d-4e5f-8a9b-0c1d2e3f4a5b"),
+        ("x-ratelimit-reset-tokens", "6m0s"),
+        ("x-ratelimit-remaining-tokens", "149984"),
+        ("openai-processing-ms", "412"),
+    ],
+)
+def test_ordinary_headers_that_mention_tokens_are_kept(name: str, value: str) -> None:
+    request = Request(method="GET", url="https://api.example/v1", headers=((name, value),))
+    assert Redactor().redact_request(request).headers == ((name, value),)
