@@ -14,6 +14,7 @@ import pytest
 from tapeproxy.fakeprovider import FakeProvider
 from tapeproxy.pytest_plugin import cassette_name
 from tapeproxy.testing_ca import ThrowawayCA
+from tests.plugin_env import fake_provider
 
 pytest_plugins = ["pytester"]
 
@@ -82,15 +83,7 @@ def provider(
     throwaway_ca: ThrowawayCA, confdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[FakeProvider]:
     """A fake provider, and the environment the generated tests run with."""
-    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "TAPEPROXY_MODE"):
-        monkeypatch.delenv(name, raising=False)
-    with FakeProvider(throwaway_ca.server_context()) as p:
-        monkeypatch.setenv("FAKE_URL", p.url)
-        monkeypatch.setenv("FAKE_CA", str(throwaway_ca.ca_cert))
-        monkeypatch.setenv("TAPEPROXY_CONFDIR", str(confdir))
-        monkeypatch.setenv("TAPEPROXY_NO_PROXY", "")
-        monkeypatch.setenv("TAPEPROXY_LATENCY", "none")
-        yield p
+    yield from fake_provider(throwaway_ca, confdir, monkeypatch, TAPEPROXY_LATENCY="none")
 
 
 def _cassettes(root: Path) -> list[str]:

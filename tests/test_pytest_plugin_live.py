@@ -17,6 +17,7 @@ from tapeproxy.cassettes import store
 from tapeproxy.cassettes.model import body_bytes
 from tapeproxy.fakeprovider import FakeProvider
 from tapeproxy.testing_ca import ThrowawayCA
+from tests.plugin_env import fake_provider
 from tests.test_pytest_plugin import ARGS, INI
 
 pytest_plugins = ["pytester"]
@@ -57,18 +58,16 @@ def test_under_min_tokens():
 def provider(
     throwaway_ca: ThrowawayCA, confdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[FakeProvider]:
-    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "TAPEPROXY_LIVE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("NOT_SET_ANYWHERE_KEY", raising=False)
-    with FakeProvider(throwaway_ca.server_context()) as p:
-        monkeypatch.setenv("FAKE_URL", p.url)
-        monkeypatch.setenv("FAKE_CA", str(throwaway_ca.ca_cert))
-        monkeypatch.setenv("TAPEPROXY_CONFDIR", str(confdir))
-        monkeypatch.setenv("TAPEPROXY_NO_PROXY", "")
-        monkeypatch.setenv("TAPEPROXY_UPSTREAM_CA", str(throwaway_ca.ca_cert))
+    yield from fake_provider(
+        throwaway_ca,
+        confdir,
+        monkeypatch,
+        TAPEPROXY_LIVE="",
+        NOT_SET_ANYWHERE_KEY="",
+        TAPEPROXY_UPSTREAM_CA=str(throwaway_ca.ca_cert),
         # a key-shaped value made now: what a live run must never write down
-        monkeypatch.setenv("FAKE_PROVIDER_KEY", "sk-proj-" + os.urandom(24).hex())
-        yield p
+        FAKE_PROVIDER_KEY="sk-proj-" + os.urandom(24).hex(),
+    )
 
 
 def test_live_tests_are_skipped_by_default(

@@ -17,6 +17,7 @@ import pytest
 from tapeproxy.cassettes import store
 from tapeproxy.fakeprovider import FakeProvider
 from tapeproxy.testing_ca import ThrowawayCA
+from tests.plugin_env import fake_provider
 from tests.test_pytest_plugin import ARGS, INI
 
 pytest_plugins = ["pytester"]
@@ -27,15 +28,7 @@ def provider(
     throwaway_ca: ThrowawayCA, confdir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[FakeProvider]:
     """A fake provider and the environment of the generated suites (latency left default)."""
-    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "TAPEPROXY_MODE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("TAPEPROXY_LATENCY", raising=False)
-    with FakeProvider(throwaway_ca.server_context()) as p:
-        monkeypatch.setenv("FAKE_URL", p.url)
-        monkeypatch.setenv("FAKE_CA", str(throwaway_ca.ca_cert))
-        monkeypatch.setenv("TAPEPROXY_CONFDIR", str(confdir))
-        monkeypatch.setenv("TAPEPROXY_NO_PROXY", "")
-        yield p
+    yield from fake_provider(throwaway_ca, confdir, monkeypatch, TAPEPROXY_LATENCY="")
 
 
 def _config(pytester: pytest.Pytester) -> None:

@@ -51,6 +51,16 @@ def _bool(value: Any, key: str) -> bool:
     raise ConfigError(f"{key}: expected true or false, got {value!r}")
 
 
+def _positive(value: Any, key: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        raise ConfigError(f"{key} {value!r}: expected a positive whole number")
+    return number
+
+
 def build_config(
     flags: Mapping[str, Any],
     config: Mapping[str, Any],
@@ -92,21 +102,8 @@ def build_config(
     records = mode != "none"
     check_exposure(host, records, proxy_auth, allow_open)
     given = get("max_connections", None)
-    max_connections = None
-    if given is not None:
-        try:
-            max_connections = int(given)
-        except (TypeError, ValueError):
-            max_connections = 0
-        if max_connections < 1:
-            raise ConfigError(f"max_connections {given!r}: expected a positive number")
-    idle = get("idle_timeout", 600)
-    try:
-        idle_timeout = int(idle)
-    except (TypeError, ValueError):
-        idle_timeout = 0
-    if idle_timeout < 1:
-        raise ConfigError(f"idle_timeout {idle!r}: expected a positive number of seconds")
+    max_connections = None if given is None else _positive(given, "max_connections")
+    idle_timeout = _positive(get("idle_timeout", 600), "idle_timeout")
     return ProxyConfig(
         cassette=Path(get("cassette", DEFAULT_CASSETTE)),
         mode=mode,
