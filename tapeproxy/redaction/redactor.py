@@ -121,7 +121,7 @@ class Redactor:
         self, response: Response, where: str, host: str = ""
     ) -> tuple[Response, list[Hit]]:
         """The redacted response and every secret found in it."""
-        headers, hits = self._headers(response.headers, f"{where}.headers", host)
+        headers, hits = self._headers(response.headers, f"{where}.headers", host, answer=True)
         ct = _content_type(response.headers)
         body, more, byte_edits = self._body(response.body, ct, f"{where}.body")
         update: dict[str, Any] = {"headers": headers, "body": body}
@@ -130,12 +130,13 @@ class Redactor:
         return response.model_copy(update=update), hits + more
 
     def _headers(
-        self, headers: tuple[Header, ...], where: str, host: str
+        self, headers: tuple[Header, ...], where: str, host: str, answer: bool = False
     ) -> tuple[tuple[Header, ...], list[Hit]]:
         out: list[Header] = []
         hits: list[Hit] = []
         for name, value in headers:
-            new, found = self.scanner.header(name, value, f"{where}.{name.lower()}", host)
+            path = f"{where}.{name.lower()}"
+            new, found = self.scanner.header(name, value, path, host, answer)
             out.append((name, new))
             hits += found
         return tuple(out), hits

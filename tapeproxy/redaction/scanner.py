@@ -316,9 +316,19 @@ class Scanner:
             hits += qh
         return edits, hits
 
-    def header(self, name: str, value: str, path: str, host: str = "") -> tuple[str, list[Hit]]:
-        """The redacted header value and what was found in it."""
+    def header(
+        self, name: str, value: str, path: str, host: str = "", answer: bool = False
+    ) -> tuple[str, list[Hit]]:
+        """The redacted header value and what was found in it.
+
+        In an answer (`answer`), a header whose name only hints at a credential (weak:
+        ``x-ratelimit-key``, ``azureml-model-session``) is kept unless a detector proves its
+        value is one: servers name rate-limit buckets and sessions so, and a replay must send
+        what they sent. Credential headers proper (``set-cookie``, ``x-api-key``...) are
+        still redacted."""
         kind = self.names.header_kind(name)
+        if answer and kind == "weak":
+            kind = None
         if kind is None and not self.suspicious(value):
             return value, []  # the cheap path for ordinary headers, as for bodies
         if kind == "strong" and name.lower() in ("cookie", "set-cookie"):

@@ -179,3 +179,29 @@ def test_a_custom_credential_header_is_redacted_whatever_the_shape_of_its_value(
 def test_ordinary_headers_that_mention_tokens_are_kept(name: str, value: str) -> None:
     request = Request(method="GET", url="https://api.example/v1", headers=((name, value),))
     assert Redactor().redact_request(request).headers == ((name, value),)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("x-ratelimit-key", "org-7Hq2vX9kLmP4:tokens:gpt-4o-mini"),
+        ("azureml-model-session", "d20241101-2-170958471"),
+        ("x-session-affinity", "b7e4c1a9f03d2e6a"),
+    ],
+)
+def test_answers_keep_headers_whose_names_only_hint_at_credentials(name: str, value: str) -> None:
+    response = Response(status=200, headers=((name, value),))
+    assert Redactor().redact_response(response).headers == ((name, value),)
+
+
+def test_answers_still_lose_credential_headers_and_proven_tokens() -> None:
+    import secrets
+
+    token = "ghp_" + secrets.token_hex(18)
+    cookie = f"session={secrets.token_urlsafe(24)}; Path=/"
+    response = Response(
+        status=200, headers=(("set-cookie", cookie), ("x-ratelimit-key", f"bucket {token}"))
+    )
+    headers = dict(Redactor().redact_response(response).headers)
+    assert cookie.split(";")[0].split("=")[1] not in headers["set-cookie"]
+    assert token not in headers["x-ratelimit-key"]
