@@ -184,7 +184,7 @@ def test_ordinary_headers_that_mention_tokens_are_kept(name: str, value: str) ->
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("x-ratelimit-key", "org-7Hq2vX9kLmP4:tokens:gpt-4o-mini"),
+        ("x-ratelimit-key", "org-7Hq2vX9kLmP4-requests-per-minute"),
         ("azureml-model-session", "d20241101-2-170958471"),
         ("x-session-affinity", "b7e4c1a9f03d2e6a"),
     ],
