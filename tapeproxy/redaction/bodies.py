@@ -3,7 +3,10 @@
 SSE: the string values of each field name (``content``, ``text``, ``partial_json``,
 ``arguments``, ``delta``...) are joined across events in order, so a key streamed in pieces
 is seen whole; each piece of it is replaced (the marker in the first, nothing in the rest).
-Every body also gets a raw-text pass as a safety net for layouts nothing else understood.
+Every body also gets a raw-text pass as a safety net for layouts nothing else understood; in
+a JSON body it only edits inside string literals: a credential is a string, and an edit of a
+number (a price in scientific notation under a name like secret_sauce) or of the structure
+would make valid JSON invalid.
 """
 
 from __future__ import annotations
@@ -43,10 +46,12 @@ def body_edits(
     sse = is_sse(text, ct)
     if not sse and not scanner.suspicious(text):  # an SSE trigger may be split across events
         return [], []
+    strings: list[tuple[int, int]] | None = None  # a JSON body's string literals, when found
     if sse:
         edits, hits = _sse_edits(scanner, text, path)
     elif parses_as_json(text):
         edits, hits = scanner.json_edits(text, path)
+        strings = []
     elif "x-www-form-urlencoded" in ct or _FORM.match(text):
         edits, hits = scanner.form_edits(text, path)
     else:
@@ -55,6 +60,10 @@ def body_edits(
     for m in scanner.matches(text):
         if m.secret in seen or any(e.start < m.end and m.start < e.end for e in edits):
             continue
+        if strings is not None:
+            strings = strings or [(lit.start, lit.end) for lit in literals(text)]
+            if not any(start < m.start and m.end < end for start, end in strings):
+                continue  # not inside a JSON string: a number or the structure
         edits.append(Edit(m.start, m.end, marker(m.detector)))
         hits.append(Hit(m.detector, m.secret, f"{path}[raw]"))
     return edits, hits

@@ -200,11 +200,16 @@ def strip_scheme(value: str) -> str:
     return _SCHEME.sub("", value.strip(), count=1).strip()
 
 
+_FLOAT = re.compile(r"[-+]?(?:\d+\.\d*(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+)")
+
+
 def is_secret_value(value: str, kind: str) -> bool:
     """Whether a value found under a credential name of `kind` (strong / weak) is a secret."""
     v = strip_scheme(value)
     if is_placeholder(v) or len(v) < 6 or any(c.isspace() for c in v):
         return False
+    if _FLOAT.fullmatch(v):
+        return False  # a decimal or scientific number (a price, a rate), never a credential
     if _IDENTIFIER.fullmatch(v) and ("." in v or "_" in v):
         return False  # a reference such as os.environ or settings.API_KEY
     if kind == "strong":

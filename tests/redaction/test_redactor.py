@@ -205,3 +205,28 @@ def test_answers_still_lose_credential_headers_and_proven_tokens() -> None:
     headers = dict(Redactor().redact_response(response).headers)
     assert cookie.split(";")[0].split("=")[1] not in headers["set-cookie"]
     assert token not in headers["x-ratelimit-key"]
+
+
+@pytest.mark.parametrize("number", ["3.14159e+21", "1.5e-06", "6.0000000000000002e-07", "-2E+10"])
+def test_numbers_under_credential_like_names_keep_the_json_valid(number: str) -> None:
+    text = '{"pricing": {"secret_sauce": NUM, "token_price": NUM}, "n": 1}'.replace("NUM", number)
+    response = Response(
+        status=200, headers=(("content-type", "application/json"),), body=Body(text=text)
+    )
+    out = Redactor().redact_response(response).body
+    assert out is not None and out.text == text
+    json.loads(out.text)
+
+
+def test_the_raw_pass_still_finds_secrets_inside_json_strings() -> None:
+    import secrets as _secrets
+
+    value = _secrets.token_urlsafe(24)
+    text = json.dumps({"note": f"export API_KEY={value}", "n": 2.5e-07})
+    response = Response(
+        status=200, headers=(("content-type", "application/json"),), body=Body(text=text)
+    )
+    out = Redactor().redact_response(response).body
+    assert out is not None and out.text is not None
+    assert value not in out.text
+    assert json.loads(out.text)["n"] == 2.5e-07
