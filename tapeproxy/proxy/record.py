@@ -21,7 +21,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Literal
 
 import httpx
 from mitmproxy import http
@@ -156,21 +155,11 @@ class Recorder:
             resp = await _unless_client_leaves(flow, sending)
         except asyncio.CancelledError:  # the proxy stops: keep what is known, then stop too
             sending.cancel()
-            by: Literal["client", "upstream"] | None = "client" if _client_left(flow) else None
-            message = (
-                "the client hung up before the upstream answered"
-                if by == "client"
-                else "the proxy stopped before the upstream answered"
-            )
-            failure = RecordedError(message=message, after_ms=_ms(start, loop.time()), by=by)
+            failure = _unanswered(flow, _ms(start, loop.time()), None)
             self.session.add(Captured(request, None, failure, Timing()))
             raise
         except (httpx.HTTPError, _ClientLeft) as e:
-            by = "client" if _client_left(flow) else "upstream"
-            message = _describe(e)
-            if by == "client":
-                message = f"the client hung up before the upstream answered ({message})"
-            failure = RecordedError(message=message, after_ms=_ms(start, loop.time()), by=by)
+            failure = _unanswered(flow, _ms(start, loop.time()), _describe(e))
             self.session.add(Captured(request, None, failure, Timing()))
             flow.kill()
             return
@@ -242,6 +231,20 @@ def _client_left(flow: http.HTTPFlow) -> bool:
     """Whether the client has closed its side of the connection (mitmproxy notes it even
     while a hook runs)."""
     return not flow.client_conn.state & ConnectionState.CAN_READ
+
+
+def _unanswered(flow: http.HTTPFlow, after_ms: float, cause: str | None) -> RecordedError:
+    """Why a fetched request got no answer, and who ended it: the client when it hung up
+    first, else the upstream (`cause`), or nobody when the proxy stopped (`cause` None)."""
+    if _client_left(flow):
+        detail = f" ({cause})" if cause else ""
+        message = f"the client hung up before the upstream answered{detail}"
+        return RecordedError(message=message, after_ms=after_ms, by="client")
+    if cause is None:
+        return RecordedError(
+            message="the proxy stopped before the upstream answered", after_ms=after_ms
+        )
+    return RecordedError(message=cause, after_ms=after_ms, by="upstream")
 
 
 async def _unless_client_leaves(
