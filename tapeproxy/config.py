@@ -15,7 +15,10 @@ from typing import Any
 
 from tapeproxy.errors import ConfigError
 
-__all__ = ["find_config_file", "load_config", "setting"]
+__all__ = ["as_bool", "find_config_file", "load_config", "setting"]
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
 
 
 def find_config_file(start: Path | None = None) -> Path | None:
@@ -66,6 +69,19 @@ def setting(
     if name in environ:
         return environ[name]
     return config.get(key, default)
+
+
+def as_bool(value: Any, key: str) -> bool:
+    """A true/false setting from a flag, a variable (``1``, ``yes``, ``on``...) or TOML.
+
+    Raises:
+        ConfigError: anything else (the message names `key`).
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in (*_TRUE, *_FALSE):
+        return value.lower() in _TRUE
+    raise ConfigError(f"{key}: expected true or false, got {value!r}")
 
 
 def _read(path: Path) -> dict[str, Any]:

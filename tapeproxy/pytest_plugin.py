@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tapeproxy.config import load_config, setting
+from tapeproxy.config import as_bool, load_config, setting
 from tapeproxy.errors import ConfigError
 from tapeproxy.modes import MODES, mode_help, parse_mode
 
@@ -98,7 +98,7 @@ class Tape:
     ca_cert: Path
     env: Mapping[str, str]
     session: TapeSession = field(repr=False)
-    latency: Latency = field(repr=False, default_factory=lambda: _latency("none"))
+    latency: Latency = field(repr=False)
 
     @property
     def recording(self) -> bool:
@@ -114,9 +114,8 @@ class Tape:
     def sources(self) -> dict[str, int]:
         """This test's answers so far by where they came from: ``cassette`` (replayed),
         ``live`` (a provider answered: recording or a live run), ``miss``."""
-        counts = self.session.tally()
-        live = sum(1 for it in self.session.recorded() if it.response is not None)
-        return {"cassette": counts["hits"], "live": live, "miss": counts["misses"]}
+        counts = self.session.tally()  # "recorded" counts the exchanges a provider answered
+        return {"cassette": counts["hits"], "live": counts["recorded"], "miss": counts["misses"]}
 
     @property
     def usage(self) -> dict[str, int]:
@@ -124,12 +123,6 @@ class Tape:
         from tapeproxy.review.live import account
 
         return account(self.session.recorded()).tokens
-
-
-def _latency(text: str) -> Latency:
-    from tapeproxy.proxy.latency import Latency
-
-    return Latency.parse(text)
 
 
 def cassette_name(item: pytest.Item) -> str:
@@ -213,12 +206,8 @@ def pytest_configure(config: pytest.Config) -> None:
     state = config.stash[_STATE] = _State(config)
     controller = config.getoption("numprocesses", None) and not hasattr(config, "workerinput")
     flag = config.getoption("tape_session_proxy", None)
-    if not controller and setting("session_proxy", flag, state.table, False, state.env) in (
-        True,
-        "1",
-        "true",
-        "yes",
-    ):
+    session_proxy = setting("session_proxy", flag, state.table, False, state.env)
+    if not controller and as_bool(session_proxy, "session_proxy"):
         state.start_session_proxy()
 
 
@@ -229,7 +218,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         return
     state = item.config.stash[_STATE]
     flag = item.config.getoption("live", None)
-    if str(setting("live", flag, state.table, False, state.env)).lower() not in _TRUE:
+    if not as_bool(setting("live", flag, state.table, False, state.env), "live"):
         pytest.skip("live test: run with --live (or TAPEPROXY_LIVE=1) to call real providers")
     missing = [name for name in _live_spec(item).requires if not os.environ.get(name)]
     if missing:
@@ -692,6 +681,5 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-_TRUE = ("1", "true", "yes", "on")
 _STATE = pytest.StashKey[_State]()
 _ACTIVE = pytest.StashKey[_Active]()

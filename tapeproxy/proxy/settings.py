@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tapeproxy.cassettes.model import MatchRules
-from tapeproxy.config import setting
+from tapeproxy.config import as_bool, setting
 from tapeproxy.errors import ConfigError
 from tapeproxy.modes import Mode, parse_mode
 from tapeproxy.proxy.access import check_exposure, parse_credentials
@@ -41,14 +41,6 @@ def _strings(value: Any, key: str) -> tuple[str, ...]:
     if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise ConfigError(f"{key}: expected a list of strings or a comma-separated string")
-
-
-def _bool(value: Any, key: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "0", "false", "no", ""):
-        return value.lower() in ("1", "true", "yes")
-    raise ConfigError(f"{key}: expected true or false, got {value!r}")
 
 
 def _positive(value: Any, key: str) -> int:
@@ -98,7 +90,7 @@ def build_config(
     proxy_auth = get("proxy_auth", None) or None
     if proxy_auth is not None:
         parse_credentials(str(proxy_auth))
-    allow_open = _bool(get("allow_open_proxy", False), "allow_open_proxy")
+    allow_open = as_bool(get("allow_open_proxy", False), "allow_open_proxy")
     records = mode != "none"
     check_exposure(host, records, proxy_auth, allow_open)
     given = get("max_connections", None)
@@ -112,7 +104,7 @@ def build_config(
         confdir=Path(get("confdir", default_confdir())),
         latency=Latency.parse(str(get("latency", "recorded"))),
         upstream_ca=Path(upstream_ca) if upstream_ca else None,
-        insecure_upstream=_bool(get("insecure_upstream", False), "insecure_upstream"),
+        insecure_upstream=as_bool(get("insecure_upstream", False), "insecure_upstream"),
         hosts=frozenset(_strings(hosts, "hosts")) if hosts else None,
         rules=rules,
         redactor=Redactor.from_config(config),
