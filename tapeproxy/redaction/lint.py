@@ -128,7 +128,11 @@ class Linter:
             try:
                 size = path.stat().st_size
                 if size > self.max_bytes:
-                    self._damage(str(path), self._too_large(size))
+                    self._damage(
+                        str(path),
+                        f"{size} bytes, over the lint limit of {self.max_bytes} "
+                        "(lint_max_bytes, --max-bytes); not scanned",
+                    )
                     continue
                 data = path.read_bytes()
             except OSError as e:
@@ -180,12 +184,6 @@ class Linter:
         except zstandard.ZstdError:
             pass
         return bytes(got) or data[: self.max_bytes]
-
-    def _too_large(self, size: int) -> str:
-        return (
-            f"{size} bytes, over the lint limit of {self.max_bytes} (lint_max_bytes, "
-            "--max-bytes); not scanned"
-        )
 
     def _json(self, name: str, text: str, data: bytes) -> list[tuple[Hit, int | None]]:
         try:
