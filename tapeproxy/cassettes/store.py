@@ -12,6 +12,7 @@ complete, checksummed `tapeproxy/1` cassette, and cap the decompressed size agai
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import gc
 import json
@@ -32,6 +33,8 @@ from tapeproxy.errors import BadInputError, CassetteError, CassetteWriteError
 __all__ = [
     "MAX_DECOMPRESSED_BYTES",
     "OPTIMAL_PARSE_LIMIT",
+    "Known",
+    "Stamp",
     "check_writable",
     "compression",
     "decompress",
@@ -41,6 +44,7 @@ __all__ = [
     "loads",
     "parse_json",
     "save",
+    "stamp",
     "to_json_bytes",
     "update",
 ]
@@ -266,12 +270,44 @@ def save(path: str | os.PathLike[str], cassette: Cassette) -> bool:
     return True
 
 
-def update(path: str | os.PathLike[str], merge: Callable[[Cassette | None], Cassette]) -> bool:
+Stamp = tuple[int, int, int]
+"""A file's identity: inode, size and modification time (ns). A save is an atomic rename, so
+any write by anyone gives a new stamp."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Known:
+    """A cassette as this process last read or wrote it, with the file's stamp at that time
+    (None, None: there was no file)."""
+
+    stamp: Stamp | None = None
+    cassette: Cassette | None = None
+
+
+def stamp(path: str | os.PathLike[str]) -> Stamp | None:
+    """The stamp of the cassette file at `path` (through a symlink), None when absent."""
+    try:
+        st = _target(Path(path)).stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def update(
+    path: str | os.PathLike[str],
+    merge: Callable[[Cassette | None], Cassette],
+    known: Known | None = None,
+) -> tuple[bool, Known]:
     """Read, merge and write a cassette while holding its folder's lock.
 
     `merge` gets the cassette as it is on disk now (None when absent): another process may
-    have saved it since this one loaded it. Writers of the same folder take turns; readers
-    are never blocked (writes are atomic renames).
+    have saved it since this one loaded it. When the file still has the stamp of `known`, it
+    is `known`'s cassette and is not read again (a session that saves every few seconds would
+    otherwise reload its whole cassette each time). Writers of the same folder take turns;
+    readers are never blocked (writes are atomic renames).
+
+    Returns:
+        Whether the file was written, and what is now known of it.
 
     Raises:
         CassetteError: the file on disk is not a valid cassette (it is left alone).
@@ -285,8 +321,14 @@ def update(path: str | os.PathLike[str], merge: Callable[[Cassette | None], Cass
         raise CassetteWriteError(f"{p}: cannot write cassette ({e.strerror or e})") from e
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        current = load(p) if p.exists() else None
-        return save(p, merge(current))
+        now = stamp(p)
+        if known is not None and now is not None and known.stamp == now:
+            current = known.cassette
+        else:
+            current = load(p) if now is not None else None
+        merged = merge(current)
+        wrote = save(p, merged)
+        return wrote, Known(stamp(p), merged)
     finally:
         os.close(fd)  # closing releases the lock
 

@@ -139,11 +139,13 @@ class TapeSession:
         self.path = cassette
         self.mode = parse_mode(mode, "record mode")
         self.redactor = redactor or Redactor()
-        self.existed = cassette.exists()
+        on_disk = store.stamp(cassette)  # before reading: a later write gives another stamp
+        self.existed = on_disk is not None
         now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
         self._cassette: Cassette = (
             store.load(cassette) if self.existed else new_cassette(__version__, now, rules)
         )
+        self._known = store.Known(on_disk, self._cassette if self.existed else None)
         self.rules = self._cassette.meta.match
         self._keyed_headers = frozenset(h.lower() for h in self.rules.headers) | {"content-type"}
         self.keyed_headers = frozenset(h.encode("latin-1") for h in self._keyed_headers)
@@ -297,7 +299,9 @@ class TapeSession:
             if not captured and not empty and not (self.mode == "rewrite" and self.existed):
                 return False
             mine = (*self._written, *(self._interaction(c) for c in captured))
-            wrote = store.update(self.path, lambda current: self._merged(current, mine))
+            wrote, self._known = store.update(
+                self.path, lambda current: self._merged(current, mine), self._known
+            )
             with self._lock:
                 del self._new[: len(captured)]
             self._written = mine
