@@ -184,7 +184,16 @@ class _Lines:
 
     def __init__(self, stream: Any) -> None:
         self._queue: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+        self._stream = stream
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def finish(self, proc: subprocess.Popen[str]) -> None:
+        """Wait for the process, then for this reader to reach the end of the pipe, and close
+        it (reading it from here too, as `communicate` does, would race the reader)."""
+        proc.wait(timeout=30)
+        self._thread.join(timeout=30)
+        self._stream.close()
 
     def _read(self, stream: Any) -> None:
         for line in stream:
@@ -229,7 +238,7 @@ def test_serve_prints_misses_and_recordings_as_they_happen(
                 assert "nearest #0 differs in body.messages[0].content" in line
         finally:
             proc.send_signal(signal.SIGTERM)
-            proc.communicate(timeout=30)
+            lines.finish(proc)
 
 
 @pytest.mark.parametrize(
@@ -281,8 +290,9 @@ def test_serve_saves_as_it_goes_so_a_kill_loses_nothing_older_than_seconds(
     args += ["--upstream-ca", str(throwaway_ca.ca_cert)]
     proc = subprocess.Popen([*TAPEPROXY, *args], stderr=subprocess.PIPE, text=True)
     ctx = ssl.create_default_context(cafile=str(confdir / "mitmproxy-ca-cert.pem"))
+    lines = _Lines(proc.stderr)
     try:
-        _Lines(proc.stderr).first_with("export HTTPS_PROXY")
+        lines.first_with("export HTTPS_PROXY")
         with httpx.Client(proxy=f"http://127.0.0.1:{port}", verify=ctx, timeout=30) as c:
             same = {"messages": [{"role": "user", "content": "same"}]}
             for expected in (1, 2):  # the same request twice: two answers, in order
@@ -290,6 +300,6 @@ def test_serve_saves_as_it_goes_so_a_kill_loses_nothing_older_than_seconds(
                 assert _interactions_within(cassette, expected) == expected
     finally:
         proc.kill()  # SIGKILL: what docker kill and the OOM killer do
-        proc.communicate(timeout=30)
+        lines.finish(proc)
     time.sleep(0.5)
     assert len(store.load(cassette).interactions) == 2
