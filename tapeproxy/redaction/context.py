@@ -18,6 +18,7 @@ __all__ = [
     "assignment_name",
     "context_detector",
     "is_secret_value",
+    "names_metadata",
     "strip_scheme",
 ]
 
@@ -82,10 +83,11 @@ _SCHEME = re.compile(
 
 ASSIGNMENT_RE = re.compile(
     r"(?i)(?:api[_-]?key|secret|token|passw(?:or)?d|credentials?|auth)[a-z0-9_]{0,20}"
-    r"['\"\\]{0,2}\s{0,3}(?:=>|:=|=|:)\s{0,3}"
-    r"(?:bearer\s+)?['\"\\]{0,2}(?P<s>[^\s'\"\\<>,;&()\[\]{}]{6,300})"
+    r"['\"\\]{0,8}\s{0,3}(?:=>|:=|=|:)\s{0,3}"
+    r"['\"\\]{0,8}(?:bearer\s+)?['\"\\]{0,8}(?P<s>[^\s'\"\\<>,;&()\[\]{}]{6,300})"
 )
-"""``NAME = value`` / ``"name": "value"`` in free text with a credential-ish name."""
+"""``NAME = value`` / ``"name": "value"`` in free text with a credential-ish name; quotes may
+be escaped a few times over (JSON in a string in a JSON document)."""
 
 _PROVIDER_WORDS = (
     ("aws", "aws"),
@@ -163,7 +165,7 @@ class Names:
         low = name.lower()
         if low in self.headers:
             return "strong"
-        if not _credentialish(low):
+        if not _credentialish(name):
             return None
         return "strong" if _STRONG_NAME.search(low) else "weak"
 
@@ -172,7 +174,7 @@ class Names:
         low = name.lower()
         if low in self.fields:
             return "strong"
-        if not _credentialish(low):
+        if not _credentialish(name):
             return None
         return "strong" if _STRONG_NAME.search(low) else "weak"
 
@@ -181,18 +183,57 @@ _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 
 
 def assignment_name(text: str, m: re.Match[str]) -> str:
-    """The whole name an `ASSIGNMENT_RE` match belongs to (extended left over name chars)."""
+    """The whole name an `ASSIGNMENT_RE` match belongs to (extended left over name chars), or
+    "" when it is one segment of a colon-separated identifier (``arn:aws:secretsmanager:...``,
+    ``urn:...:token:...``): no assignment there."""
     start = m.start()
     while start > 0 and m.start() - start < 40 and text[start - 1] in _NAME_CHARS:
         start -= 1
     end = m.start()
     while end < len(text) and (text[end] in _NAME_CHARS):
         end += 1
+    if start > 0 and text[start - 1] == ":" and text[end : end + 1] == ":":
+        return ""
     return text[start:end]
 
 
+_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+_TRANSPARENT = frozenset(
+    {"value", "val", "data", "material", "string", "str", "text", "raw", "plain", "encoded"}
+    | {"b64", "base64", "hex", "bytes"}
+)
+_METADATA = frozenset(
+    {"name", "names", "id", "ids", "type", "types", "kind", "policy", "policies", "path"}
+    | {"paths", "file", "filename", "dir", "url", "uri", "arn", "ref", "version", "versions"}
+    | {"length", "len", "size", "count", "at", "in", "expiry", "expires", "expiration", "ttl"}
+    | {"age", "created", "updated", "rotated", "date", "time", "env", "var", "variable"}
+    | {"field", "hint", "label", "prefix", "suffix", "format", "scope", "scopes", "provider"}
+    | {"source", "location", "status", "mode", "method", "algorithm", "alg", "usage", "limit"}
+    | {"limits", "required", "enabled", "set", "present", "configured", "exists", "valid"}
+    | {"description", "placeholder", "example", "help", "title", "rule", "rules", "level"}
+)
+"""A name's last word that says the value describes a credential rather than holds it."""
+
+
+def names_metadata(name: str) -> bool:
+    """Whether `name` describes a credential rather than holding one: its head noun (last
+    word, ignoring words such as ``value`` or ``b64`` that only say how it is held) is a
+    name, an id, a type, a path, a policy, a time... (``secret_name``, ``key_id``,
+    ``token_type``, ``password_policy``, ``privateKeyPath``), whatever credential word
+    comes before it."""
+    words = [w.lower() for w in _WORDS.findall(name)]
+    while len(words) > 1 and words[-1] in _TRANSPARENT:
+        words.pop()
+    return len(words) > 1 and words[-1] in _METADATA
+
+
 def _credentialish(name: str) -> bool:
-    return bool(_WEAK_NAME.search(name)) and not _NOT_CREDENTIAL.search(name)
+    low = name.lower()
+    return (
+        bool(_WEAK_NAME.search(low))
+        and not _NOT_CREDENTIAL.search(low)
+        and not names_metadata(name)
+    )
 
 
 def strip_scheme(value: str) -> str:

@@ -3,7 +3,8 @@
 Each `Detector` is a name, a regex for the token itself and an optional extra check. Prefix
 rules never depend on what follows the token beyond "the next character is outside the
 token's charset", so a token before ``&``, an escaped quote or a chunk boundary is found.
-Tokens preceded by an escape (``\\n``) or a percent-encoded byte (``%3D``) are found too.
+Tokens preceded by an escape (``\\n``), a percent-encoded byte (``%3D``) or a word that starts a
+URL path segment (``/bot<token>``) are found too.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ __all__ = [
     "looks_random",
 ]
 
-# Left boundary: not inside a word, except right after an escape or a percent-encoded byte.
-_LB = r"(?:(?<![A-Za-z0-9])|(?<=\\[nrt])|(?<=%[0-9A-Fa-f]{2}))"
+# Left boundary: not inside a word, except right after an escape, a percent-encoded byte or
+# a URL path word (``/bot<token>/sendMessage``: a path gives no word boundary before a token).
+_PATH_WORD = "|".join(f"(?<=/[A-Za-z]{{{n}}})" for n in range(1, 9))
+_LB = rf"(?:(?<![A-Za-z0-9])|(?<=\\[nrt])|(?<=%[0-9A-Fa-f]{{2}})|{_PATH_WORD})"
 
 
 @dataclass(frozen=True)

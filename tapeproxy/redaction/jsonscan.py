@@ -52,14 +52,14 @@ def literals(text: str) -> Iterator[Literal]:
 
     Paths look like ``.messages[0].content``; a key literal carries the path of its object.
     """
-    stack: list[list[object]] = []  # [kind, key-or-index, expecting_key]
+    stack: list[list[object]] = []  # [kind, key-or-index, expecting_key, pair name]
     for m in _TOKEN.finditer(text):
         tok = m.group()
         c = tok[0]
         if c == "{":
-            stack.append(["{", "", True])
+            stack.append(["{", "", True, ""])
         elif c == "[":
-            stack.append(["[", 0, False])
+            stack.append(["[", 0, False, ""])
         elif c in "}]":
             if stack:
                 stack.pop()
@@ -83,12 +83,27 @@ def _literal(stack: list[list[object]], start: int, end: int, tok: str) -> Itera
         stack[-1][1] = name
         yield Literal(start, end, _path(stack[:-1]) if len(stack) > 1 else "", name, True)
         return
-    name = next((str(f[1]) for f in reversed(stack) if f[0] == "{"), "")
+    objects = [f for f in stack if f[0] == "{"]
+    name = str(objects[-1][1]) if objects else ""
+    if name.lower() in _PAIR_NAMES and objects:
+        objects[-1][3] = decode_literal(tok)
+    elif name.lower() in _PAIR_VALUES and objects and objects[-1][3]:
+        name = str(objects[-1][3])  # {"name": "api-key", "value": ...}: HAR, Postman, k8s env
+    elif name in _MATCHERS and len(objects) > 1:
+        name = str(objects[-2][1])  # {"api-key": {"equalTo": ...}}: WireMock and the like
     yield Literal(start, end, _path(stack), name, False)
+
+
+_PAIR_NAMES = frozenset({"name", "key", "header", "field", "param", "variable"})
+_PAIR_VALUES = frozenset({"value", "values"})
+_MATCHERS = frozenset({"equalTo", "contains", "matches", "equalToJson", "exact", "prefix"})
+"""A name-value pair written as an object with a name key and a value key names its value
+by the name's value; a matcher object (one key saying how to compare) names its value by the
+key that holds it. Both are how other tools' cassettes and mocks hold headers."""
 
 
 def _path(stack: list[list[object]]) -> str:
     out = []
-    for kind, key, _ in stack:
+    for kind, key, *_ in stack:
         out.append(f"[{key}]" if kind == "[" else f".{key}")
     return "".join(out)

@@ -40,7 +40,7 @@ _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])
 _LONG_RUN = re.compile(r"[A-Za-z0-9+/_-]{24}")
 _NAMES_TRIGGER = (
     r"(?:key|secret|token|passw|credential|auth|session|cookie|sig)"
-    r"[a-z0-9_]{0,20}['\"\\]{0,2}\s*[:=]"
+    r"[a-z0-9_]{0,20}['\"\\]{0,8}\s*[:=]"
 )
 _SCHEME_WORD = re.compile(r"^\s*(?:Bearer|Basic|Token|Bot|ApiKey)\s+", re.IGNORECASE)
 
@@ -133,8 +133,8 @@ class Scanner:
             value, name = m.group("s"), assignment_name(text, m)
             if _overlaps(found, s, e) or fingerprint(value) in self.allowlist:
                 continue
-            kind = self.names.field_kind(name) or self.names.param_kind(name) or "weak"
-            if is_secret_value(value, kind):
+            kind = self.names.field_kind(name) or self.names.param_kind(name)
+            if kind is not None and is_secret_value(value, kind):
                 found.append(Match(s, e, context_detector(name, fallback="generic"), value))
         if any(m.detector == "aws" for m in found):
             found += self._aws_secrets(text, found)

@@ -131,3 +131,45 @@ def test_trying_only_near_triggers_finds_what_a_full_pass_finds() -> None:
         assert got == full.find(text), text
         found += len(got)
     assert found > 2000
+
+
+@pytest.mark.parametrize("word", ["bot", "key", "u", "token", "sendTo"])
+def test_a_token_glued_to_a_url_path_word_is_found(word: str) -> None:
+    rng = random.Random(word)
+    for fmt in (f for f in FORMATS if f.name in ("telegram", "github-pat", "groq", "npm")):
+        secret = fmt.make(rng)
+        text = f"GET https://api.example.org/{word}{secret}/sendMessage?x=1"
+        assert secret in {m.secret for m in _SCANNER.matches(text)}, text
+    # a word glued to a token outside a path is still inside a word
+    assert _SCANNER.matches(f"robot{FORMATS[0].make(rng)}") == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["secret_name", "key_id", "token_type", "password_policy", "privateKeyPath", "API_KEY_ENV"],
+)
+def test_a_name_that_describes_a_credential_does_not_make_its_value_one(name: str) -> None:
+    value = f"prod-{random.Random(name).randrange(10**8)}-db-{name.lower()}"
+    assert Names().field_kind(name) is None
+    assert _SCANNER.matches(f'{{"{name}": "{value}"}}') == []
+    assert _SCANNER.matches(f"{name}={value}") == []
+
+
+@pytest.mark.parametrize("name", ["api_key", "clientSecret", "db_password", "secret_value"])
+def test_a_name_that_holds_a_credential_still_does(name: str) -> None:
+    value = "".join(random.Random(name).choices("abcdefXYZ0123456789", k=24))
+    assert Names().field_kind(name) is not None
+    assert [m.secret for m in _SCANNER.matches(f"{name}={value}")] == [value]
+
+
+def test_a_segment_of_a_colon_separated_identifier_is_not_an_assignment() -> None:
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbC123"
+    assert _SCANNER.matches(arn) == []
+    assert _SCANNER.matches(f'\\\\\\"secret_arn\\\\\\": \\\\\\"{arn}\\\\\\"') == []
+
+
+@pytest.mark.parametrize("quote", ['"', '\\"', '\\\\\\"'])
+def test_an_echoed_bearer_header_is_found_at_any_escape_depth(quote: str) -> None:
+    key = "".join(random.Random(quote).choices("0123456789abcdef", k=32))
+    text = f"sent {{{quote}Authorization{quote}: {quote}Bearer {key}{quote}}} and got 401"
+    assert [m.secret for m in _SCANNER.matches(text)] == [key]
