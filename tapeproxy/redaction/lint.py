@@ -24,6 +24,7 @@ from tapeproxy.errors import BadInputError, CassetteError
 from tapeproxy.redaction.bodies import body_edits
 from tapeproxy.redaction.redactor import Redactor
 from tapeproxy.redaction.scanner import Hit, fingerprint
+from tapeproxy.redaction.streams import joined_texts
 
 __all__ = [
     "LINTED_SUFFIXES",
@@ -151,14 +152,30 @@ class Linter:
             text = data.decode("latin-1")
         stripped = text.lstrip()
         hits: list[tuple[Hit, int | None]] = []
+        doc: Any = text
         if stripped[:1] in ("{", "["):
-            hits = self._json(name, text, data)
+            hits, doc = self._json(name, text, data)
         elif name.endswith((".yaml", ".yml")) or name.endswith((".yaml.zst", ".yml.zst")):
-            hits = self._yaml(name, text)
+            hits, doc = self._yaml(name, text)
         if _is_cassette_name(name) and stripped[:1] not in ("{", "["):
             self._damage(name, "empty" if not data else "not a JSON document")
-        hits += self._text(text, {h.secret for h, _ in hits})
+        seen = {h.secret for h, _ in hits}
+        hits += self._streams(doc, seen)
+        hits += self._text(text, seen)
         return _findings(name, hits)
+
+    def _streams(self, doc: Any, seen: set[str]) -> list[tuple[Hit, int | None]]:
+        """Secrets split across the events of a stream, in any shape that holds one."""
+        out: list[tuple[Hit, int | None]] = []
+        for path, joined, pieces in joined_texts(doc):
+            if not self.scanner.suspicious(joined):
+                continue
+            where = f"{path.lstrip('.') or '$'} (joined across {pieces} events)"
+            for hit in self.scanner.string(joined, where)[1]:
+                if hit.secret not in seen:
+                    seen.add(hit.secret)
+                    out.append((Hit(hit.detector, hit.secret, where), _interaction_of(path)))
+        return out
 
     def _damage(self, name: str, problem: str) -> None:
         """Note the first thing wrong with file `name` (what follows from it adds nothing)."""
@@ -185,13 +202,14 @@ class Linter:
             pass
         return bytes(got) or data[: self.max_bytes]
 
-    def _json(self, name: str, text: str, data: bytes) -> list[tuple[Hit, int | None]]:
+    def _json(self, name: str, text: str, data: bytes) -> tuple[list[tuple[Hit, int | None]], Any]:
+        """Hits in a JSON document, and the document (the text when it is not JSON)."""
         try:
             doc = json.loads(text)
         except ValueError as e:
             if _is_cassette_name(name):
                 self._damage(name, f"not valid JSON ({e})")
-            return self._lines(text) if name.endswith((".jsonl", ".ndjson")) else []
+            return (self._lines(text) if name.endswith((".jsonl", ".ndjson")) else []), text
         if isinstance(doc, dict) and str(doc.get("format", "")).startswith("tapeproxy/"):
             try:
                 cassette = parse_json(data, source=name)
@@ -202,20 +220,21 @@ class Linter:
                 for i, interaction in enumerate(cassette.interactions):
                     _, hits = self.redactor.scan_interaction(interaction, f"interactions[{i}].")
                     out += [(h, i) for h in hits]
-                return out
+                return out, doc
         elif _is_cassette_name(name):
             self._damage(name, "not a tapeproxy cassette (no 'format': 'tapeproxy/1' object)")
         edits_hits = self.scanner.json_edits(text, "")
-        return [(h, _interaction_of(h.path)) for h in edits_hits[1]]
+        return [(h, _interaction_of(h.path)) for h in edits_hits[1]], doc
 
-    def _yaml(self, name: str, text: str) -> list[tuple[Hit, int | None]]:
+    def _yaml(self, name: str, text: str) -> tuple[list[tuple[Hit, int | None]], Any]:
+        """Hits in a YAML document, and the document (the text when it is not YAML)."""
         try:
             doc = yaml.safe_load(text)
         except yaml.YAMLError:
-            return []
+            return [], text
         as_json = json.dumps(doc, default=str, ensure_ascii=False)
         _, hits = self.scanner.json_edits(as_json, "")
-        return [(h, _interaction_of(h.path)) for h in hits]
+        return [(h, _interaction_of(h.path)) for h in hits], doc
 
     def _lines(self, text: str) -> list[tuple[Hit, int | None]]:
         out: list[tuple[Hit, int | None]] = []

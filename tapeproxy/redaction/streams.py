@@ -1,0 +1,174 @@
+"""Streamed text put back together, in whatever file shape holds the stream.
+
+A provider streams an answer as events that each carry a few characters (``delta.content``,
+``delta.text``, ``output_text.delta``, a Gemini part's ``text``...), so a secret in the answer
+is split across events and no single string holds it. Other tools keep such a stream in many
+shapes: one SSE text (vcrpy, HAR ``content.text``, WireMock), base64 of it (Polly), a list of
+raw event strings under a key of the tool's choosing, NDJSON lines of events or of wrapped
+event text. This module finds every such sequence of events in a parsed document, without
+knowing any provider's field names: the strings found at the same place of successive events
+are joined in order, and each joined text is scanned as one string.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["joined_texts"]
+
+_MAX_DEPTH = 5
+_MAX_DECODED = 32 << 20
+_SSE_DATA = re.compile(r"^data:[ ]?(.*)$", re.MULTILINE)
+_BASE64 = re.compile(r"[A-Za-z0-9+/]{32,}={0,2}")
+
+
+def joined_texts(doc: Any, path: str = "") -> Iterator[tuple[str, str, int]]:
+    """``(path, joined text, pieces)`` for each field that successive events of a sequence
+    carry (in a list, an SSE text or NDJSON text anywhere in `doc`), when 2 or more hold it."""
+    yield from _walk(doc, path, 0)
+
+
+def _walk(value: Any, path: str, depth: int) -> Iterator[tuple[str, str, int]]:
+    if depth > _MAX_DEPTH:
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _walk(v, f"{path}.{k}", depth)
+    elif isinstance(value, list):
+        if _is_event_list(value):
+            yield from _joined(path, [_leaves(v, depth) for v in value])
+        for i, v in enumerate(value):
+            yield from _walk(v, f"{path}[{i}]", depth)
+    elif isinstance(value, str) and len(value) >= 12:
+        events = _events(value)
+        if events is not None:
+            yield from _joined(path, [_leaves(e, depth + 1) for e in events])
+            for e in events:
+                if not isinstance(e, str):
+                    yield from _walk(e, path, depth + 1)
+            return
+        decoded = _decoded(value)
+        if decoded is not None:
+            yield from _walk(decoded, f"{path}<decoded>", depth + 1)
+
+
+_MAX_LEAVES = 64
+
+
+def _is_event_list(items: list[Any]) -> bool:
+    """Whether a list can be a stream's events: 2 or more, each an event's text (SSE or
+    JSON) or a small object. Lists of lists (header pairs, chunk sizes) and of large objects
+    (a cassette's interactions) are not."""
+    if len(items) < 2:
+        return False
+    for item in items:
+        if isinstance(item, str):
+            if _events(item) is None and not isinstance(_decoded(item), dict):
+                return False
+        elif not isinstance(item, dict) or _count_leaves(item, _MAX_LEAVES) > _MAX_LEAVES:
+            return False
+    return True
+
+
+def _count_leaves(value: Any, limit: int) -> int:
+    """How many leaves `value` has, counting no further than just past `limit`."""
+    if isinstance(value, dict):
+        items: Any = value.values()
+    elif isinstance(value, list):
+        items = value
+    else:
+        return 1
+    n = 0
+    for v in items:
+        n += _count_leaves(v, limit - n)
+        if n > limit:
+            break
+    return n
+
+
+def _joined(path: str, elements: list[list[tuple[str, str]]]) -> Iterator[tuple[str, str, int]]:
+    """Join, per relative path, the strings the elements hold there (in order)."""
+    if len(elements) < 2:
+        return
+    by_path: dict[str, list[str]] = {}
+    for leaves in elements:
+        for rel, text in leaves:
+            by_path.setdefault(rel, []).append(text)
+    for rel, pieces in by_path.items():
+        if len(pieces) >= 2:
+            yield f"{path}{rel}", "".join(pieces), len(pieces)
+
+
+def _leaves(value: Any, depth: int, rel: str = "") -> list[tuple[str, str]]:
+    """Every string under `value` with its path relative to it, strings that hold JSON or
+    events opened up (an element may be a raw SSE event or a wrapper around one)."""
+    out: list[tuple[str, str]] = []
+    if depth > _MAX_DEPTH:
+        return out
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _leaves(v, depth, f"{rel}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _leaves(v, depth, f"{rel}[{i}]")
+    elif isinstance(value, str):
+        events = _events(value) if len(value) >= 6 else None
+        if events is None:
+            decoded = _decoded(value) if len(value) >= 6 else None
+            if decoded is None:
+                out.append((rel, value))
+            else:
+                out += _leaves(decoded, depth + 1, f"{rel}>")
+        else:
+            for e in events:  # one raw event, or a few, in one element: all go in order
+                out += _leaves(e, depth + 1, f"{rel}>")
+    return out
+
+
+def _events(text: str) -> list[Any] | None:
+    """The events of an SSE text (their data, JSON parsed) or of NDJSON text; None if `text`
+    is neither."""
+    if "data:" in text[:200] and _SSE_DATA.search(text):
+        out: list[Any] = []
+        for block in re.split(r"\r?\n\r?\n", text):
+            data = "\n".join(m.group(1) for m in _SSE_DATA.finditer(block))
+            if data:
+                out.append(_parsed(data))
+        return out or None
+    if "\n" in text.strip() and text.lstrip()[:1] == "{":
+        lines = [line for line in text.splitlines() if line.strip()]
+        parsed = [_parsed(line) for line in lines]
+        if len(parsed) >= 2 and all(isinstance(p, dict) for p in parsed):
+            return parsed
+    return None
+
+
+def _parsed(text: str) -> Any:
+    s = text.strip()
+    if s[:1] in ("{", "["):
+        try:
+            return json.loads(s)
+        except ValueError:
+            pass
+    return text
+
+
+def _decoded(text: str) -> Any | None:
+    """What a string holds when it is JSON, or base64 of text; None when neither."""
+    s = text.strip()
+    if s[:1] in ("{", "["):
+        parsed = _parsed(s)
+        return parsed if isinstance(parsed, (dict, list)) else None
+    if len(s) > _MAX_DECODED or not _BASE64.fullmatch(s):
+        return None
+    try:
+        raw = base64.b64decode(s + "=" * (-len(s) % 4), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    printable = sum(c.isprintable() or c in "\n\r\t" for c in raw)
+    return raw if raw and printable >= 0.95 * len(raw) else None
