@@ -1,0 +1,521 @@
+"""A second labelled lint corpus, by class, in the file shapes other tools write.
+
+`tests.redaction.corpus` places secrets in tapeproxy cassettes. This one places them the way
+real cassettes and logs from other tools hold them (vcrpy YAML, HAR and Polly's HAR with
+base64 content, WireMock mappings, JSON logs that keep a stream as a list of raw SSE event
+strings under a key of their own, NDJSON logs, tapeproxy cassettes), in four secret classes,
+each with a clean look-alike class beside it:
+
+- ``split``: a credential (any prefixed format, or a PEM key) split across the text deltas of
+  successive stream events, in five providers' event shapes;
+- ``context``: a key with no vendor prefix (hex, alphanumeric) that only its context names:
+  ``NAME=value``, an echoed ``"Authorization": "Bearer ..."``, ``api-key: ...``, a request header;
+- ``url-path``: a token glued to a path word (``/bot<id>:<secret>/sendMessage``);
+- ``nested``: a credential assignment inside a JSON string, or base64-wrapped JSON or headers.
+
+The clean classes hold what the same places hold when nothing leaks: ids, digests,
+certificates and public keys split across events; credential-named metadata whose value is a
+name, an id, a type or a path; placeholders in every common form, URL userinfo included;
+path words next to ids; base64-wrapped metadata. Everything is generated from a seed at test
+time; nothing here is tuned to a value.
+
+Run ``python -m tests.redaction.foreign OUT_DIR [SEED]`` to write it out with its labels.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+import string
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from tests.redaction.corpus import FORMATS
+
+__all__ = ["CLASSES", "SHAPES", "Doc", "Exchange", "generate", "write"]
+
+ALNUM = string.ascii_letters + string.digits
+HEX = "0123456789abcdef"
+CLASSES = ("split", "context", "url-path", "nested")
+SHAPES = ("vcr-yaml", "har", "polly-b64", "wiremock", "events-json", "ndjson", "tapeproxy")
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One HTTP exchange, before a shape writes it: `events` set for a streamed answer."""
+
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    body: str
+    status: int = 200
+    answer: str = ""
+    events: tuple[str, ...] = ()  # each a whole SSE event ("event: ...\ndata: ...\n\n")
+
+
+@dataclass(frozen=True)
+class Doc:
+    """One file of the corpus: its class, its secret (None when clean), shape and bytes."""
+
+    name: str
+    cls: str
+    secret: str | None
+    shape: str
+    suffix: str
+    data: bytes
+
+
+def _r(g: random.Random, n: int, alphabet: str = ALNUM) -> str:
+    return "".join(g.choice(alphabet) for _ in range(n))
+
+
+_CHAT = "https://api.{host}/v1/chat/completions"
+_HOSTS = ("openai.com", "example-llm.net", "gateway.acme.dev", "llm.internal.example.org")
+_PROMPTS = ("Summarise the log for me.", "What went wrong in this deploy?", "Continue.")
+
+
+def _request(g: random.Random, extra_headers: tuple[tuple[str, str], ...] = ()) -> Exchange:
+    body = {"model": g.choice(["gpt-4o-mini", "claude-3-5-haiku", "m"]), "stream": True}
+    body["messages"] = [{"role": "user", "content": g.choice(_PROMPTS)}]
+    headers = (("content-type", "application/json"), *extra_headers)
+    return Exchange(_CHAT.format(host=g.choice(_HOSTS)), headers, json.dumps(body))
+
+
+# ---- stream events: five providers' shapes of a text delta ------------------------------------
+
+
+def _openai_chat(g: random.Random, piece: str) -> str:
+    ev = {"id": "chatcmpl-" + _r(g, 12), "object": "chat.completion.chunk"}
+    ev["choices"] = [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]
+    return f"data: {json.dumps(ev)}\n\n"
+
+
+def _anthropic(g: random.Random, piece: str) -> str:
+    ev = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
+    return f"event: content_block_delta\ndata: {json.dumps(ev)}\n\n"
+
+
+def _responses(g: random.Random, piece: str) -> str:
+    ev = {"type": "response.output_text.delta", "item_id": "msg_" + _r(g, 16)}
+    ev.update(output_index=0, content_index=0, delta=piece)
+    return f"event: response.output_text.delta\ndata: {json.dumps(ev)}\n\n"
+
+
+def _delta_text(g: random.Random, piece: str) -> str:
+    ev = {"type": "content-delta", "index": 0, "delta": {"text": piece}}
+    return f"data: {json.dumps(ev)}\n\n"
+
+
+def _gemini(g: random.Random, piece: str) -> str:
+    ev = {"candidates": [{"content": {"parts": [{"text": piece}], "role": "model"}, "index": 0}]}
+    return f"data: {json.dumps(ev)}\n\n"
+
+
+_STYLES: tuple[Callable[[random.Random, str], str], ...] = (
+    _openai_chat,
+    _anthropic,
+    _responses,
+    _delta_text,
+    _gemini,
+)
+
+
+def _split(g: random.Random, text: str, secret_at: int, secret_len: int) -> list[str]:
+    """`text` in 4-7 pieces, with 1-3 cuts inside the secret."""
+    inside = sorted(
+        g.sample(range(secret_at + 1, secret_at + secret_len), min(secret_len - 1, g.randint(1, 3)))
+    )
+    outside = [c for c in (g.randint(1, max(1, secret_at)),) if 0 < c < secret_at]
+    cuts = sorted({*outside, *inside})
+    return [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+
+
+def _stream(g: random.Random, pieces: list[str]) -> Exchange:
+    style = g.choice(_STYLES)
+    events = (*(style(g, p) for p in pieces), "data: [DONE]\n\n")
+    ex = _request(g)
+    return Exchange(ex.url, ex.headers, ex.body, events=events)
+
+
+# ---- the classes --------------------------------------------------------------------------
+
+
+def _pem(g: random.Random, label: str) -> str:
+    lines = [_r(g, 64, ALNUM + "+/") for _ in range(g.randint(4, 8))]
+    return f"-----BEGIN {label}-----\n" + "\n".join(lines) + f"\n-----END {label}-----"
+
+
+def _split_secret(g: random.Random) -> tuple[str, Exchange]:
+    if g.random() < 0.15:
+        secret = _pem(g, g.choice(["RSA PRIVATE KEY", "PRIVATE KEY", "EC PRIVATE KEY"]))
+    else:
+        fmt = g.choice([f for f in FORMATS if not f.keyword and not f.name.startswith("pem")])
+        secret = fmt.make(g)
+    lead = g.choice(["Here is what I found in the file: ", "The config holds ", "Sure. "])
+    text = f"{lead}{secret} and that is all."
+    return secret, _stream(g, _split(g, text, len(lead), len(secret)))
+
+
+def _split_clean(g: random.Random) -> Exchange:
+    digest = hashlib.sha256(_r(g, 16).encode()).hexdigest()
+    look = g.choice(
+        [
+            f"commit {digest[:40]} fixed the desk-{_r(g, 6)} task-list bug",
+            f"use the model gpt-4o-mini-{g.randint(2024, 2026)}-{g.randint(1, 12):02d}",
+            _pem(g, g.choice(["CERTIFICATE", "PUBLIC KEY"])),
+            f"request id req_{_r(g, 24)} and trace {uuid.UUID(int=g.getrandbits(128))}",
+            f"set OPENAI_API_KEY=<your key> then run task-{_r(g, 8).lower()}",
+            f"the sk-{'x' * 20} placeholder, and sk-...{_r(g, 4)} elided",
+        ]
+    )
+    text = f"Here you go: {look}. Done."
+    return _stream(g, _split(g, text, 13, len(look)))
+
+
+def _prefixless(g: random.Random) -> str:
+    return g.choice([lambda: _r(g, 32, HEX), lambda: _r(g, 40), lambda: _r(g, 32)])()
+
+
+_ENV_NAMES = ("AZURE_OPENAI_API_KEY", "COHERE_API_KEY", "CO_API_KEY", "MISTRAL_API_KEY", "API_KEY")
+
+
+def _answer(g: random.Random, content: str, status: int = 200) -> Exchange:
+    ex = _request(g)
+    if status != 200:
+        doc: dict[str, object] = {"error": {"message": content, "type": "invalid_request_error"}}
+    else:
+        msg = {"role": "assistant", "content": content}
+        doc = {"id": "chatcmpl-" + _r(g, 20), "choices": [{"index": 0, "message": msg}]}
+    return Exchange(ex.url, ex.headers, ex.body, status, json.dumps(doc))
+
+
+def _context_secret(g: random.Random) -> tuple[str, Exchange]:
+    key = _prefixless(g)
+    env = g.choice(_ENV_NAMES)
+    said = g.choice(
+        [
+            f"Your .env has {env}={key} on line 3.",
+            f'export {env}="{key}" before you start the worker',
+            f'The client sent {{"Authorization": "Bearer {key}"}} and got 401.',
+            f"curl -H 'api-key: {key}' https://x.openai.azure.com/openai/deployments",
+            f"settings:\n  {env.lower()}: {key}\n  timeout: 30",
+        ]
+    )
+    where = g.randrange(3)
+    if where == 0:
+        return key, _answer(g, said)
+    if where == 1:
+        return key, _answer(g, f"Incorrect API key provided. {said}", 401)
+    name = g.choice(["api-key", "Authorization", "X-Api-Key", "Ocp-Apim-Subscription-Key"])
+    value = f"Bearer {key}" if name == "Authorization" else key
+    ex = _request(g, ((name, value),))
+    return key, Exchange(ex.url, ex.headers, ex.body, 200, json.dumps({"ok": True}))
+
+
+def _context_clean(g: random.Random) -> Exchange:
+    name = g.choice(["secret", "key", "token", "password", "api_key", "client_secret"])
+    meta = g.choice(
+        [
+            f'"{name}_name": "prod-{_r(g, 6).lower()}-{name.replace("_", "-")}"',
+            f'"key_id": "kid-{_r(g, 12, HEX)}"',
+            f'"token_type": "{g.choice(["Bearer", "access_token", "urn:ietf:params:oauth"])}"',
+            f'"password_policy": "min-{g.randint(8, 16)}-chars-{_r(g, 4).lower()}"',
+            f'"{name}_path": "/etc/{_r(g, 6).lower()}/{name}.pem"',
+            f'"{name}_arn": "arn:aws:secretsmanager:eu-west-1:{_r(g, 12, string.digits)}:secret"',
+            f'"{name}_env": "{g.choice(_ENV_NAMES)}"',
+            f'"{name}_version": "v{g.randint(1, 9)}-{_r(g, 8, HEX)}"',
+            f'"{name}_expires_at": "2026-{g.randint(1, 12):02d}-01T00:00:00Z"',
+        ]
+    )
+    placeholder = g.choice(
+        [
+            "{password}",
+            "${TOKEN}",
+            "<api-key>",
+            "%(secret)s",
+            "$SECRET",
+            "x" * g.randint(8, 40),
+            "*" * g.randint(3, 12),
+            "{{ api_key }}",
+        ]
+    )
+    said = g.choice(
+        [
+            f"The payload was {{{meta}}}.",
+            f"Set {g.choice(_ENV_NAMES)}={placeholder} in your shell.",
+            f"Connect with https://{{user}}:{placeholder}@db.example.com:5432/app",
+            f"Use tokens:{g.choice(['gpt-4o-mini', 'claude-3-haiku', 'text-embedding-3'])} here",
+            f'Send {{"Authorization": "Bearer {placeholder}"}} with each call.',
+            f"max_tokens={g.randint(64, 4096)}, token_count={g.randint(1, 900)}",
+        ]
+    )
+    if g.random() < 0.5:
+        return _answer(g, said)
+    ex = _request(g, (("api-key", placeholder),) if g.random() < 0.5 else ())
+    return Exchange(ex.url, ex.headers, json.dumps({"note": said}), 200, json.dumps({"ok": 1}))
+
+
+def _telegram(g: random.Random) -> str:
+    return f"{_r(g, g.randint(8, 10), string.digits)}:AA{_r(g, 33, ALNUM + '_-')}"
+
+
+def _url_secret(g: random.Random) -> tuple[str, Exchange]:
+    word = g.choice(["bot", "bot", "key", "token", "u"])
+    fmt = g.choice([f for f in FORMATS if not f.keyword and f.name in _URL_SAFE])
+    token = _telegram(g) if word == "bot" else fmt.make(g)
+    method = g.choice(["sendMessage", "getUpdates", "status", "v1/run"])
+    url = f"https://api.{g.choice(_HOSTS)}/{word}{token}/{method}"
+    if g.random() < 0.5:
+        return token, Exchange(url, (("accept", "application/json"),), "", 200, '{"ok":true}')
+    return token, _answer(g, f"I called {url} and it answered 200.")
+
+
+_URL_SAFE = ("github-pat", "gitlab-pat", "groq", "replicate", "npm", "huggingface", "perplexity")
+
+
+def _url_clean(g: random.Random) -> Exchange:
+    host = g.choice(_HOSTS)
+    path = g.choice(
+        [
+            f"/bot/{g.choice(['sendMessage', 'getMe'])}",
+            f"/bot{_r(g, 9, string.digits)}/getMe",
+            f"/botinfo/{_r(g, 8).lower()}",
+            f"/v1/models/gpt-4o-mini-{g.randint(2024, 2026)}-07-18",
+            f"/users/{_r(g, 6, string.digits)}:profile/keys",
+            f"/token{uuid.UUID(int=g.getrandbits(128))}/status",
+            f"/files/file-{_r(g, 24)}/content",
+            "/v1beta/models/gemini-1.5-pro:streamGenerateContent",
+        ]
+    )
+    url = f"https://api.{host}{path}"
+    if g.random() < 0.5:
+        return Exchange(url, (("accept", "application/json"),), "", 200, '{"ok":true}')
+    return _answer(g, f"I called {url} and it answered 200.")
+
+
+def _assignment_secret(g: random.Random) -> tuple[str, str]:
+    name = g.choice(["password", "client_secret", "db_password", "secret_key", "apiKey", "token"])
+    value = _r(g, g.randint(14, 28), ALNUM + "!#%+-_") if g.random() < 0.5 else _prefixless(g)
+    return name, value
+
+
+def _nested_secret(g: random.Random) -> tuple[str, Exchange]:
+    name, value = _assignment_secret(g)
+    inner = json.dumps({"host": "db.internal", name: value, "port": 5432})
+    how = g.randrange(4)
+    if how == 0:  # tool-call arguments: JSON in a string
+        call = {"id": "call_" + _r(g, 24), "type": "function"}
+        call["function"] = {"name": "connect", "arguments": inner}
+        body = {"messages": [{"role": "assistant", "tool_calls": [call]}]}
+    elif how == 1:  # JSON in a string in a string
+        body = {"input": json.dumps({"event": "config", "payload": inner})}
+    elif how == 2:  # base64-wrapped JSON
+        body = {"document": base64.b64encode(inner.encode()).decode(), "encoding": "base64"}
+    else:  # base64-wrapped header block
+        block = f"Host: api.example.com\r\nAuthorization: Bearer {value}\r\nAccept: */*\r\n"
+        body = {"raw_request": base64.b64encode(block.encode()).decode()}
+    ex = _request(g)
+    return value, Exchange(ex.url, ex.headers, json.dumps(body), 200, '{"ok":true}')
+
+
+def _nested_clean(g: random.Random) -> Exchange:
+    meta = {
+        "token_type": "Bearer",
+        "expires_in": g.randint(600, 7200),
+        "key_id": f"k-{g.randint(2020, 2026)}-{_r(g, 6, HEX)}",
+        "password_policy": f"min-{g.randint(8, 16)}",
+        "secret_name": f"projects/{_r(g, 8).lower()}/secrets/db-password",
+        "scope": "openid profile",
+    }
+    inner = json.dumps(dict(g.sample(sorted(meta.items()), 3)))
+    how = g.randrange(3)
+    if how == 0:
+        call = {"id": "call_" + _r(g, 24), "type": "function"}
+        call["function"] = {"name": "describe", "arguments": inner}
+        body: dict[str, object] = {"messages": [{"role": "assistant", "tool_calls": [call]}]}
+    elif how == 1:
+        body = {"document": base64.b64encode(inner.encode()).decode(), "encoding": "base64"}
+    else:
+        request_id = uuid.UUID(int=g.getrandbits(128))
+        block = f"Authorization: Bearer <token>\r\nX-Request-Id: {request_id}\r\n"
+        body = {"raw_request": base64.b64encode(block.encode()).decode()}
+    ex = _request(g)
+    return Exchange(ex.url, ex.headers, json.dumps(body), 200, '{"ok":true}')
+
+
+_SECRET: dict[str, Callable[[random.Random], tuple[str, Exchange]]] = {
+    "split": _split_secret,
+    "context": _context_secret,
+    "url-path": _url_secret,
+    "nested": _nested_secret,
+}
+_CLEAN: dict[str, Callable[[random.Random], Exchange]] = {
+    "split": _split_clean,
+    "context": _context_clean,
+    "url-path": _url_clean,
+    "nested": _nested_clean,
+}
+
+
+# ---- the shapes ---------------------------------------------------------------------------
+
+
+def _answer_text(ex: Exchange) -> str:
+    return "".join(ex.events) if ex.events else ex.answer
+
+
+def _answer_type(ex: Exchange) -> str:
+    return "text/event-stream" if ex.events else "application/json"
+
+
+def _vcr_yaml(g: random.Random, ex: Exchange) -> tuple[str, bytes]:
+    doc = {
+        "interactions": [
+            {
+                "request": {
+                    "body": ex.body or None,
+                    "headers": {k: [v] for k, v in ex.headers},
+                    "method": "POST" if ex.body else "GET",
+                    "uri": ex.url,
+                },
+                "response": {
+                    "body": {"string": _answer_text(ex)},
+                    "headers": {"Content-Type": [_answer_type(ex)]},
+                    "status": {"code": ex.status, "message": "OK"},
+                },
+            }
+        ],
+        "version": 1,
+    }
+    return ".yaml", yaml.safe_dump(doc, allow_unicode=True).encode()
+
+
+def _har_entry(ex: Exchange, b64: bool) -> dict[str, object]:
+    text = _answer_text(ex)
+    content: dict[str, object] = {"mimeType": _answer_type(ex), "size": len(text), "text": text}
+    if b64:
+        content.update(text=base64.b64encode(text.encode()).decode(), encoding="base64")
+    request: dict[str, object] = {
+        "method": "POST" if ex.body else "GET",
+        "url": ex.url,
+        "headers": [{"name": k, "value": v} for k, v in ex.headers],
+    }
+    if ex.body:
+        request["postData"] = {"mimeType": "application/json", "text": ex.body}
+    response = {"status": ex.status, "headers": [], "content": content}
+    return {"startedDateTime": "2026-01-01T00:00:00.000Z", "request": request, "response": response}
+
+
+def _har(g: random.Random, ex: Exchange) -> tuple[str, bytes]:
+    doc = {"log": {"version": "1.2", "creator": {"name": "x"}, "entries": [_har_entry(ex, False)]}}
+    return ".har", json.dumps(doc, indent=2).encode()
+
+
+def _polly(g: random.Random, ex: Exchange) -> tuple[str, bytes]:
+    entry = {"_id": _r(g, 32, HEX), "_order": 0, **_har_entry(ex, True)}
+    doc = {"log": {"_recordingName": "llm/chat", "version": "1.2", "entries": [entry]}}
+    return ".har", json.dumps(doc, indent=2).encode()
+
+
+def _wiremock(g: random.Random, ex: Exchange) -> tuple[str, bytes]:
+    request: dict[str, object] = {"method": "POST" if ex.body else "GET", "url": ex.url}
+    request["headers"] = {k: {"equalTo": v} for k, v in ex.headers}
+    if ex.body:
+        request["bodyPatterns"] = [{"equalToJson": ex.body}]
+    response = {"status": ex.status, "body": _answer_text(ex)}
+    response["headers"] = {"Content-Type": _answer_type(ex)}
+    doc = {"id": str(uuid.UUID(int=g.getrandbits(128))), "request": request, "response": response}
+    return ".json", json.dumps(doc, indent=2).encode()
+
+
+def _events_json(g: random.Random, ex: Exchange) -> tuple[str, bytes]:
+    key = g.choice(["events", "chunks", "raw_events", "stream", "sse_lines", "body_parts"])
+    response: dict[str, object] = {"status": ex.status}
+    if ex.events:
+        response[key] = list(ex.events)
+    else:
+        response["body"] = ex.answer
+    request = {"url": ex.url, "headers": dict(ex.headers), "body": ex.body}
+    return ".json", json.dumps({"request": request, "response": response}, indent=1).encode()
+
+
+def _ndjson(g: random.Random, ex: Exchange) -> tuple[str, bytes]:
+    lines = [{"kind": "request", "url": ex.url, "headers": dict(ex.headers), "body": ex.body}]
+    if ex.events and g.random() < 0.5:  # the raw event text
+        lines += [{"kind": "chunk", "raw": e} for e in ex.events]
+    elif ex.events:  # the event's data, parsed
+        for e in ex.events:
+            data = e.split("data: ", 1)[1].strip()
+            lines.append({"kind": "chunk", "data": json.loads(data) if data[0] == "{" else data})
+    else:
+        lines.append({"kind": "response", "status": ex.status, "body": ex.answer})
+    return ".jsonl", "".join(json.dumps(line) + "\n" for line in lines).encode()
+
+
+def _tapeproxy(g: random.Random, ex: Exchange) -> tuple[str, bytes]:
+    from tapeproxy.cassettes.model import Body, Interaction, Request, Response, new_cassette
+    from tapeproxy.cassettes.store import dumps
+
+    text = _answer_text(ex)
+    chunks = tuple((float(i * 15), len(e.encode())) for i, e in enumerate(ex.events)) or None
+    request = Request(
+        method="POST" if ex.body else "GET",
+        url=ex.url,
+        headers=ex.headers,
+        body=Body(text=ex.body) if ex.body else None,
+    )
+    headers = (("content-type", _answer_type(ex)),)
+    response = Response(status=ex.status, headers=headers, body=Body(text=text), chunks=chunks)
+    ix = Interaction(key="0" * 64, request=request, response=response)
+    cassette = new_cassette("0.1.0", "2026-01-01T00:00:00Z")
+    doc = cassette.model_copy(update={"interactions": (ix,)})
+    return ".json.zst", dumps(doc)
+
+
+_SHAPE_WRITERS: dict[str, Callable[[random.Random, Exchange], tuple[str, bytes]]] = {
+    "vcr-yaml": _vcr_yaml,
+    "har": _har,
+    "polly-b64": _polly,
+    "wiremock": _wiremock,
+    "events-json": _events_json,
+    "ndjson": _ndjson,
+    "tapeproxy": _tapeproxy,
+}
+
+
+def generate(seed: int = 4321, per_class: int = 70, clean_per_class: int = 70) -> list[Doc]:
+    """`per_class` secret files and `clean_per_class` clean ones of each class, shapes cycled."""
+    g = random.Random(seed)
+    docs: list[Doc] = []
+    for cls in CLASSES:
+        for i in range(per_class):
+            shape = SHAPES[i % len(SHAPES)]
+            secret, ex = _SECRET[cls](g)
+            suffix, data = _SHAPE_WRITERS[shape](g, ex)
+            docs.append(Doc(f"pos-{cls}-{i:03d}-{shape}", cls, secret, shape, suffix, data))
+        for i in range(clean_per_class):
+            shape = SHAPES[(i + 3) % len(SHAPES)]
+            suffix, data = _SHAPE_WRITERS[shape](g, _CLEAN[cls](g))
+            docs.append(Doc(f"neg-{cls}-{i:03d}-{shape}", cls, None, shape, suffix, data))
+    return docs
+
+
+def write(docs: list[Doc], out: Path) -> None:
+    """Write each doc as ``<name><suffix>`` under `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    for doc in docs:
+        (out / f"{doc.name}{doc.suffix}").write_bytes(doc.data)
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1])
+    corpus = generate(int(sys.argv[2]) if len(sys.argv) > 2 else 4321)
+    write(corpus, target)
+    labels = [{"file": d.name + d.suffix, "class": d.cls, "shape": d.shape} for d in corpus]
+    print(json.dumps(labels, indent=1))
