@@ -89,6 +89,7 @@ class Report:
         self.started = datetime.datetime.now(datetime.UTC)
         self.figures: list[Figure] = []
         self.notes: list[str] = []
+        self.sections: list[list[str]] = []  # Markdown of a scenario's own tables
         self.scenario_seconds: dict[str, float] = {}
 
     def add(self, figure: Figure) -> Figure:
@@ -130,6 +131,8 @@ class Report:
                     f"{_fmt_ratio(f.ratio())} | {f.note} |"
                 )
             lines.append("")
+        for section in self.sections:
+            lines += section
         if self.notes:
             lines += ["## Notes", "", *(f"- {n}" for n in self.notes), ""]
         return "\n".join(lines)

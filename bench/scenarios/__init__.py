@@ -10,6 +10,7 @@ from bench.scenarios import (
     client,
     latency,
     lint,
+    lint_peers,
     pytest_suite,
     record,
     replay,
@@ -31,5 +32,6 @@ SCENARIOS: dict[str, Scenario] = {
     "replay": replay.run,
     "record": record.run,
     "lint": lint.run,
+    "lint_peers": lint_peers.run,
     "pytest_suite": pytest_suite.run,
 }
