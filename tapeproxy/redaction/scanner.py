@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from urllib.parse import quote, quote_plus, unquote_plus
 
 from tapeproxy.redaction.context import (
-    ASSIGNMENT_RE,
     Names,
     assignment_name,
+    assignments,
     context_detector,
     is_secret_value,
     strip_scheme,
@@ -128,9 +128,8 @@ class Scanner:
     def matches(self, text: str) -> list[Match]:
         """Token detectors, then ``NAME=value`` context rules, then AWS secret keys near ids."""
         found = [m for m in self.finder.find(text) if fingerprint(m.secret) not in self.allowlist]
-        for m in ASSIGNMENT_RE.finditer(text):
-            s, e = m.span("s")
-            value, name = m.group("s"), assignment_name(text, m)
+        for at, s, e in assignments(text):
+            value, name = text[s:e], assignment_name(text, at)
             if _overlaps(found, s, e) or fingerprint(value) in self.allowlist:
                 continue
             kind = self.names.field_kind(name) or self.names.param_kind(name)

@@ -176,3 +176,28 @@ def test_a_mask_after_random_characters_is_still_checked(tmp_path: Path, masked:
     done = _lint(tmp_path / "c.json")
     assert done.returncode == 1
     assert [json.loads(line)["secret"] for line in done.stdout.splitlines()] == [secret]
+
+
+def test_a_folder_linted_on_every_core_reports_what_each_file_reports_alone(
+    tmp_path: Path,
+) -> None:
+    from tapeproxy.redaction.lint import Linter
+    from tapeproxy.redaction.redactor import Redactor
+    from tests.redaction.foreign import generate, write
+
+    docs = generate(seed=31, per_class=12, clean_per_class=6)  # 72 files: linted in parallel
+    write(docs, tmp_path)
+    together = _lint(tmp_path)
+    assert together.returncode == 1, together.stderr
+    linter = Linter(Redactor.from_config({}, report_only=True))
+    alone = [
+        f.to_dict(reveal=True) for p in sorted(tmp_path.iterdir()) for f in linter.lint_paths([p])
+    ]
+
+    def key(d: dict[str, object]) -> tuple[str, ...]:
+        return (Path(str(d["file"])).name, str(d["location"]), str(d["secret"]))
+
+    assert sorted(key(json.loads(line)) for line in together.stdout.splitlines()) == sorted(
+        key(d) for d in alone
+    )
+    assert len(alone) >= 48
