@@ -64,6 +64,18 @@ _STRONG_NAME = re.compile(
     r"(?:auth|access|refresh|bearer|api|session)[_-]?token)"
 )
 _IDENTIFIER = re.compile(r"[A-Za-z_.-]+")
+_WORD = re.compile(r"[a-z]+(?:[A-Z][a-z]+)*|[A-Z][a-z]+(?:[A-Z][a-z]+)*|[A-Z]+")
+
+
+def _is_reference(value: str) -> bool:
+    """A name in code (``os.environ``, ``settings.API_KEY``, ``config.apiKey``): letters in
+    parts joined by ``.`` or ``_``, each part a word in one of code's cases. Random letters
+    mix case inside a part (``ePYBhgbecGRbP_N``) and are not a reference."""
+    if not _IDENTIFIER.fullmatch(value) or not ("." in value or "_" in value):
+        return False
+    return all(_WORD.fullmatch(p) for p in re.split(r"[._-]+", value) if p)
+
+
 _NOT_CREDENTIAL = re.compile(
     r"(?i)(?:max_?(?:completion_|output_|new_)?tokens|tokens?_?(?:count|usage|limit|type|ids?)|"
     r"(?:prompt|completion|input|output|total|cached|reasoning)_tokens?|token_?logprobs|"
@@ -102,6 +114,7 @@ def assignments(text: str) -> Iterator[tuple[int, int, int]]:
     regex = _ASSIGNMENT_LOWER if len(low) == len(text) else ASSIGNMENT_RE
     for m in regex.finditer(low if regex is _ASSIGNMENT_LOWER else text):
         yield m.start(), *m.span("s")
+
 
 _PROVIDER_WORDS = (
     ("aws", "aws"),
@@ -266,10 +279,12 @@ def is_secret_value(value: str, kind: str) -> bool:
         return False
     if _FLOAT.fullmatch(v):
         return False  # a decimal or scientific number (a price, a rate), never a credential
-    if _IDENTIFIER.fullmatch(v) and ("." in v or "_" in v):
+    if _is_reference(v):
         return False  # a reference such as os.environ or settings.API_KEY
     if kind == "strong":
         return (len(set(v)) >= 5 and not v.isalpha()) or looks_random(v, 6, 2.5)
+    if all(len(p) > 1 and _WORD.fullmatch(p) for p in re.split(r"[._-]+", v)):
+        return False  # words (Extra-Header-Value, default-bucket) under a name that hints
     return not _ID_SHAPES.match(v) and looks_random(v, 10, 3.0)
 
 

@@ -112,9 +112,20 @@ def _fine_grained_ok(token: str) -> bool:
     return digest[:8] == tail
 
 
+_WORD_PART = re.compile(r"(?:^|-)[a-z]{2,}(?=-|$)")
+
+
+def _is_slug(body: str) -> bool:
+    """A lower-case run of hyphenated words (``boosts-lung-cancer-portfolio``): a URL slug or
+    a name, where a generated key mixes case or has at most a word or two by chance."""
+    return body == body.lower() and len(_WORD_PART.findall(body)) >= 3
+
+
 def _random_body(min_entropy: float) -> Callable[[str], bool]:
     def check(secret: str) -> bool:
         body = re.sub(r"^[a-z]+[_-](?:[a-z0-9]+[_-])?", "", secret)
+        if _is_slug(body or secret):
+            return False
         return looks_random(body or secret, min_len=8, min_entropy=min_entropy)
 
     return check

@@ -165,13 +165,18 @@ class Linter:
         return _findings(name, hits)
 
     def _streams(self, doc: Any, seen: set[str]) -> list[tuple[Hit, int | None]]:
-        """Secrets split across the events of a stream, in any shape that holds one."""
+        """Secrets split across the events of a stream, in any shape that holds one.
+
+        The joined text goes through the token detectors only (and base64 ``user:password``
+        pairs): a join of values that were not
+        pieces of one text (a list of records rather than events) then cannot make up a
+        ``name=value`` that was never written."""
         out: list[tuple[Hit, int | None]] = []
         for path, joined, pieces in joined_texts(doc):
-            if not self.scanner.suspicious(joined):
-                continue
             where = f"{path.lstrip('.') or '$'} (joined across {pieces} events)"
-            for hit in self.scanner.string(joined, where)[1]:
+            hits = self.scanner.tokens_only(joined, where)[1]
+            hits += [Hit(m.detector, m.secret, where) for m in self.scanner.pair_matches(joined)]
+            for hit in hits:
                 if hit.secret not in seen:
                     seen.add(hit.secret)
                     out.append((Hit(hit.detector, hit.secret, where), _interaction_of(path)))

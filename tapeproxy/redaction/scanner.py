@@ -224,7 +224,7 @@ class Scanner:
             if pre and lit.start in pre:
                 value = apply_edits(value, pre[lit.start])
             if lit.is_key:
-                new, found_hits = self._token_only(value, f"{path}{lit.path}")
+                new, found_hits = self.tokens_only(value, f"{path}{lit.path}")
             else:
                 kind = self.names.field_kind(lit.name)
                 new, found_hits = self._named(value, kind, lit.name, f"{path}{lit.path}", depth)
@@ -233,7 +233,8 @@ class Scanner:
                 edits.append(Edit(lit.start, lit.end, json.dumps(new, ensure_ascii=False)))
         return edits, hits
 
-    def _token_only(self, value: str, path: str) -> tuple[str, list[Hit]]:
+    def tokens_only(self, value: str, path: str) -> tuple[str, list[Hit]]:
+        """The token detectors alone (no context rules): the redacted value and the hits."""
         found = self.finder.find(value) if len(value) >= 6 else []
         found = [m for m in found if fingerprint(m.secret) not in self.allowlist]
         new = apply_edits(value, [Edit(m.start, m.end, marker(m.detector)) for m in found])
@@ -370,13 +371,18 @@ def _overlaps(found: list[Match], start: int, end: int) -> bool:
     return any(m.start < end and start < m.end for m in found)
 
 
-_PAIR = re.compile(r"[^\s:]{1,64}:(?P<password>\S{6,200})")
+_PAIR = re.compile(r"[A-Za-z0-9._@+~-]{1,64}:(?P<password>\S{6,200})")
+_JSON_PUNCTUATION = re.compile(r'"[:,}\]]|[:,{\[]"')
 
 
 def _is_credential_pair(text: str) -> bool:
-    """Whether decoded base64 is ``user:password`` (a Basic credential without its scheme)."""
+    """Whether decoded base64 is ``user:password`` (a Basic credential without its scheme).
+
+    A user name is a name, an id or an address; a piece of compact JSON (base64 of a
+    streamed event cut at a line end: ``a":{"text":"Paris",...``) is neither user nor password.
+    """
     m = _PAIR.fullmatch(text)
-    if m is None or "://" in text:
+    if m is None or "://" in text or _JSON_PUNCTUATION.search(m.group("password")):
         return False
     return looks_random(m.group("password"), 8, 3.0)
 

@@ -173,3 +173,38 @@ def test_an_echoed_bearer_header_is_found_at_any_escape_depth(quote: str) -> Non
     key = "".join(random.Random(quote).choices("0123456789abcdef", k=32))
     text = f"sent {{{quote}Authorization{quote}: {quote}Bearer {key}{quote}}} and got 401"
     assert [m.secret for m in _SCANNER.matches(text)] == [key]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://example.com/news/gsk-boosts-lung-cancer-portfolio-with-10-6-billion-deal",
+        "openai.AuthenticationError: Error code: 401 - {'error': {'code': 'invalid_api_key'}}",
+        "extra-header-key: Extra-Header-Value",
+        "x-ratelimit-key: default-bucket-name",
+        "api_key=settings.OPENAI_API_KEY, token=config.apiKey",
+    ],
+)
+def test_words_slugs_and_code_names_are_not_secrets(text: str) -> None:
+    assert _SCANNER.matches(text) == []
+
+
+def test_random_letters_joined_by_an_underscore_are_not_a_code_name() -> None:
+    value = "".join(random.Random(3).choices("abcdefghijKLMNOPQRST", k=13)) + "_Q"
+    assert [m.secret for m in _SCANNER.matches(f"Authorization: Bearer {value}")] == [value]
+
+
+def test_base64_of_a_compact_json_fragment_is_not_a_basic_credential() -> None:
+    import base64
+
+    for fragment in ('a":{"text":"Paris","country":"France"}', 'x:{"p":"abcdefghijk"}'):
+        run = base64.b64encode(fragment.encode()).decode()
+        assert _SCANNER.pair_matches(f"chunk {run} end") == [], fragment
+    pair = base64.b64encode(b"svc-user:Qm9vX7sLp2Zr").decode()
+    assert [m.secret for m in _SCANNER.pair_matches(f"chunk {pair} end")] == [pair]
+
+
+def test_words_under_a_header_name_that_only_hints_at_a_key_are_kept() -> None:
+    assert _SCANNER.header("extra-header-key", "Extra-Header-Value", "h")[1] == []
+    secret = "".join(random.Random(4).choices("abcdefghijKLMNOPQRST0123456789", k=24))
+    assert _SCANNER.header("extra-header-key", secret, "h")[1] != []
