@@ -328,6 +328,10 @@ def _bytes(raw: Any, where: str) -> bytes:
         return raw
     if isinstance(raw, str):
         return raw.encode("utf-8", "surrogatepass")
+    if isinstance(raw, dict | list):
+        # A serializer that keeps JSON bodies as YAML structure (as parsed_body does, under
+        # `body` itself): the JSON text they stand for, as the serializer turns them back.
+        return json.dumps(raw).encode("utf-8")
     raise CassetteError(f"{where}: expected a string or !!binary, got {type(raw).__name__}")
 
 

@@ -510,3 +510,24 @@ def test_the_older_httpx_stub_layout_without_a_version_imports(tmp_path: Path) -
 def test_a_newer_vcr_format_version_is_still_refused(tmp_path: Path) -> None:
     with pytest.raises(CassetteError, match="version 2"):
         read_vcr(_vcr(tmp_path, "interactions: []\nversion: 2\n"))
+
+
+def test_a_json_body_kept_as_yaml_structure_imports_as_its_json(tmp_path: Path) -> None:
+    # Some projects' serializers keep a JSON request body as a mapping under `body` itself.
+    text = """interactions:
+- request:
+    body:
+      model: m
+      messages: [{role: user, content: hi}]
+    headers: {content-type: [application/json]}
+    method: POST
+    uri: https://api.example.com/v1/chat/completions
+  response:
+    body: {string: '{"ok": true}'}
+    headers: {content-type: [application/json]}
+    status: {code: 200, message: OK}
+version: 1
+"""
+    (interaction,) = read_vcr(_vcr(tmp_path, text))
+    sent = json.loads(body_bytes(interaction.request.body))
+    assert sent == {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
