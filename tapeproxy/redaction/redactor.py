@@ -47,12 +47,12 @@ class Redactor:
         *,
         report_only: bool = False,
     ) -> None:
-        self.scanner = Scanner(
-            TokenFinder(tuple(patterns)),
-            Names.build(extra_headers, extra_fields),
-            frozenset(a.lower() for a in allowlist),
-            redact=not report_only,
-        )
+        finder, names = TokenFinder(tuple(patterns)), Names.build(extra_headers, extra_fields)
+        fingerprints = frozenset(a.lower() for a in allowlist)
+        self.scanner = Scanner(finder, names, fingerprints, redact=not report_only)
+        # Answers are never keyed: a placeholder the server sent there ("scrubbed",
+        # "<redacted>") is kept as sent, where a request's must become a marker.
+        self.answers = Scanner(finder, names, fingerprints, not report_only, keep_placeholders=True)
 
     @classmethod
     def from_config(cls, table: Mapping[str, Any], *, report_only: bool = False) -> Redactor:
@@ -123,7 +123,7 @@ class Redactor:
         """The redacted response and every secret found in it."""
         headers, hits = self._headers(response.headers, f"{where}.headers", host, answer=True)
         ct = _content_type(response.headers)
-        body, more, byte_edits = self._body(response.body, ct, f"{where}.body")
+        body, more, byte_edits = self._body(response.body, ct, f"{where}.body", self.answers)
         update: dict[str, Any] = {"headers": headers, "body": body}
         if response.chunks is not None and byte_edits:
             update["chunks"] = rechunk(response.chunks, byte_edits)
@@ -136,19 +136,20 @@ class Redactor:
         hits: list[Hit] = []
         for name, value in headers:
             path = f"{where}.{name.lower()}"
-            new, found = self.scanner.header(name, value, path, host, answer)
+            scanner = self.answers if answer else self.scanner
+            new, found = scanner.header(name, value, path, host, answer)
             out.append((name, new))
             hits += found
         return tuple(out), hits
 
     def _body(
-        self, body: Body | None, content_type: str, where: str
+        self, body: Body | None, content_type: str, where: str, scanner: Scanner | None = None
     ) -> tuple[Body | None, list[Hit], list[tuple[int, int, int]]]:
         if body is None:
             return None, [], []
         binary = body.text is None
         text = body.to_bytes().decode("latin-1") if binary else body.text or ""
-        edits, hits = body_edits(self.scanner, text, content_type, where)
+        edits, hits = body_edits(scanner or self.scanner, text, content_type, where)
         if not edits:
             return body, hits, []
         new = apply_edits(text, edits)

@@ -28,7 +28,7 @@ from tapeproxy.redaction.context import (
 )
 from tapeproxy.redaction.detectors import TRIGGERS, Match, TokenFinder, looks_random
 from tapeproxy.redaction.jsonscan import decode_literal, literals, parses_as_json
-from tapeproxy.redaction.placeholders import MARKER_RE, marker
+from tapeproxy.redaction.placeholders import MARKER_RE, is_placeholder, marker
 
 __all__ = ["Edit", "Hit", "Scanner", "apply_edits", "fingerprint"]
 
@@ -89,15 +89,23 @@ class Scanner:
         redact: True for the recorder (credential-named values are always replaced, so a
             request's key does not depend on them); False for the linter (only report values
             that are not placeholders).
+        keep_placeholders: for answers, which are never keyed: a placeholder under a
+            credential name stays as the server sent it.
     """
 
     def __init__(
-        self, finder: TokenFinder, names: Names, allowlist: frozenset[str], redact: bool
+        self,
+        finder: TokenFinder,
+        names: Names,
+        allowlist: frozenset[str],
+        redact: bool,
+        keep_placeholders: bool = False,
     ) -> None:
         self.finder = finder
         self.names = names
         self.allowlist = allowlist
         self.redact = redact
+        self.keep_placeholders = keep_placeholders
         extra = "".join(f"|{re.escape(f)}" for f in sorted(names.fields - names.default_fields))
         # Matched against the lower-cased text: much faster than an IGNORECASE alternation.
         self._names_trigger = re.compile(f"(?:{_NAMES_TRIGGER}{extra})")
@@ -257,7 +265,10 @@ class Scanner:
         if fingerprint(secret) in self.allowlist:
             return value, []
         is_secret = is_secret_value(value, kind)
-        if not is_secret and not (self.redact and kind == "strong"):
+        forced = self.redact and kind == "strong"
+        if forced and self.keep_placeholders and is_placeholder(secret):
+            forced = False
+        if not is_secret and not forced:
             return self.string(value, path, depth)
         tokens = self.finder.find(secret)
         det = tokens[0].detector if tokens else context_detector(name, host, fallback)

@@ -230,3 +230,26 @@ def test_the_raw_pass_still_finds_secrets_inside_json_strings() -> None:
     assert out is not None and out.text is not None
     assert value not in out.text
     assert json.loads(out.text)["n"] == 2.5e-07
+
+
+@pytest.mark.parametrize("placeholder", ["scrubbed", "<redacted>", "REDACTED", "${TOKEN}"])
+def test_an_answer_keeps_the_placeholders_its_server_sent(placeholder: str) -> None:
+    # A recording scrubbed by another tool, or a server that masks: the answer is not keyed,
+    # so its bytes stay; the same value in a request still becomes a marker (keys stay stable).
+    doc = json.dumps(
+        {"access_token": placeholder, "expires_in": 3599, "authorization": placeholder}
+    )
+    r = Redactor()
+    answer = r.redact_response(
+        Response(status=200, headers=(("content-type", "application/json"),), body=Body(text=doc))
+    )
+    assert answer.body is not None and answer.body.text == doc
+    request = r.redact_request(
+        Request(
+            method="POST",
+            url="https://oauth.example.com/token",
+            headers=(("content-type", "application/json"),),
+            body=Body(text=doc),
+        )
+    )
+    assert request.body is not None and "<redacted:" in str(request.body.text)
