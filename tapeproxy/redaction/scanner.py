@@ -42,6 +42,9 @@ _NAMES_TRIGGER = (
     r"(?:key|secret|token|passw|credential|auth|session|cookie|sig)"
     r"[a-z0-9_]{0,20}['\"\\]{0,8}\s*[:=]"
 )
+_SESSION_COOKIE = re.compile(
+    r"(?i)sess|sid|auth|token|jwt|login|remember|secret|key|csrf|xsrf|pass|cred"
+)
 _SCHEME_WORD = re.compile(r"^\s*(?:Bearer|Basic|Token|Bot|ApiKey)\s+", re.IGNORECASE)
 
 
@@ -259,6 +262,8 @@ class Scanner:
         fallback: str = "credential-field",
     ) -> tuple[str, list[Hit]]:
         """A value under a field / parameter name: context rules first, then detectors."""
+        if name.lower() in ("cookie", "set-cookie"):  # a header kept as a JSON field (vcrpy)
+            return self._cookie(value, path, every_pair=name.lower() == "cookie")
         if kind is None or not value or MARKER_RE.fullmatch(strip_scheme(value)):
             return self.string(value, path, depth)
         secret = strip_scheme(value)
@@ -347,8 +352,11 @@ class Scanner:
         return self._named(value, kind, name, path, 0, host, "credential-header")
 
     def _cookie(self, value: str, path: str, every_pair: bool) -> tuple[str, list[Hit]]:
-        """Cookie values are credentials: every pair of a Cookie header, the first pair of a
-        Set-Cookie (the rest are attributes), and a bare value as a whole."""
+        """Cookie values are redacted: every pair of a Cookie header, the first pair of a
+        Set-Cookie (the rest are attributes), and a bare value as a whole. A pair is reported
+        as a secret when its name says it carries a session or a credential, or a detector
+        proves its value a token: cookies named for tracking, load balancing or bot checks
+        (``_ga``, ``__cf_bm``, ``AWSALB``) are not credentials."""
         parts = value.split(";")
         hits: list[Hit] = []
         for i, part in enumerate(parts if every_pair else parts[:1]):
@@ -358,7 +366,9 @@ class Scanner:
                 continue
             if fingerprint(secret) in self.allowlist:
                 continue
-            if is_secret_value(secret, "weak"):
+            if is_secret_value(secret, "weak") and (
+                not eq or _SESSION_COOKIE.search(cname) or self.finder.find(secret)
+            ):
                 hits.append(Hit("cookie", secret, path))
             if self.redact:
                 parts[i] = f"{cname}={marker('cookie')}" if eq else marker("cookie")

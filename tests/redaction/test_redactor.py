@@ -253,3 +253,21 @@ def test_an_answer_keeps_the_placeholders_its_server_sent(placeholder: str) -> N
         )
     )
     assert request.body is not None and "<redacted:" in str(request.body.text)
+
+
+def test_cookies_are_all_redacted_but_only_session_ones_are_reported() -> None:
+    import secrets
+
+    session, tracking = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    value = f"_ga_tracker={tracking}; app_session={session}"
+    request = Request(
+        method="GET", url="https://a.example.com/", headers=(("cookie", value),), body=None
+    )
+    redacted, hits = Redactor().scan_request(request, "request")
+    assert session not in str(redacted) and tracking not in str(redacted)
+    assert [h.secret for h in hits] == [session]
+    lint = Redactor(report_only=True)
+    # the same header kept as a JSON field, as vcrpy cassettes hold it
+    doc = json.dumps({"headers": {"Cookie": [value]}})
+    _, found = lint.scanner.json_edits(doc, "")
+    assert [h.secret for h in found] == [session]
