@@ -9,6 +9,8 @@ can be got out of it is scanned all the same: a gate that skipped it would pass 
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -161,7 +163,7 @@ class Linter:
             self._damage(name, "empty" if not data else "not a JSON document")
         seen = {h.secret for h, _ in hits}
         hits += self._streams(doc, seen)
-        hits += self._text(text, seen)
+        hits += self._text(text, seen, by_line=doc is text)
         return _findings(name, hits)
 
     def _streams(self, doc: Any, seen: set[str]) -> list[tuple[Hit, int | None]]:
@@ -237,7 +239,7 @@ class Linter:
             doc = yaml.safe_load(text)
         except yaml.YAMLError:
             return [], text
-        as_json = json.dumps(doc, default=str, ensure_ascii=False)
+        as_json = json.dumps(doc, default=_yaml_text, ensure_ascii=False)
         _, hits = self.scanner.json_edits(as_json, "")
         return [(h, _interaction_of(h.path)) for h in hits], doc
 
@@ -248,20 +250,37 @@ class Linter:
             out += [(h, None) for h in hits]
         return out
 
-    def _text(self, text: str, seen: set[str]) -> list[tuple[Hit, int | None]]:
-        """The raw-text safety net: every match not already found structurally."""
+    def _text(self, text: str, seen: set[str], by_line: bool) -> list[tuple[Hit, int | None]]:
+        """The raw-text safety net: every match not already found structurally; line by line
+        too (decoding each line) when the file had no structure to walk. A parsed YAML file's
+        ``!!binary`` blocks were decoded whole: one line of one is a fragment, not a value."""
         out: list[tuple[Hit, int | None]] = []
         for m in self.scanner.matches(text):
             if m.secret not in seen:
                 seen.add(m.secret)
                 line = text.count("\n", 0, m.start) + 1
                 out.append((Hit(m.detector, m.secret, f"line {line}"), None))
-        if "\n" in text and not text.lstrip().startswith(("{", "[")):
+        if by_line and "\n" in text and not text.lstrip().startswith(("{", "[")):
             for hit, idx in self._lines(text):
                 if hit.secret not in seen:
                     seen.add(hit.secret)
                     out.append((hit, idx))
         return out
+
+
+def _yaml_text(value: Any) -> str:
+    """What a YAML value JSON cannot hold stands for: a ``!!binary`` block's bytes (gunzipped
+    when gzip) as text, anything else (dates) as its string."""
+    if not isinstance(value, bytes):
+        return str(value)
+    data: bytes = value
+    if data[:2] == b"\x1f\x8b":
+        with contextlib.suppress(OSError, EOFError):
+            data = gzip.decompress(data)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
 
 
 def _is_cassette_name(name: str) -> bool:

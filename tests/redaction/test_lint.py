@@ -201,3 +201,53 @@ def test_a_folder_linted_on_every_core_reports_what_each_file_reports_alone(
         key(d) for d in alone
     )
     assert len(alone) >= 48
+
+
+def test_a_yaml_binary_block_is_read_whole_and_gunzipped_not_line_by_line(tmp_path: Path) -> None:
+    import base64
+    import gzip
+
+    # A streamed body of ARNs and compact JSON: any 60-character line of its base64 decodes to
+    # a fragment such as `rock:us-east-1:...`, which is no credential. The secret is inside the
+    # gzip, so only a whole decode finds it.
+    secret = _secret(11)
+    events = "".join(
+        json.dumps({"arn": f"arn:aws:bedrock:us-east-1:{i:012d}:agent/x", "chunk": f"{i}"})
+        for i in range(30)
+    )
+    body = gzip.compress((events + json.dumps({"key": secret})).encode())
+    lines = "\n".join("        " + line for line in base64.encodebytes(body).decode().split())
+    text = (
+        "interactions:\n- request: {body: null, headers: {}, method: GET, uri: 'https://x.test/'}\n"
+        "  response:\n    body:\n      string: !!binary |\n" + lines + "\n"
+        "    headers: {Content-Encoding: [gzip]}\n"
+        "    status: {code: 200, message: OK}\nversion: 1\n"
+    )
+    path = tmp_path / "stream.yaml"
+    path.write_text(text)
+    done = _lint(path)
+    found = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [f["secret"] for f in found] == [secret], found
+
+
+def test_answer_headers_named_like_a_session_are_kept_in_other_tools_files(tmp_path: Path) -> None:
+    session = "d20260330170902-0e618f323d34"
+    doc = {
+        "interactions": [
+            {
+                "request": {"headers": {"x-session-token": [session]}, "uri": "https://x.test/"},
+                "response": {"headers": {"azureml-model-session": [session]}},
+            }
+        ],
+        "version": 1,
+    }
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(doc))
+    found = [json.loads(line) for line in _lint(path).stdout.splitlines()]
+    assert [f["location"] for f in found] == ["interactions[0].request.headers.x-session-token[0]"]
+
+
+def test_an_escape_before_a_value_is_not_part_of_it(tmp_path: Path) -> None:
+    path = tmp_path / "logprobs.txt"
+    path.write_text('{"token": "\\u2581spanish", "logprob": -0.1}\n{"token": "\\u2581const"}\n')
+    assert _lint(path).stdout == ""
