@@ -287,8 +287,13 @@ def live(cmd: tuple[str, ...], journal: Path | None, **flags: Any) -> None:
 )
 @click.option(
     "--idle-timeout",
-    help="Seconds a client connection may carry no traffic before it is closed (a stalled "
-    "handshake too) [default: 600; an upstream thinking longer than this is cut].",
+    help="Seconds a client connection may carry no traffic before it is closed [default: "
+    "600; an upstream thinking longer than this is cut].",
+)
+@click.option(
+    "--handshake-timeout",
+    help="Seconds a new client has to send its first request (CONNECT, TLS and request "
+    "line included) before it is closed [default: 30].",
 )
 @click.option(
     "--max-connections",

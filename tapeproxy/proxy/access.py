@@ -10,14 +10,17 @@ credentials. `check_exposure` refuses that set-up before the proxy starts.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
 import ipaddress
 import logging
 import weakref
+from typing import Any
 
 from mitmproxy import connection, http
+from mitmproxy.utils import asyncio_utils
 
 from tapeproxy.errors import ConfigError
 from tapeproxy.proxy.flows import mark_handled
@@ -89,14 +92,27 @@ def check_exposure(host: str, records: bool, credentials: str | None, allow_open
 
 
 class Access:
-    """Refuses public clients; with credentials, answers 407 to any request without them.
+    """Refuses public clients; with credentials, answers 407 to any request without them;
+    closes a client that has sent no request `handshake_timeout` seconds after connecting.
 
     Args:
         credentials: ``USER:PASS`` clients must send as Basic `Proxy-Authorization`, or None.
         max_connections: clients served at once; more are refused (None: the default).
+        handshake_timeout: seconds from connect to a first request (a CONNECT's tunnel and
+            TLS handshake included); None: only the idle timeout closes a stalled client.
+        server: mitmproxy's Proxyserver addon, whose connection handlers close clients.
     """
 
-    def __init__(self, credentials: str | None = None, max_connections: int | None = None) -> None:
+    def __init__(
+        self,
+        credentials: str | None = None,
+        max_connections: int | None = None,
+        handshake_timeout: float | None = None,
+        server: Any = None,
+    ) -> None:
+        self._handshake_timeout = handshake_timeout
+        self._server = server
+        self._started: weakref.WeakSet[connection.Client] = weakref.WeakSet()
         self._expected = None if credentials is None else parse_credentials(credentials)
         self._tunnels: weakref.WeakKeyDictionary[connection.Client, bool] = (
             weakref.WeakKeyDictionary()
@@ -130,6 +146,27 @@ class Access:
             client.error = "tapeproxy: too many connections"
             return
         self._open.add(client)
+        if self._handshake_timeout is not None and self._server is not None:
+            loop = asyncio.get_running_loop()
+            loop.call_later(self._handshake_timeout, self._handshake_over, weakref.ref(client))
+
+    def _handshake_over(self, ref: weakref.ref[connection.Client]) -> None:
+        """Close the client if it is still connected and has sent no request yet."""
+        client = ref()
+        if client is None or client in self._started or client not in self._open:
+            return
+        handler = self._server.connections.get(client.id)
+        if handler is None:
+            return
+        logger.warning(
+            "tapeproxy: closed a client that sent no request within %s s of connecting "
+            "(handshake_timeout)",
+            self._handshake_timeout,
+        )
+        # what mitmproxy itself does when tcp_timeout runs out on a connection
+        asyncio_utils.create_task(
+            handler.on_timeout(), name="tapeproxy handshake timeout", keep_ref=True
+        )
 
     def client_disconnected(self, client: connection.Client) -> None:
         """A connection that counted against the limit is gone."""
@@ -142,6 +179,8 @@ class Access:
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         """A request outside an authenticated tunnel must authenticate itself."""
+        if flow.request.method != "CONNECT":
+            self._started.add(flow.client_conn)  # through the handshake: idle rules now
         if self._expected is None or flow.client_conn in self._tunnels:
             return
         self._check(flow)

@@ -72,6 +72,7 @@ class ProxyConfig:
     proxy_auth: str | None = field(default=None, repr=False)
     max_connections: int | None = None
     idle_timeout: int = 600
+    handshake_timeout: int = 30
     allow_open_proxy: bool = False
 
     def ca_cert(self) -> Path:
@@ -287,7 +288,8 @@ class ProxyRunner:
         self.replayer = Replayer(self.session, tapeserver, c.latency, c.hosts)
         self.diagnostics = Diagnostics(self.session)
         self._chain = _Chain(
-            Access(c.proxy_auth, c.max_connections),  # first: refused ones go no further
+            # first: refused ones go no further
+            Access(c.proxy_auth, c.max_connections, c.handshake_timeout, server),
             self.diagnostics,
             mitm["mitmproxy.addons.next_layer"].NextLayer(),
             self.replayer,

@@ -96,6 +96,7 @@ def build_config(
     given = get("max_connections", None)
     max_connections = None if given is None else _positive(given, "max_connections")
     idle_timeout = _positive(get("idle_timeout", 600), "idle_timeout")
+    handshake_timeout = _positive(get("handshake_timeout", 30), "handshake_timeout")
     return ProxyConfig(
         cassette=Path(get("cassette", DEFAULT_CASSETTE)),
         mode=mode,
@@ -113,6 +114,7 @@ def build_config(
         allow_open_proxy=allow_open,
         max_connections=max_connections,
         idle_timeout=idle_timeout,
+        handshake_timeout=handshake_timeout,
     )
 
 

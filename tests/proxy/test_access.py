@@ -8,6 +8,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -259,3 +260,25 @@ def test_stalled_clients_are_capped_and_closed_when_idle(
         assert r.status_code == 200
         for s in [*stalled, extra]:
             s.close()
+
+
+def test_a_client_that_sends_no_request_is_closed_after_the_handshake_timeout(
+    tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider
+) -> None:
+    # The idle timeout is long; a client that connected and never got through to a request
+    # (a CONNECT it never finishes, a silent socket) must not hold its slot that long.
+    cassette = tmp_path / "c.json.zst"
+    with run_proxy(cassette, "all", idle_timeout=600, handshake_timeout=1) as runner:
+        host, port = runner.address or ("127.0.0.1", 0)
+        silent = socket.create_connection((host, port))
+        half = socket.create_connection((host, port))
+        half.sendall(b"CONNECT api.example:443 HTTP/1.1\r\n")  # never finished
+        with client_for(runner) as client:  # a client that asks in time is served, and
+            r = client.post(provider.url + "/v1/chat/completions", json={"messages": []})
+            assert r.status_code == 200
+            assert _closed_within(silent, 8) and _closed_within(half, 8)
+            time.sleep(1.5)  # its kept-alive connection outlives the handshake timeout
+            r = client.post(provider.url + "/v1/chat/completions", json={"messages": []})
+            assert r.status_code == 200
+        silent.close()
+        half.close()
