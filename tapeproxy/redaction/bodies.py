@@ -3,7 +3,9 @@
 SSE: the string values of each field name (``content``, ``text``, ``partial_json``,
 ``arguments``, ``delta``...) are joined across events in order, so a key streamed in pieces
 is seen whole; each piece of it is replaced (the marker in the first, nothing in the rest).
-Every body also gets a raw-text pass as a safety net for layouts nothing else understood; in
+A binary body (images, audio, compressed or framed data) gets the raw pass only: it has no
+text layers to decode. Every body gets a raw-text pass as a safety net for layouts nothing
+else understood; in
 a JSON body it only edits inside string literals: a credential is a string, and an edit of a
 number (a price in scientific notation under a name like secret_sauce) or of the structure
 would make valid JSON invalid.
@@ -54,6 +56,8 @@ def body_edits(
         strings = []
     elif "x-www-form-urlencoded" in ct or _FORM.match(text):
         edits, hits = scanner.form_edits(text, path)
+    elif _looks_binary(text):
+        edits, hits = [], []  # no text layers to decode: the raw pass below is the scan
     else:
         edits, hits = scanner.text_edits(text, path)
     seen = {h.secret for h in hits}
@@ -67,6 +71,24 @@ def body_edits(
         edits.append(Edit(m.start, m.end, marker(m.detector)))
         hits.append(Hit(m.detector, m.secret, f"{path}[raw]"))
     return edits, hits
+
+
+_SAMPLE = 4096
+
+
+def _looks_binary(text: str) -> bool:
+    """Whether a body is binary data (an image, audio, a compressed or framed format) rather
+    than text: more than 1 in 10 characters of samples from its start, middle and end are
+    control characters. Text layers (percent-encoding, base64, JSON in strings) are not
+    looked for in binary: decoding random bytes as if they were would copy and rescan the
+    whole body at every layer."""
+    if len(text) <= 3 * _SAMPLE:
+        sample = text
+    else:
+        mid = len(text) // 2
+        sample = text[:_SAMPLE] + text[mid : mid + _SAMPLE] + text[-_SAMPLE:]
+    control = sum(1 for c in sample if not c.isprintable() and c not in "\r\n\t")
+    return control * 10 > len(sample)
 
 
 def _events(text: str) -> list[tuple[int, str]]:

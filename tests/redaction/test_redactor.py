@@ -271,3 +271,22 @@ def test_cookies_are_all_redacted_but_only_session_ones_are_reported() -> None:
     doc = json.dumps({"headers": {"Cookie": [value]}})
     _, found = lint.scanner.json_edits(doc, "")
     assert [h.secret for h in found] == [session]
+
+
+def test_a_token_inside_binary_data_is_redacted_and_its_length_kept_track_of() -> None:
+    import os
+
+    token = (
+        "sk-proj-" + "Ab3dEf9hIjKlMnOpQrStUvWx" * 3 + "T3BlbkFJ" + "Zy8Xw7Vu6Ts5Rq4Pp3Oo2Nn1" * 3
+    )
+    data = os.urandom(200_000) + token.encode() + b"\x00" + os.urandom(200_000)
+    response = Response(
+        status=200,
+        headers=(("content-type", "application/octet-stream"),),
+        body=Body.from_bytes(data),
+    )
+    redacted, hits = Redactor().scan_response(response, "response")
+    out = redacted.body.to_bytes() if redacted.body is not None else b""
+    assert token.encode() not in out and b"<redacted:openai>" in out
+    assert [h.secret for h in hits] == [token]
+    assert out.startswith(data[:200_000]) and out.endswith(data[-200_000:])
