@@ -57,7 +57,10 @@ def body_edits(
     elif "x-www-form-urlencoded" in ct or _FORM.match(text):
         edits, hits = scanner.form_edits(text, path)
     elif _looks_binary(text):
-        edits, hits = [], []  # no text layers to decode: the raw pass below is the scan
+        # no text layers to decode, and no words: a token may follow any byte
+        found = [m for m in scanner.finder.find(text, glued=True) if not scanner.allowed(m.secret)]
+        edits = [Edit(m.start, m.end, marker(m.detector)) for m in found]
+        hits = [Hit(m.detector, m.secret, f"{path}[binary]") for m in found]
     else:
         edits, hits = scanner.text_edits(text, path)
     seen = {h.secret for h in hits}

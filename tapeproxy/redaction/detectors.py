@@ -280,11 +280,18 @@ class TokenFinder:
         free = "".join(f"|{p}" for b, p in parts if not b)
         # The boundary is tested once per position, before any bounded alternative is tried.
         self._regex = re.compile(f"{_LB}(?:{bounded}){free}")
+        self._glued = re.compile(f"(?:{bounded}){free}")  # no left boundary: binary data
 
-    def find(self, text: str) -> list[Match]:
-        """The secrets in `text`, placeholders and failed checks left out."""
+    def find(self, text: str, glued: bool = False) -> list[Match]:
+        """The secrets in `text`, placeholders and failed checks left out.
+
+        Args:
+            glued: find tokens right after any character, letters and digits included. Binary
+                data has no words: a protobuf string's length byte may be a letter.
+        """
         out: list[Match] = []
-        for m in self._regex.finditer(text) if self.always else self._near_triggers(text):
+        regex = self._glued if glued else self._regex
+        for m in regex.finditer(text) if self.always else self._near_triggers(text, regex):
             i = int((m.lastgroup or "d0")[1:])
             det = self.detectors[i]
             span = m.span(f"s{i}") if f"s{i}" in m.re.groupindex else m.span()
@@ -298,8 +305,8 @@ class TokenFinder:
             out.append(Match(span[0], span[1], det.name, secret))
         return out
 
-    def _near_triggers(self, text: str) -> Iterator[re.Match[str]]:
-        """What `self._regex.finditer(text)` yields, trying only the places a match can start:
+    def _near_triggers(self, text: str, regex: re.Pattern[str]) -> Iterator[re.Match[str]]:
+        """What `regex.finditer(text)` yields, trying only the places a match can start:
         up to `_LEAD` characters before each trigger. A long text with one URL in it (a whole
         cassette, in lint's raw pass) costs a few dozen tries instead of a pass over it all."""
         end = 0  # where the last match ended: matches do not overlap, as with finditer
@@ -310,7 +317,7 @@ class TokenFinder:
             p = max(end, tried + 1, at - _LEAD)
             while p <= at:
                 tried = p
-                m = self._regex.match(text, p)
+                m = regex.match(text, p)
                 if m is None:
                     p += 1
                     continue

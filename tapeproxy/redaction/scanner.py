@@ -116,6 +116,10 @@ class Scanner:
         # Matched against the lower-cased text: much faster than an IGNORECASE alternation.
         self._names_trigger = re.compile(f"(?:{_NAMES_TRIGGER}{extra})")
 
+    def allowed(self, secret: str) -> bool:
+        """Whether `secret` is allow-listed (by its fingerprint)."""
+        return fingerprint(secret) in self.allowlist
+
     def suspicious(self, text: str, long_run: re.Pattern[str] = _LONG_RUN) -> bool:
         """False only when nothing in `text` can be a secret (the cheap path for most bodies).
 

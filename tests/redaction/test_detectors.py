@@ -129,6 +129,7 @@ def test_trying_only_near_triggers_finds_what_a_full_pass_finds() -> None:
     for text in texts:
         got = fast.find(text)
         assert got == full.find(text), text
+        assert fast.find(text, glued=True) == full.find(text, glued=True), text
         found += len(got)
     assert found > 2000
 

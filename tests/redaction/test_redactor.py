@@ -292,3 +292,22 @@ def test_a_token_inside_binary_data_is_redacted_and_its_length_kept_track_of() -
     assert token.encode() not in out and b"<redacted:openai>" in out
     assert [h.secret for h in hits] == [token]
     assert out.startswith(data[:200_001]) and out.endswith(data[-200_001:])
+
+
+def test_a_token_right_after_a_letter_byte_in_binary_data_is_found() -> None:
+    # A protobuf string field: tag byte, length byte, the string. A 100-character token has
+    # length byte 'd': in text that would glue it to a word; binary data has no words.
+    rng = random.Random(23)
+    body = "".join(rng.choices("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789", k=92))
+    token = "sk-proj-" + body
+    frame = b"\x0a" + bytes([len(token)]) + token.encode()
+    data = rng.randbytes(4096) + frame + rng.randbytes(4096)
+    assert bytes([len(token)]).isalpha()
+    response = Response(
+        status=200,
+        headers=(("content-type", "application/grpc"),),
+        body=Body.from_bytes(data),
+    )
+    redacted, hits = Redactor().scan_response(response, "response")
+    assert [h.secret for h in hits] == [token]
+    assert redacted.body is not None and token.encode() not in redacted.body.to_bytes()
