@@ -170,9 +170,8 @@ class Linter:
         """Secrets split across the events of a stream, in any shape that holds one.
 
         The joined text goes through the token detectors only (and base64 ``user:password``
-        pairs): a join of values that were not
-        pieces of one text (a list of records rather than events) then cannot make up a
-        ``name=value`` that was never written."""
+        pairs): a join of values that were not pieces of one text (a list of records rather
+        than events) then cannot make up a ``name=value`` that was never written."""
         out: list[tuple[Hit, int | None]] = []
         for path, joined, pieces in joined_texts(doc):
             where = f"{path.lstrip('.') or '$'} (joined across {pieces} events)"
