@@ -17,13 +17,16 @@ import hmac
 import ipaddress
 import logging
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mitmproxy import connection, http
 from mitmproxy.utils import asyncio_utils
 
 from tapeproxy.errors import ConfigError
 from tapeproxy.proxy.flows import mark_handled
+
+if TYPE_CHECKING:
+    from mitmproxy.addons.proxyserver import Proxyserver
 
 __all__ = [
     "Access",
@@ -108,7 +111,7 @@ class Access:
         credentials: str | None = None,
         max_connections: int | None = None,
         handshake_timeout: float | None = None,
-        server: Any = None,
+        server: Proxyserver | None = None,
     ) -> None:
         self._handshake_timeout = handshake_timeout
         self._server = server
@@ -155,6 +158,7 @@ class Access:
         client = ref()
         if client is None or client in self._started or client not in self._open:
             return
+        assert self._server is not None, "the timer is only set with a server"
         handler = self._server.connections.get(client.id)
         if handler is None:
             return

@@ -3,12 +3,11 @@
 SSE: the string values of each field name (``content``, ``text``, ``partial_json``,
 ``arguments``, ``delta``...) are joined across events in order, so a key streamed in pieces
 is seen whole; each piece of it is replaced (the marker in the first, nothing in the rest).
-A binary body (images, audio, compressed or framed data) gets the raw pass only: it has no
-text layers to decode. Every body gets a raw-text pass as a safety net for layouts nothing
-else understood; in
-a JSON body it only edits inside string literals: a credential is a string, and an edit of a
-number (a price in scientific notation under a name like secret_sauce) or of the structure
-would make valid JSON invalid.
+A binary body (images, audio, compressed or framed data) gets the token detectors only, with
+no word boundary: it has no words and no text layers to decode. Every body gets a raw-text
+pass as a safety net for layouts nothing else understood; in a JSON body it only edits inside
+string literals: a credential is a string, and an edit of a number (a price in scientific
+notation under a name like secret_sauce) or of the structure would make valid JSON invalid.
 """
 
 from __future__ import annotations

@@ -209,11 +209,10 @@ class Names:
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
-def assignment_name(text: str, m: re.Match[str] | int) -> str:
-    """The whole name an `ASSIGNMENT_RE` match belongs to (extended left over name chars), or
-    "" when it is one segment of a colon-separated identifier (``arn:aws:secretsmanager:...``,
-    ``urn:...:token:...``): no assignment there."""
-    at = m if isinstance(m, int) else m.start()
+def assignment_name(text: str, at: int) -> str:
+    """The whole name of an assignment whose match starts at `at` (extended left and right
+    over name chars), or "" when it is one segment of a colon-separated identifier
+    (``arn:aws:secretsmanager:...``, ``urn:...:token:...``): no assignment there."""
     start = at
     while start > 0 and at - start < 40 and text[start - 1] in _NAME_CHARS:
         start -= 1
@@ -225,7 +224,7 @@ def assignment_name(text: str, m: re.Match[str] | int) -> str:
     return text[start:end]
 
 
-_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+_NAME_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 _TRANSPARENT = frozenset(
     {"value", "val", "data", "material", "string", "str", "text", "raw", "plain", "encoded"}
     | {"b64", "base64", "hex", "bytes"}
@@ -249,7 +248,7 @@ def names_metadata(name: str) -> bool:
     name, an id, a type, a path, a policy, a time... (``secret_name``, ``key_id``,
     ``token_type``, ``password_policy``, ``privateKeyPath``), whatever credential word
     comes before it."""
-    words = [w.lower() for w in _WORDS.findall(name)]
+    words = [w.lower() for w in _NAME_WORDS.findall(name)]
     while len(words) > 1 and words[-1] in _TRANSPARENT:
         words.pop()
     return len(words) > 1 and words[-1] in _METADATA

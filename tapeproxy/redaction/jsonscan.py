@@ -85,14 +85,20 @@ def _literal(stack: list[list[object]], start: int, end: int, tok: str) -> Itera
         stack[-1][1] = name
         yield Literal(start, end, _path(stack[:-1]) if len(stack) > 1 else "", name, True)
         return
-    objects = [f for f in stack if f[0] == "{"]
-    name = str(objects[-1][1]) if objects else ""
-    if name.lower() in _PAIR_NAMES and objects:
-        objects[-1][3] = decode_literal(tok)
-    elif name.lower() in _PAIR_VALUES and objects and objects[-1][3]:
-        name = str(objects[-1][3])  # {"name": "api-key", "value": ...}: HAR, Postman, k8s env
-    elif name in _MATCHERS and len(objects) > 1:
-        name = str(objects[-2][1])  # {"api-key": {"equalTo": ...}}: WireMock and the like
+    inner = outer = None  # the innermost object holding the literal, and the one around it
+    for frame in reversed(stack):
+        if frame[0] == "{":
+            if inner is not None:
+                outer = frame
+                break
+            inner = frame
+    name = "" if inner is None else str(inner[1])
+    if inner is not None and name.lower() in _PAIR_NAMES:
+        inner[3] = decode_literal(tok)
+    elif inner is not None and name.lower() in _PAIR_VALUES and inner[3]:
+        name = str(inner[3])  # {"name": "api-key", "value": ...}: HAR, Postman, k8s env
+    elif outer is not None and name in _MATCHERS:
+        name = str(outer[1])  # {"api-key": {"equalTo": ...}}: WireMock and the like
     yield Literal(start, end, _path(stack), name, False)
 
 

@@ -180,7 +180,7 @@ class Linter:
             for hit in hits:
                 if hit.secret not in seen:
                     seen.add(hit.secret)
-                    out.append((Hit(hit.detector, hit.secret, where), _interaction_of(path)))
+                    out.append((hit, _interaction_of(path)))
         return out
 
     def _damage(self, name: str, problem: str) -> None:

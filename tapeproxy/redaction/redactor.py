@@ -52,7 +52,7 @@ class Redactor:
         self.scanner = Scanner(finder, names, fingerprints, redact=not report_only)
         # Answers are never keyed: a placeholder the server sent there ("scrubbed",
         # "<redacted>") is kept as sent, where a request's must become a marker.
-        self.answers = Scanner(finder, names, fingerprints, not report_only, keep_placeholders=True)
+        self.answers = Scanner(finder, names, fingerprints, not report_only, answers=True)
 
     @classmethod
     def from_config(cls, table: Mapping[str, Any], *, report_only: bool = False) -> Redactor:
@@ -121,7 +121,7 @@ class Redactor:
         self, response: Response, where: str, host: str = ""
     ) -> tuple[Response, list[Hit]]:
         """The redacted response and every secret found in it."""
-        headers, hits = self._headers(response.headers, f"{where}.headers", host, answer=True)
+        headers, hits = self._headers(response.headers, f"{where}.headers", host, self.answers)
         ct = _content_type(response.headers)
         body, more, byte_edits = self._body(response.body, ct, f"{where}.body", self.answers)
         update: dict[str, Any] = {"headers": headers, "body": body}
@@ -130,14 +130,13 @@ class Redactor:
         return response.model_copy(update=update), hits + more
 
     def _headers(
-        self, headers: tuple[Header, ...], where: str, host: str, answer: bool = False
+        self, headers: tuple[Header, ...], where: str, host: str, scanner: Scanner | None = None
     ) -> tuple[tuple[Header, ...], list[Hit]]:
         out: list[Header] = []
         hits: list[Hit] = []
+        scanner = scanner or self.scanner
         for name, value in headers:
-            path = f"{where}.{name.lower()}"
-            scanner = self.answers if answer else self.scanner
-            new, found = scanner.header(name, value, path, host, answer)
+            new, found = scanner.header(name, value, f"{where}.{name.lower()}", host)
             out.append((name, new))
             hits += found
         return tuple(out), hits

@@ -95,8 +95,9 @@ class Scanner:
         redact: True for the recorder (credential-named values are always replaced, so a
             request's key does not depend on them); False for the linter (only report values
             that are not placeholders).
-        keep_placeholders: for answers, which are never keyed: a placeholder under a
-            credential name stays as the server sent it.
+        answers: scans answers, which are never keyed: a placeholder under a credential
+            name stays as the server sent it, and a header whose name only hints at a
+            credential is kept unless a detector proves its value one (see `header`).
     """
 
     def __init__(
@@ -105,13 +106,13 @@ class Scanner:
         names: Names,
         allowlist: frozenset[str],
         redact: bool,
-        keep_placeholders: bool = False,
+        answers: bool = False,
     ) -> None:
         self.finder = finder
         self.names = names
         self.allowlist = allowlist
         self.redact = redact
-        self.keep_placeholders = keep_placeholders
+        self.answers = answers
         extra = "".join(f"|{re.escape(f)}" for f in sorted(names.fields - names.default_fields))
         # Matched against the lower-cased text: much faster than an IGNORECASE alternation.
         self._names_trigger = re.compile(f"(?:{_NAMES_TRIGGER}{extra})")
@@ -136,7 +137,7 @@ class Scanner:
 
     def _has_credential_name(self, low: str) -> bool:
         for m in self._names_trigger.finditer(low):
-            name = assignment_name(low, m).strip("'\"\\")
+            name = assignment_name(low, m.start()).strip("'\"\\")
             if self.names.field_kind(name) or self.names.param_kind(name):
                 return True
         return False
@@ -145,12 +146,12 @@ class Scanner:
 
     def matches(self, text: str) -> list[Match]:
         """Token detectors, then ``NAME=value`` context rules, then AWS secret keys near ids."""
-        found = [m for m in self.finder.find(text) if fingerprint(m.secret) not in self.allowlist]
+        found = [m for m in self.finder.find(text) if not self.allowed(m.secret)]
         for at, s, e in assignments(text):
             if s > 0 and text[s - 1] == "\\" and (escape := _ESCAPE.match(text, s, e)):
                 s = escape.end()  # "\u2581word": the value starts after the escape
             value, name = text[s:e], assignment_name(text, at)
-            if _overlaps(found, s, e) or fingerprint(value) in self.allowlist:
+            if _overlaps(found, s, e) or self.allowed(value):
                 continue
             kind = self.names.field_kind(name) or self.names.param_kind(name)
             if kind is not None and is_secret_value(value, kind):
@@ -164,11 +165,7 @@ class Scanner:
         out = []
         for m in _B64_RUN.finditer(text):
             decoded = _b64_text(m.group())
-            if (
-                decoded is not None
-                and _is_credential_pair(decoded)
-                and fingerprint(m.group()) not in self.allowlist
-            ):
+            if decoded is not None and _is_credential_pair(decoded) and not self.allowed(m.group()):
                 out.append(Match(m.start(), m.end(), "basic-auth", m.group()))
         return out
 
@@ -218,7 +215,7 @@ class Scanner:
             decoded = _b64_text(m.group())
             if decoded is None:
                 continue
-            if _is_credential_pair(decoded) and fingerprint(m.group()) not in self.allowlist:
+            if _is_credential_pair(decoded) and not self.allowed(m.group()):
                 edits.append(Edit(m.start(), m.end(), marker("basic-auth")))
                 hits.append(Hit("basic-auth", m.group(), path))
                 continue
@@ -258,7 +255,7 @@ class Scanner:
     def tokens_only(self, value: str, path: str) -> tuple[str, list[Hit]]:
         """The token detectors alone (no context rules): the redacted value and the hits."""
         found = self.finder.find(value) if len(value) >= 6 else []
-        found = [m for m in found if fingerprint(m.secret) not in self.allowlist]
+        found = [m for m in found if not self.allowed(m.secret)]
         new = apply_edits(value, [Edit(m.start, m.end, marker(m.detector)) for m in found])
         return new, [Hit(m.detector, m.secret, path) for m in found]
 
@@ -273,16 +270,16 @@ class Scanner:
         fallback: str = "credential-field",
     ) -> tuple[str, list[Hit]]:
         """A value under a field / parameter name: context rules first, then detectors."""
-        if name.lower() in ("cookie", "set-cookie"):  # a header kept as a JSON field (vcrpy)
+        if name.lower() in ("cookie", "set-cookie"):  # a header, or one kept as a JSON field
             return self._cookie(value, path, every_pair=name.lower() == "cookie")
         if kind is None or not value or MARKER_RE.fullmatch(strip_scheme(value)):
             return self.string(value, path, depth)
         secret = strip_scheme(value)
-        if fingerprint(secret) in self.allowlist:
+        if self.allowed(secret):
             return value, []
         is_secret = is_secret_value(value, kind)
         forced = self.redact and kind == "strong"
-        if forced and self.keep_placeholders and is_placeholder(secret):
+        if forced and self.answers and is_placeholder(secret):
             forced = False
         if not is_secret and not forced:
             return self.string(value, path, depth)
@@ -343,23 +340,19 @@ class Scanner:
             hits += qh
         return edits, hits
 
-    def header(
-        self, name: str, value: str, path: str, host: str = "", answer: bool = False
-    ) -> tuple[str, list[Hit]]:
+    def header(self, name: str, value: str, path: str, host: str = "") -> tuple[str, list[Hit]]:
         """The redacted header value and what was found in it.
 
-        In an answer (`answer`), a header whose name only hints at a credential (weak:
-        ``x-ratelimit-key``, ``azureml-model-session``) is kept unless a detector proves its
-        value is one: servers name rate-limit buckets and sessions so, and a replay must send
+        In an answer (a scanner for `answers`), a header whose name only hints at a credential
+        (weak: ``x-ratelimit-key``, ``azureml-model-session``) is kept unless a detector proves
+        its value is one: servers name rate-limit buckets and sessions so, and a replay must send
         what they sent. Credential headers proper (``set-cookie``, ``x-api-key``...) are
         still redacted."""
         kind = self.names.header_kind(name)
-        if answer and kind == "weak":
+        if self.answers and kind == "weak":
             kind = None
         if kind is None and not self.suspicious(value):
             return value, []  # the cheap path for ordinary headers, as for bodies
-        if kind == "strong" and name.lower() in ("cookie", "set-cookie"):
-            return self._cookie(value, path, every_pair=name.lower() == "cookie")
         return self._named(value, kind, name, path, 0, host, "credential-header")
 
     def _cookie(self, value: str, path: str, every_pair: bool) -> tuple[str, list[Hit]]:
@@ -375,7 +368,7 @@ class Scanner:
             secret = (cval if eq else cname).strip()
             if not secret or secret.startswith("<redacted:"):
                 continue
-            if fingerprint(secret) in self.allowlist:
+            if self.allowed(secret):
                 continue
             if is_secret_value(secret, "weak") and (
                 not eq or _SESSION_COOKIE.search(cname) or self.finder.find(secret)
