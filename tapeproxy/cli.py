@@ -101,6 +101,7 @@ def import_vcr(files: tuple[Path, ...], out_dir: Path | None, pytest_root: Path 
     """
     from tapeproxy.cassettes.vcr import import_vcr as convert
     from tapeproxy.cassettes.vcr import pytest_recording_files
+    from tapeproxy.redaction import Redactor
 
     if (out_dir is None) == (pytest_root is None):
         raise click.UsageError("give --out DIR with FILES, or --for-pytest ROOT")
@@ -112,7 +113,12 @@ def import_vcr(files: tuple[Path, ...], out_dir: Path | None, pytest_root: Path 
             raise click.UsageError(f"no YAML cassettes in a cassettes/ folder under {pytest_root}")
     elif not files:
         raise click.UsageError("give the YAML files to convert")
-    results = convert(files, out_dir or pytest_root or Path("."), in_place=pytest_root is not None)
+    results = convert(
+        files,
+        out_dir or pytest_root or Path("."),
+        redactor=Redactor(),
+        in_place=pytest_root is not None,
+    )
     for r in results:
         state = "written" if r.written else "unchanged"
         click.echo(f"{r.source} -> {r.target} ({r.interactions} interaction(s), {state})")

@@ -10,23 +10,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from typing import Literal
 from urllib.parse import urlsplit
 
 from tapeproxy.cassettes.model import Header
+from tapeproxy.providers.streams import StreamKind, stream_media_kind
 
 __all__ = ["StreamKind", "media_type", "split_events", "stream_kind"]
 
-StreamKind = Literal["sse", "ndjson", "json-array", "eventstream"]
-
-_NDJSON_TYPES = frozenset(
-    {
-        "application/x-ndjson",
-        "application/jsonl",
-        "application/x-jsonlines",
-        "application/stream+json",
-    }
-)
 # The end of an SSE event: two line terminators in a row (CRLF, LF or CR each).
 _SSE_EVENT_END = re.compile(rb"(?:\r\n|\r|\n)(?:\r\n|\r|\n)")
 _EVENTSTREAM_MIN_FRAME = 16  # prelude (12 bytes) + message CRC (4 bytes)
@@ -51,12 +41,9 @@ def stream_kind(headers: Iterable[Header], url: str, body: bytes) -> StreamKind 
         body: the decoded response body.
     """
     mtype = media_type(headers)
-    if mtype == "text/event-stream":
-        return "sse"
-    if mtype in _NDJSON_TYPES:
-        return "ndjson"
-    if mtype == "application/vnd.amazon.eventstream":
-        return "eventstream"
+    kind = stream_media_kind(mtype)
+    if kind is not None:
+        return kind
     if (
         mtype in ("application/json", "")
         and ":streamGenerateContent" in urlsplit(url).path

@@ -15,7 +15,7 @@ NDJSON, a JSON array from ``:streamGenerateContent``, AWS eventstream) get synth
 one per event (`tapeproxy.cassettes.framing`), all at offset 0 ms: a replay sends each event
 as its own write, as fast as the client reads, because no real pacing is known.
 
-Keys are computed over the redacted request (`tapeproxy.redaction.Redactor`) with the given
+Keys are computed over the request as redacted by the given redactor, with the given
 match rules, exactly as a live recording would. A file that is not a readable vcrpy v1
 cassette raises `CassetteError` naming it; nothing is written unless every input converts.
 """
@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 import zstandard
@@ -50,7 +50,6 @@ from tapeproxy.cassettes.model import (
 )
 from tapeproxy.cassettes.store import MAX_DECOMPRESSED_BYTES, load, save
 from tapeproxy.errors import BadInputError, CassetteError
-from tapeproxy.redaction.redactor import Redactor
 
 __all__ = [
     "Imported",
@@ -60,6 +59,16 @@ __all__ = [
     "pytest_recording_files",
     "read_vcr",
 ]
+
+
+class Redacts(Protocol):
+    """What import needs of a redactor (`tapeproxy.redaction.Redactor` is one); it comes in
+    as an argument because redaction sits above the cassette format."""
+
+    def redact_request(self, request: Request, /) -> Request: ...
+
+    def redact_response(self, response: Response, /) -> Response: ...
+
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -107,7 +116,7 @@ def import_vcr(
     out_dir: str | os.PathLike[str],
     *,
     rules: MatchRules | None = None,
-    redactor: Redactor | None = None,
+    redactor: Redacts,
     in_place: bool = False,
 ) -> list[Imported]:
     """Convert vcrpy cassettes into ``.json.zst`` files under `out_dir`.
@@ -152,7 +161,7 @@ def convert_file(
     path: str | os.PathLike[str],
     *,
     rules: MatchRules | None = None,
-    redactor: Redactor | None = None,
+    redactor: Redacts,
     created: str | None = None,
 ) -> Cassette:
     """One vcrpy cassette as a tapeproxy cassette (in memory; nothing is written)."""
@@ -166,7 +175,7 @@ def read_vcr(
     path: str | os.PathLike[str],
     *,
     rules: MatchRules | None = None,
-    redactor: Redactor | None = None,
+    redactor: Redacts,
 ) -> tuple[Interaction, ...]:
     """The interactions of a vcrpy cassette, redacted and keyed.
 
@@ -176,7 +185,6 @@ def read_vcr(
     source = Path(path)
     doc = _load_yaml(source)
     rules = rules or MatchRules()
-    redactor = redactor or Redactor()
     if not isinstance(doc, dict) or not isinstance(doc.get("interactions"), list):
         raise CassetteError(f"{source}: not a vcrpy cassette (no 'interactions' list)")
     # vcrpy itself reads a mapping of interactions with no version as version 1.
@@ -221,7 +229,7 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _interaction(item: Any, where: str, rules: MatchRules, redactor: Redactor) -> Interaction:
+def _interaction(item: Any, where: str, rules: MatchRules, redactor: Redacts) -> Interaction:
     if not isinstance(item, dict):
         raise CassetteError(f"{where}: expected a mapping with 'request' and 'response'")
     try:

@@ -22,9 +22,9 @@ from mitmproxy import http
 from mitmproxy.net import encoding
 
 from tapeproxy.cassettes.model import UNDECODABLE_ENCODING, Body, Header, Response
+from tapeproxy.providers.streams import stream_media_kind
 
 __all__ = [
-    "STREAM_TYPES",
     "asks_for_stream",
     "decode_body",
     "from_mitmproxy",
@@ -33,15 +33,6 @@ __all__ = [
     "to_response",
     "trust_bundle",
 ]
-
-STREAM_TYPES = (
-    "text/event-stream",
-    "application/x-ndjson",
-    "application/ndjson",
-    "application/stream+json",
-    "application/vnd.amazon.eventstream",
-    "application/jsonl",
-)
 
 
 def make_client(upstream_ca: Path | None = None, insecure: bool = False) -> httpx.AsyncClient:
@@ -109,8 +100,7 @@ def is_streamed(headers: Mapping[str, str], status: int, method: str) -> bool:
     """Whether a response should be relayed piece by piece rather than read whole first."""
     if method == "HEAD" or status in (204, 304) or status < 200:
         return False
-    content_type = headers.get("content-type", "").lower()
-    if any(content_type.startswith(t) for t in STREAM_TYPES):
+    if stream_media_kind(headers.get("content-type", "")) is not None:
         return True
     return "content-length" not in headers
 

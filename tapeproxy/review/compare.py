@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tapeproxy.cassettes.model import Interaction, body_bytes
-from tapeproxy.review.llm import LLMResponse, extract
+from tapeproxy.providers.llm import LLMResponse
+from tapeproxy.providers.read import extract
 
 __all__ = ["Change", "compare", "describe", "similarity"]
 

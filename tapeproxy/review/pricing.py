@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import genai_prices
 
-from tapeproxy.review.llm import Usage
+from tapeproxy.providers.llm import Usage
 
 __all__ = ["billed_usage", "price"]
 

@@ -14,7 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tapeproxy.cassettes.model import Cassette, Interaction, body_bytes
-from tapeproxy.review.llm import Usage, error_type, extract
+from tapeproxy.providers.llm import Usage
+from tapeproxy.providers.read import error_type, extract
 from tapeproxy.review.pricing import price
 
 __all__ = ["TOKEN_FIELDS", "Stats", "collect", "latency_summary"]

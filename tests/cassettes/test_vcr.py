@@ -28,12 +28,14 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response as OpenAIResponse
 from openai.types.responses import ResponseStreamEvent
 
+from tapeproxy.cassettes import vcr
 from tapeproxy.cassettes.framing import split_events, stream_kind
 from tapeproxy.cassettes.key import request_key
 from tapeproxy.cassettes.model import Interaction, MatchRules, body_bytes
 from tapeproxy.cassettes.store import load
-from tapeproxy.cassettes.vcr import convert_file, import_vcr, output_path, read_vcr
+from tapeproxy.cassettes.vcr import output_path
 from tapeproxy.errors import BadInputError, CassetteError
+from tapeproxy.redaction import Redactor
 
 CORPUS = Path(
     os.environ.get("TAPEPROXY_VCR_CORPUS", Path(__file__).parents[2] / ".." / "shared/corpus/vcr")
@@ -42,6 +44,18 @@ CORPUS_FILES = sorted(CORPUS.rglob("*.yaml")) if CORPUS.is_dir() else []
 needs_corpus = pytest.mark.skipif(
     not CORPUS_FILES, reason=f"vcr corpus not found at {CORPUS} (set TAPEPROXY_VCR_CORPUS)"
 )
+
+
+def read_vcr(path: Any, **kw: Any) -> tuple[Interaction, ...]:
+    return vcr.read_vcr(path, redactor=Redactor(), **kw)
+
+
+def import_vcr(paths: Any, out: Any, **kw: Any) -> list[vcr.Imported]:
+    return vcr.import_vcr(paths, out, redactor=Redactor(), **kw)
+
+
+def convert_file(path: Any, **kw: Any) -> Any:
+    return vcr.convert_file(path, redactor=Redactor(), **kw)
 
 
 def _ids(paths: list[Path]) -> list[str]:

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from tapeproxy.cli import cli
+from tapeproxy.providers.read import extract
 from tapeproxy.review.compare import compare, similarity
-from tapeproxy.review.llm import extract
 from tests.review.builders import (
     anthropic_body,
     cassette,

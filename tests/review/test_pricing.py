@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tapeproxy.review.llm import Usage
+from tapeproxy.providers.llm import Usage
 from tapeproxy.review.pricing import billed_usage, price
 
 

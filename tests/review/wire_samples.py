@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tapeproxy.review.llm import Usage
+from tapeproxy.providers.llm import Usage
 from tests.review.builders import anthropic_body, chat_body, gemini_body, responses_body
 
 __all__ = ["ErrorSample", "Sample", "error_samples", "samples"]

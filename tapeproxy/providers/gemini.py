@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tapeproxy.review.framing import Message
-from tapeproxy.review.llm import LLMResponse, ToolCall, Usage, count, dig, last_usage
-from tapeproxy.review.llm import nonempty as _str
-from tapeproxy.review.llm import parse_arguments as _args
+from tapeproxy.providers.llm import LLMResponse, ToolCall, Usage, count, dig, last_usage
+from tapeproxy.providers.llm import nonempty as _str
+from tapeproxy.providers.llm import parse_arguments as _args
+from tapeproxy.providers.messages import Message
 
 __all__ = ["gemini_usage", "read"]
 

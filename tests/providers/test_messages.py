@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tapeproxy.review.framing import Message, messages
+from tapeproxy.providers.messages import Message, messages
 
 
 def test_single_document() -> None:

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tapeproxy.review.llm import Usage, error_type, extract, last_usage, parse_arguments
+from tapeproxy.providers.llm import Usage, last_usage, parse_arguments
+from tapeproxy.providers.read import error_type, extract
 from tests.review.corpus import corpus_files, needs_corpus, read_vcr
 from tests.review.wire_samples import ErrorSample, Sample, error_samples, samples
 

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from tapeproxy.review.framing import Message
-from tapeproxy.review.llm import LLMResponse, ToolCall, Usage, count, dig, last_usage
-from tapeproxy.review.llm import nonempty as _str
-from tapeproxy.review.llm import parse_arguments as _args
+from tapeproxy.providers.llm import LLMResponse, ToolCall, Usage, count, dig, last_usage
+from tapeproxy.providers.llm import nonempty as _str
+from tapeproxy.providers.llm import parse_arguments as _args
+from tapeproxy.providers.messages import Message
 
 __all__ = ["chat_usage", "read_chat", "read_responses", "responses_usage"]
 

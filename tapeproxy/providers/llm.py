@@ -1,21 +1,20 @@
-"""What an LLM answered, read from a recorded response body: assistant text, tool calls,
-model, stop reason and token usage, for plain and streamed responses of the major APIs.
+"""The neutral meaning of an LLM answer, whatever its wire format: assistant text, tool calls,
+model, stop reason and token usage; and the small JSON helpers the provider modules share.
 
-Supported shapes: OpenAI chat completions (and the OpenAI-compatible Groq, Mistral, Azure,
-OpenRouter), OpenAI legacy completions and embeddings, the OpenAI Responses API, Anthropic
-messages, Gemini / Vertex ``generateContent`` and ``streamGenerateContent`` (SSE or JSON
-array), Cohere chat (v1 and v2) and Ollama. Streams are reassembled into their final text and
-tool calls; their usage is the last reported value of each field (PROVIDER_WIRE.md §3).
+Supported shapes (`tapeproxy.providers.read`): OpenAI chat completions (and the
+OpenAI-compatible Groq, Mistral, Azure, OpenRouter), OpenAI legacy completions and embeddings,
+the OpenAI Responses API, Anthropic messages, Gemini / Vertex ``generateContent`` and
+``streamGenerateContent`` (SSE or JSON array), Cohere chat (v1 and v2) and Ollama. Streams are
+reassembled into their final text and tool calls; their usage is the last reported value of
+each field (a stream repeats or grows its counts as it goes).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 from typing import Any
-
-from tapeproxy.review.framing import Message, messages
 
 __all__ = [
     "LLMResponse",
@@ -23,8 +22,6 @@ __all__ = [
     "Usage",
     "count",
     "dig",
-    "error_type",
-    "extract",
     "has_counts",
     "last_usage",
     "nonempty",
@@ -78,51 +75,6 @@ class LLMResponse:
     stop_reason: str | None = None
     usage: Usage | None = None
     streamed: bool = False
-
-
-Reader = Callable[[Sequence[Message], bool], LLMResponse | None]
-
-
-def extract(body: bytes) -> LLMResponse | None:
-    """Read an LLM response body (decoded, whole), or None when it is not one we know.
-
-    Error bodies (``{"error": ...}``) are not answers and give None; see `error_type`.
-    """
-    from tapeproxy.review import llm_anthropic, llm_google, llm_openai, llm_other
-
-    found, streamed = messages(body)
-    if not found or (not streamed and found[0].data.get("error") not in (None, "", {})):
-        return None
-    readers: tuple[Reader, ...] = (
-        llm_openai.read_responses,
-        llm_anthropic.read,
-        llm_google.read,
-        llm_other.read_cohere,
-        llm_other.read_ollama,
-        llm_openai.read_chat,
-    )
-    for reader in readers:
-        result = reader(found, streamed)
-        if result is not None:
-            return result
-    return None
-
-
-def error_type(body: bytes) -> str | None:
-    """The provider's error type in an error body (``error.type``, Gemini ``error.status``,
-    else ``error.code``), or None when the body carries no error."""
-    found, _ = messages(body)
-    for message in found:
-        error = message.data.get("error")
-        if isinstance(error, dict):
-            for name in ("type", "status", "code"):
-                value = error.get(name)
-                if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
-                    return str(value)
-            return "error"
-        if isinstance(error, str) and error:
-            return "error"
-    return None
 
 
 def last_usage(reports: Iterable[Usage | None]) -> Usage | None:
