@@ -1,0 +1,144 @@
+"""Reading a request: which provider and API it is for, the model, whether it asks for a
+stream, and the last user message, whatever the wire format.
+
+The API is known by its path (so an OpenAI-compatible server such as OpenRouter, Groq,
+vLLM or Ollama's /v1 is read as OpenAI, and any server at `/v1/messages` as Anthropic); the
+provider by its host.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from tapeproxy.providers.answer import Endpoint, RequestFacts
+
+__all__ = ["provider_of", "read_request"]
+
+_GEMINI_MODEL = re.compile(r"/models/([^/:]+):(stream)?[gG]enerateContent$")
+_AZURE_DEPLOYMENT = re.compile(r"/openai/deployments/([^/]+)/")
+
+
+def provider_of(host: str, path: str) -> str:
+    """`openai`, `azure`, `anthropic`, `gemini`, or the host itself for any other server."""
+    host = host.lower()
+    if host == "api.openai.com":
+        return "openai"
+    if host.endswith((".openai.azure.com", ".cognitiveservices.azure.com")) or (
+        "/openai/deployments/" in path
+    ):
+        return "azure"
+    if host == "api.anthropic.com":
+        return "anthropic"
+    if host.endswith(("generativelanguage.googleapis.com", "aiplatform.googleapis.com")):
+        return "gemini"
+    return host
+
+
+def _endpoint(path: str) -> Endpoint | None:
+    if path.endswith("/chat/completions"):
+        return "chat"
+    if path.endswith("/responses"):
+        return "responses"
+    if path.endswith("/embeddings"):
+        return "embeddings"
+    if path.endswith("/messages"):
+        return "messages"
+    if path.endswith(("generateContent", "GenerateContent")) and _GEMINI_MODEL.search(path):
+        return "generate"
+    return None
+
+
+def read_request(method: str, url: str, body: bytes) -> RequestFacts | None:
+    """The facts of an LLM API request, or None when the path names no API known here (or
+    the method is not POST)."""
+    if method.upper() != "POST":
+        return None
+    parts = urlsplit(url)
+    endpoint = _endpoint(parts.path)
+    if endpoint is None:
+        return None
+    try:
+        doc = json.loads(body) if body else {}
+    except ValueError:
+        doc = {}
+    if not isinstance(doc, dict):
+        doc = {}
+    query = parse_qs(parts.query)
+    model = doc.get("model") if isinstance(doc.get("model"), str) else None
+    stream = doc.get("stream") is True
+    if endpoint == "generate":
+        found = _GEMINI_MODEL.search(parts.path)
+        assert found is not None
+        model, stream = found.group(1), found.group(2) is not None
+    elif (deployment := _AZURE_DEPLOYMENT.search(parts.path)) is not None and model is None:
+        model = deployment.group(1)
+    options = doc.get("stream_options")
+    texts = list(_texts(doc, endpoint))
+    return RequestFacts(
+        provider=provider_of(parts.hostname or "", parts.path),
+        endpoint=endpoint,
+        model=model,
+        stream=stream,
+        include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+        sse=query.get("alt") == ["sse"],
+        body=doc,
+        last_user=_last_user(doc, endpoint),
+        prompt_chars=sum(len(t) for t in texts),
+    )
+
+
+def _text_of(content: Any) -> str:
+    """The text of a message's content: a string, or the text parts of a list of parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        out = []
+        for part in content:
+            if isinstance(part, str):
+                out.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                out.append(part["text"])
+        return "".join(out)
+    return ""
+
+
+def _last_user(doc: dict[str, Any], endpoint: Endpoint) -> str:
+    if endpoint == "generate":
+        contents = doc.get("contents")
+        if isinstance(contents, dict):
+            contents = [contents]
+        for item in reversed(contents if isinstance(contents, list) else []):
+            if isinstance(item, dict) and item.get("role", "user") == "user":
+                return _text_of(item.get("parts"))
+        return ""
+    if endpoint == "embeddings":
+        return _text_of(doc.get("input"))
+    items = doc.get("input") if endpoint == "responses" else doc.get("messages")
+    if isinstance(items, str):
+        return items
+    for item in reversed(items if isinstance(items, list) else []):
+        if isinstance(item, dict) and item.get("role", "user") == "user":
+            return _text_of(item.get("content"))
+    return ""
+
+
+def _texts(value: Any, endpoint: Endpoint) -> list[str]:
+    """Every string in the request body that is prompt text (not a model name or flag)."""
+    out: list[str] = []
+
+    def walk(v: Any, key: str | None) -> None:
+        if isinstance(v, str):
+            if key not in ("model", "role", "type", "encoding_format", "tool_choice"):
+                out.append(v)
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                walk(x, k)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x, key)
+
+    walk(value, None)
+    return out
