@@ -71,6 +71,67 @@ def show(cassette: Path) -> None:
     sys.stdout.flush()
 
 
+@cli.group()
+def stubs() -> None:
+    """Stub answers: hand-written rules served in each provider's exact wire format.
+
+    A stubs file (YAML, JSON or TOML) is a list of rules; `replay`, `record` and `serve` take
+    it with --stubs FILE. A request the cassette has no answer for is answered by the first
+    rule that matches it. Each rule:
+
+    \b
+      - match:                  # all optional; every one given must hold
+          provider: openai      # openai | azure | anthropic | gemini | a host (glob)
+          endpoint: chat        # chat | responses | messages | generate | embeddings
+          model: "gpt-5*"       # glob
+          last_user: "France"   # substring of the last user message (last_user_re: regex)
+          body: {"metadata.purpose": "scoring"}   # dotted JSON path -> value
+          headers: {"x-test-worker": "w1"}
+        answer:                 # one of text, tool_calls, json, error ({} for embeddings)
+          text: "Paris."
+          # tool_calls: [{name: get_weather, arguments: {city: Paris}}]
+          # json: {"score": 8.5}
+          # error: {status: 429, type: rate_limit_exceeded, message: "...", retry_after: 1}
+          reasoning: "..."      # optional
+          usage: {input: 12, output: 3}   # optional; else ceil(characters / 4)
+          finish_reason: stop   # optional
+        # answers: [{text: first}, {text: second}]   instead of answer; the last repeats
+        stream: {ttft_ms: 300, tokens_per_s: 60, jitter: 0.2}   # optional timing
+    """
+
+
+@stubs.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+def stubs_check(files: tuple[Path, ...]) -> None:
+    """Validate stubs FILES: exit 0, or 2 naming the file, rule and field that is wrong."""
+    from tapeproxy.providers.stubs import load_rules
+
+    for path in files:
+        rules = load_rules(path)
+        click.echo(f"{path}: {len(rules)} rule(s), valid")
+
+
+@stubs.command("from-cassette")
+@click.argument("cassette", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the rules here [default: standard output].",
+)
+def stubs_from_cassette(cassette: Path, output: Path | None) -> None:
+    """Write a stubs file with one rule per LLM answer recorded in CASSETTE (matching its
+    endpoint, model and last user message), to edit by hand."""
+    from tapeproxy.review.stubgen import rules_from_cassette, to_yaml
+
+    text = to_yaml(rules_from_cassette(cassette))
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"{output}: {text.count('- match:')} rule(s)", err=True)
+
+
 @cli.command("import-vcr")
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
@@ -163,6 +224,21 @@ def _proxy_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def _stub_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`--stubs` and `--seed`, for the commands that may answer from stubs."""
+    func = click.option(
+        "--seed",
+        help="Seed of stub ids, timestamps and jitter [default: 0]; equal seeds, equal bytes.",
+    )(func)
+    return click.option(
+        "--stubs",
+        multiple=True,
+        metavar="FILE",
+        help="Answer what the cassette does not from this stubs file (YAML, JSON or TOML; "
+        "repeatable, first matching rule wins). See `tapeproxy stubs --help`.",
+    )(func)
+
+
 def _resolve(
     mode_default: str, listen_default: str = "127.0.0.1:0", **flags: Any
 ) -> tuple[Any, str]:
@@ -201,6 +277,7 @@ def _command(cmd: tuple[str, ...]) -> tuple[str, ...]:
 
 @cli.command(context_settings={"ignore_unknown_options": True})
 @_proxy_options
+@_stub_options
 @click.option(
     "--mode",
     type=click.Choice(RECORDING),
@@ -221,12 +298,15 @@ def record(cmd: tuple[str, ...], **flags: Any) -> None:
 
 @cli.command(context_settings={"ignore_unknown_options": True})
 @_proxy_options
+@_stub_options
 @click.option("--latency", help="recorded (default), none, or a factor such as x0.5.")
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED, required=True)
 def replay(cmd: tuple[str, ...], **flags: Any) -> None:
     """Run CMD against the cassette, never the network: tapeproxy replay -- CMD ARGS...
 
-    Exits with CMD's exit code, or 3 when CMD passed but some requests had no recorded answer.
+    A request the cassette has no answer for is answered by the first matching rule of the
+    --stubs files, if any; else it is a miss. Exits with CMD's exit code, or 3 when CMD passed
+    but some requests had no answer.
     """
     from tapeproxy.proxy.run import run_command
 
@@ -272,6 +352,7 @@ def live(cmd: tuple[str, ...], journal: Path | None, **flags: Any) -> None:
 
 @cli.command()
 @_proxy_options
+@_stub_options
 @click.option(
     "--mode",
     type=click.Choice(MODES),

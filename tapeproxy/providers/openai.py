@@ -480,9 +480,7 @@ def write_responses(facts: RequestFacts, answer: Answer, ids: Ids) -> Written:
         doc = {"type": kind, **fields, "sequence_number": len(events)}
         events.append(f"event: {kind}\ndata: ".encode() + json_bytes(doc) + b"\n\n")
 
-    event(
-        "response.created", {"response": _response_doc(facts, answer, rid, created, [], False)}
-    )
+    event("response.created", {"response": _response_doc(facts, answer, rid, created, [], False)})
     event(
         "response.in_progress",
         {"response": _response_doc(facts, answer, rid, created, [], False)},

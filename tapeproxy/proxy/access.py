@@ -193,7 +193,7 @@ class Access:
         if self._valid(flow.request.headers.get("proxy-authorization", "")):
             del flow.request.headers["proxy-authorization"]
             return True
-        mark_handled(flow)
+        mark_handled(flow, "error")
         flow.response = http.Response.make(
             407,
             b"tapeproxy: proxy authentication required\n",

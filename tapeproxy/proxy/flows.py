@@ -9,6 +9,7 @@ import base64
 import functools
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 from mitmproxy import http
 from mitmproxy.net.http import url
@@ -26,14 +27,23 @@ from tapeproxy.proxy.tapeserver import BodySource, TapeServer
 __all__ = [
     "FRAMING_HEADERS",
     "HOP_BY_HOP",
+    "SOURCE_HEADER",
+    "Source",
     "WireResponse",
     "capture_request",
     "framing_free",
     "is_handled",
     "mark_handled",
     "route_to_tapeserver",
+    "source_of",
     "stream_if_routed",
 ]
+
+Source = Literal["cassette", "stub", "live", "miss", "error"]
+"""Who answered a request: the one decision made for each flow, kept in its metadata."""
+
+SOURCE_HEADER = "x-tapeproxy-source"
+"""Sent with every answer: `cassette`, `stub` or `live`. Never stored in a cassette."""
 
 _HANDLED = "tapeproxy_handled"
 _STREAMED = "tapeproxy_streamed"
@@ -144,6 +154,7 @@ class WireResponse:
             for k, v in recorded.headers
             if (name := _wire_name(k)) is not None
         ]
+        fields.append(_FROM_CASSETTE)
         if recorded.status not in (204, 304) and recorded.status >= 200:
             fields.append((b"content-length", b"%d" % len(body)))
         return cls(recorded.status, recorded.reason.encode("latin-1"), tuple(fields), body)
@@ -159,6 +170,9 @@ class WireResponse:
         return http.Response(
             b"HTTP/1.1", self.status, self.reason, headers, self.body, None, now, now
         )
+
+
+_FROM_CASSETTE = (SOURCE_HEADER.encode(), b"cassette")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -180,12 +194,20 @@ def is_handled(flow: http.HTTPFlow, tapeserver: TapeServer) -> bool:
     )
 
 
-def mark_handled(flow: http.HTTPFlow) -> None:
-    """Claim a flow so that later addons leave it alone."""
-    flow.metadata[_HANDLED] = True
+def mark_handled(flow: http.HTTPFlow, source: Source) -> None:
+    """Claim a flow so that later addons leave it alone, noting who answers it."""
+    flow.metadata[_HANDLED] = source
 
 
-def route_to_tapeserver(flow: http.HTTPFlow, tapeserver: TapeServer, source: BodySource) -> None:
+def source_of(flow: http.HTTPFlow) -> Source | None:
+    """Who answered a flow (None: nobody claimed it; it passed through)."""
+    source: Source | None = flow.metadata.get(_HANDLED)
+    return source
+
+
+def route_to_tapeserver(
+    flow: http.HTTPFlow, tapeserver: TapeServer, source: BodySource, answers: Source
+) -> None:
     """Point a flow at the loopback tape server, which writes `source` piece by piece;
     `stream_if_routed` then has mitmproxy pass each piece on as it arrives."""
     host, port = tapeserver.address
@@ -197,7 +219,7 @@ def route_to_tapeserver(flow: http.HTTPFlow, tapeserver: TapeServer, source: Bod
     req.path = tapeserver.register(source)
     req.headers = http.Headers(host=f"{host}:{port}")
     req.content = b""
-    flow.metadata[_HANDLED] = True
+    flow.metadata[_HANDLED] = answers
     flow.metadata[_STREAMED] = True
 
 

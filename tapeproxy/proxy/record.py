@@ -30,6 +30,7 @@ from mitmproxy.proxy import server_hooks
 from tapeproxy.cassettes.model import RecordedError, Request, Timing
 from tapeproxy.proxy.flows import (
     HOP_BY_HOP,
+    SOURCE_HEADER,
     WireResponse,
     capture_request,
     is_handled,
@@ -87,7 +88,7 @@ class Recorder:
         if self._hosts is not None and req.pretty_host not in self._hosts:
             self.session.count_passthrough()
             return
-        mark_handled(flow)
+        mark_handled(flow, "live")
         request = capture_request(flow)
         if asks_for_stream(req):
             await self._fetch(flow, request)
@@ -109,6 +110,7 @@ class Recorder:
         if is_streamed(resp.headers, resp.status_code, flow.request.method):
             native.streamed = True
             resp.stream = native
+        resp.headers[SOURCE_HEADER] = "live"  # for the client only: `keep` leaves it out
 
     def response(self, flow: http.HTTPFlow) -> None:
         """Keep a natively forwarded answer."""
@@ -169,7 +171,7 @@ class Recorder:
             task = loop.create_task(relay.pump())
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
-            route_to_tapeserver(flow, self.tapeserver, relay)
+            route_to_tapeserver(flow, self.tapeserver, relay, "live")
             return
         await self._read_whole(flow, request, resp, start, ttfb)
 
@@ -194,6 +196,7 @@ class Recorder:
             return
         # The client gets the bytes as they came, in their content-encoding.
         fields = [(k, v) for k, v in resp.headers.raw if k.lower() != b"content-length"]
+        fields.append(_LIVE)
         if resp.status_code not in (204, 304) and flow.request.method != "HEAD":
             fields.append((b"content-length", str(len(raw)).encode()))
         reason = resp.reason_phrase.encode("latin-1")
@@ -213,6 +216,7 @@ class Recorder:
 
 
 _HOP = {h.encode() for h in HOP_BY_HOP}
+_LIVE = (SOURCE_HEADER.encode(), b"live")
 
 
 def _describe(e: Exception) -> str:
@@ -344,6 +348,7 @@ class _Relay:
             for k, v in self.resp.headers.raw
             if k.lower() not in (b"content-length", b"transfer-encoding")
         ]
+        headers.append((SOURCE_HEADER, "live"))
         return self.resp.status_code, self.resp.reason_phrase, headers
 
     async def chunks(self) -> AsyncIterator[bytes]:

@@ -1,4 +1,5 @@
-"""The replay addon: answer requests from the cassette, with recorded timing; never go upstream.
+"""The replay addon: decide who answers each request (cassette, stub, upstream or miss) and
+answer from the cassette, with recorded timing, or from a stub rule; never go upstream.
 
 Fail closed (STYLE rule 2): for the flows it owns, the request hook always ends with an answer
 set (a hit, the miss response, or an error response) and catches its own errors to do so; and
@@ -10,13 +11,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
+from collections import Counter
 from collections.abc import AsyncIterator
 
 from mitmproxy import http
 from mitmproxy.proxy import server_hooks
 
 from tapeproxy.cassettes.model import Interaction, Request, body_bytes
+from tapeproxy.providers.answer import Written
+from tapeproxy.providers.request import read_request
+from tapeproxy.providers.stubs import Stubs
 from tapeproxy.proxy.flows import (
+    SOURCE_HEADER,
     WireResponse,
     capture_request,
     framing_free,
@@ -44,6 +51,7 @@ class Replayer:
         tapeserver: where streamed answers are written chunk by chunk.
         latency: how recorded timing is reproduced.
         hosts: the hosts the cassette covers (None: every host).
+        stubs: rules that answer what the cassette does not (after it, before a miss).
     """
 
     def __init__(
@@ -52,52 +60,93 @@ class Replayer:
         tapeserver: TapeServer,
         latency: Latency,
         hosts: frozenset[str] | None = None,
+        stubs: Stubs | None = None,
     ) -> None:
         self.session = session
         self.tapeserver = tapeserver
         self.latency = latency
         self._hosts = hosts
+        self.stubs = stubs or Stubs(())
+        self._stub_seen: Counter[str] = Counter()
+        self._stub_lock = threading.Lock()
 
     def _covers(self, flow: http.HTTPFlow) -> bool:
         return self._hosts is None or flow.request.pretty_host in self._hosts
 
     async def request(self, flow: http.HTTPFlow) -> None:
-        """Answer from the cassette when the run serves from it; answer misses when it only
-        replays. Flows left unanswered go to the recorder (or pass through, for hosts the
-        cassette does not cover, while recording)."""
+        """Decide who answers: the cassette, else a stub rule, else the upstream (left to the
+        recorder, while recording; or passed through, for hosts the cassette does not cover),
+        else a miss. The decision is noted on the flow (`flows.source_of`)."""
         if is_handled(flow, self.tapeserver):
             return
         session = self.session
         started = asyncio.get_running_loop().time()
         try:
-            if not self._covers(flow) or not session.serves_from_cassette:
-                if not session.records:
-                    self._answer_miss(flow, capture_request(flow), None)
-                return
-            # Only the headers the key can depend on: a miss is explained by the same ones.
-            request = capture_request(flow, session.keyed_headers)
-            key = session.key(request)
-            found = session.lookup(key)
-            if found is not None:
-                mark_handled(flow)
-                await self._serve(flow, found, started)
-            elif not session.records:
-                self._answer_miss(flow, request, key)
+            request: Request | None = None
+            key: str | None = None
+            if self._covers(flow) and session.serves_from_cassette:
+                # Only the headers the key can depend on: a miss is explained by the same ones.
+                request = capture_request(flow, session.keyed_headers)
+                key = session.key(request)
+                found = session.lookup(key)
+                if found is not None:
+                    mark_handled(flow, "cassette")
+                    await self._serve(flow, found, started)
+                    return
+            if self.stubs:
+                if request is None:
+                    request = capture_request(flow, session.keyed_headers)
+                    key = session.key(request)
+                assert key is not None
+                if await self._stub(flow, request, key, started):
+                    return
+            if not session.records:
+                self._answer_miss(flow, request or capture_request(flow), key)
         except Exception as e:  # fail closed: never let the flow go upstream
             logger.exception("tapeproxy replay error")
             session.count_error()
-            mark_handled(flow)
+            mark_handled(flow, "error")
             flow.response = _json_response(
                 MISS_STATUS,
                 {"error": f"tapeproxy: replay failed: {type(e).__name__}: {e}"},
                 [("x-tapeproxy-error", type(e).__name__)],
             )
 
+    async def _stub(self, flow: http.HTTPFlow, request: Request, key: str, started: float) -> bool:
+        """Answer from the first stub rule that matches, if one does."""
+        facts = read_request(request.method, request.url, body_bytes(request.body))
+        if facts is None:
+            return False
+        headers = {k.lower(): v for k, v in flow.request.headers.items()}
+        with self._stub_lock:
+            occurrence = self._stub_seen[key]
+            self._stub_seen[key] += 1
+        found = self.stubs.answer(facts, headers, key, occurrence)
+        if found is None:
+            return False
+        mark_handled(flow, "stub")
+        self.session.count_stub(found.rule)
+        written = found.written
+        if found.offsets_ms is not None and not self.latency.is_none:
+            route_to_tapeserver(
+                flow,
+                self.tapeserver,
+                _StubSource(written, found.offsets_ms, started, self.latency),
+                "stub",
+            )
+            return True
+        fields = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in written.headers]
+        fields += [_FROM_STUB, (b"content-length", b"%d" % len(written.body))]
+        flow.response = WireResponse(
+            written.status, written.reason.encode("latin-1"), tuple(fields), written.body
+        ).make()
+        return True
+
     def _answer_miss(self, flow: http.HTTPFlow, request: Request, key: str | None) -> None:
         key = key or self.session.key(request)
         miss = self.session.miss(key, request)
         logger.warning("tapeproxy %s", miss.describe())
-        mark_handled(flow)
+        mark_handled(flow, "miss")
         flow.response = _json_response(
             MISS_STATUS,
             miss.to_json(self.session.path, self.session.mode),
@@ -117,7 +166,7 @@ class Replayer:
             recorded.chunks is not None and len(recorded.chunks) > 1 and not self.latency.is_none
         ):
             route_to_tapeserver(
-                flow, self.tapeserver, _ScheduledSource(found, started, self.latency)
+                flow, self.tapeserver, _ScheduledSource(found, started, self.latency), "cassette"
             )
             return
         await _pause(self.latency.delay(found.timing.total_ms))
@@ -163,7 +212,7 @@ class _ScheduledSource:
     async def head(self) -> Head:
         await self._until(self._it.timing.ttfb_ms)
         r = self._response
-        return r.status, r.reason, framing_free(r.headers)
+        return r.status, r.reason, [*framing_free(r.headers), (SOURCE_HEADER, "cassette")]
 
     async def chunks(self) -> AsyncIterator[bytes]:
         body = body_bytes(self._response.body)
@@ -176,6 +225,34 @@ class _ScheduledSource:
         if self._it.error is not None:
             await self._until(self._it.error.after_ms)
             raise ConnectionAbortedError(self._it.error.message)
+
+
+class _StubSource:
+    """A streamed stub answer written event by event at its rule's `stream` offsets."""
+
+    def __init__(
+        self, written: Written, offsets_ms: tuple[float, ...], started: float, latency: Latency
+    ) -> None:
+        self._written = written
+        self._offsets = offsets_ms
+        self._started = started
+        self._latency = latency
+
+    async def _until(self, offset_ms: float) -> None:
+        loop = asyncio.get_running_loop()
+        await _pause(self._started + self._latency.delay(offset_ms) - loop.time())
+
+    async def head(self) -> Head:
+        w = self._written
+        return w.status, w.reason, [*w.headers, (SOURCE_HEADER, "stub")]
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        for offset, event in zip(self._offsets, self._written.events, strict=True):
+            await self._until(offset)
+            yield event
+
+
+_FROM_STUB = (SOURCE_HEADER.encode(), b"stub")
 
 
 def _json_response(status: int, doc: object, extra: list[tuple[str, str]]) -> http.Response:

@@ -130,9 +130,10 @@ def preflight(config: ProxyConfig) -> None:
     saved would be thrown away at the end.
 
     Raises:
-        BadInputError: the cassette is missing in replay, or its destination is not writable.
+        BadInputError: the cassette is missing in replay (with no stubs to answer instead),
+            or its destination is not writable.
     """
-    if config.mode == "none" and not config.cassette.exists():
+    if config.mode == "none" and not config.cassette.exists() and not config.stubs:
         raise BadInputError(
             f"{config.cassette}: no such cassette, so nothing can be replayed; check the path, "
             f"or record it first: tapeproxy record --cassette {config.cassette} -- CMD"

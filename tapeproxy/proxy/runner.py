@@ -26,6 +26,7 @@ from tapeproxy.cassettes.index import RepeatPolicy
 from tapeproxy.cassettes.model import MatchRules
 from tapeproxy.errors import BadInputError, TapeproxyError
 from tapeproxy.modes import Mode
+from tapeproxy.providers.stubs import Stubs
 from tapeproxy.proxy.access import Access
 from tapeproxy.proxy.diagnostics import Diagnostics
 from tapeproxy.proxy.latency import Latency
@@ -74,6 +75,7 @@ class ProxyConfig:
     idle_timeout: int = 600
     handshake_timeout: int = 30
     allow_open_proxy: bool = False
+    stubs: Stubs | None = None
 
     def ca_cert(self) -> Path:
         """The CA certificate clients must trust (mitmproxy's layout in `confdir`)."""
@@ -285,7 +287,7 @@ class ProxyRunner:
         mitm = lean_mitmproxy()
         master = mitm["mitmproxy.master"].Master(opts)
         server = mitm["mitmproxy.addons.proxyserver"].Proxyserver()
-        self.replayer = Replayer(self.session, tapeserver, c.latency, c.hosts)
+        self.replayer = Replayer(self.session, tapeserver, c.latency, c.hosts, c.stubs)
         self.diagnostics = Diagnostics(self.session)
         self._chain = _Chain(
             # first: refused ones go no further

@@ -101,6 +101,7 @@ class Captured:
 @dataclass
 class _Counts:
     hits: int = 0
+    stubbed: int = 0
     recorded: int = 0
     passed_through: int = 0
     errors: int = 0
@@ -235,6 +236,11 @@ class TapeSession:
         )
         return self.redactor.redact_interaction(raw)
 
+    def count_stub(self, rule: int) -> None:
+        """Count a request answered by stub rule `rule` (its index)."""
+        with self._lock:
+            self._counts.stubbed += 1
+
     def note_client_tls_failure(self, message: str) -> None:
         """Count a client that failed the TLS handshake with the proxy (and why)."""
         with self._lock:
@@ -251,11 +257,12 @@ class TapeSession:
             self._counts.errors += 1
 
     def tally(self) -> dict[str, int]:
-        """Counts so far: `hits`, `recorded`, `misses`, `passed_through`, `errors`."""
+        """Counts so far: `hits`, `stubbed`, `recorded`, `misses`, `passed_through`, `errors`."""
         with self._lock:
             c = self._counts
             return {
                 "hits": c.hits,
+                "stubbed": c.stubbed,
                 "recorded": c.recorded,
                 "misses": len(c.misses),
                 "passed_through": c.passed_through,
@@ -340,7 +347,9 @@ class TapeSession:
             c = self._counts
             lines = [
                 f"tapeproxy {self.mode}: {self.path}",
-                f"  served from cassette: {c.hits}   recorded: {c.recorded}   "
+                f"  served from cassette: {c.hits}   "
+                + (f"stubbed: {c.stubbed}   " if c.stubbed else "")
+                + f"recorded: {c.recorded}   "
                 f"misses: {len(c.misses)}   passed through: {c.passed_through}"
                 + (f"   errors: {c.errors}" if c.errors else ""),
             ]

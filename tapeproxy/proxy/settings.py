@@ -12,6 +12,7 @@ from tapeproxy.cassettes.model import MatchRules
 from tapeproxy.config import as_bool, setting
 from tapeproxy.errors import ConfigError
 from tapeproxy.modes import Mode, parse_mode
+from tapeproxy.providers.stubs import Stubs
 from tapeproxy.proxy.access import check_exposure, parse_credentials
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.runner import ProxyConfig, default_confdir
@@ -97,6 +98,7 @@ def build_config(
     max_connections = None if given is None else _positive(given, "max_connections")
     idle_timeout = _positive(get("idle_timeout", 600), "idle_timeout")
     handshake_timeout = _positive(get("handshake_timeout", 30), "handshake_timeout")
+    stubs = _stubs(flags.get("stubs") or None, get, mode)
     return ProxyConfig(
         cassette=Path(get("cassette", DEFAULT_CASSETTE)),
         mode=mode,
@@ -115,7 +117,22 @@ def build_config(
         max_connections=max_connections,
         idle_timeout=idle_timeout,
         handshake_timeout=handshake_timeout,
+        stubs=stubs,
     )
+
+
+def _stubs(given: Sequence[str] | None, get: Any, mode: Mode) -> Stubs | None:
+    """The stub rules of the files named by `--stubs` (or `stubs`, `TAPEPROXY_STUBS`), read
+    and checked now, before anything starts; None when there are none."""
+    files = given if given is not None else get("stubs", None)
+    if not files:
+        return None
+    seed = get("seed", 0)
+    try:
+        seed = int(seed)
+    except (TypeError, ValueError):
+        raise ConfigError(f"seed {seed!r}: expected a whole number") from None
+    return Stubs.from_files(_strings(files, "stubs"), seed)
 
 
 def child_env(

@@ -23,6 +23,7 @@ from mitmproxy.net import encoding
 
 from tapeproxy.cassettes.model import UNDECODABLE_ENCODING, Body, Header, Response
 from tapeproxy.providers.streams import stream_media_kind
+from tapeproxy.proxy.flows import SOURCE_HEADER
 
 __all__ = [
     "asks_for_stream",
@@ -154,6 +155,9 @@ def from_mitmproxy(
     )
 
 
+_SOURCE = SOURCE_HEADER.encode()
+
+
 def _response(
     status: int,
     reason: str,
@@ -162,7 +166,9 @@ def _response(
     raw_body: bytes,
     pieces: list[tuple[float, int]] | None,
 ) -> Response:
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in fields]
+    headers = [
+        (k.decode("latin-1"), v.decode("latin-1")) for k, v in fields if k.lower() != _SOURCE
+    ]
     body, headers, changed = decode_body(raw_body, headers)
     chunks = None if changed or pieces is None or len(pieces) < 2 else tuple(pieces)
     return Response(

@@ -1,0 +1,341 @@
+"""Stub answers: hand-written rules that answer requests no cassette recorded, written in the
+provider's own wire format.
+
+A stubs file (YAML, JSON or TOML) is a list of rules (TOML: `[[rules]]`; YAML and JSON may
+also hold the list under a `rules` key). Each rule has an optional `match` (all the given
+conditions must hold), then `answer` or `answers` (one per repeat of the rule, the last
+repeating), and an optional `stream` timing. The first rule that matches answers.
+
+Determinism: ids and timestamps come from (seed, request key, occurrence of that key), and
+streamed timing jitter from the same source, so two runs give byte-identical answers.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import threading
+import tomllib
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from tapeproxy.errors import BadInputError
+from tapeproxy.providers.answer import Answer, Failure, Ids, RequestFacts, Written
+from tapeproxy.providers.llm import ToolCall
+from tapeproxy.providers.write import write
+
+__all__ = ["Rule", "StubAnswer", "Stubs", "load_rules"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class MatchSpec(_Strict):
+    """Which requests a rule answers; every condition given must hold."""
+
+    provider: str | None = None
+    endpoint: Literal["chat", "responses", "messages", "generate", "embeddings"] | None = None
+    model: str | None = None
+    last_user: str | None = None
+    last_user_re: str | None = None
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
+
+    @field_validator("last_user_re")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as e:
+                raise ValueError(f"not a valid regular expression: {e}") from None
+        return value
+
+
+class ToolCallSpec(_Strict):
+    name: str
+    arguments: dict[str, Any] | str = Field(default_factory=dict)
+
+
+class ErrorSpec(_Strict):
+    status: int = Field(ge=400, le=599)
+    type: str | None = None
+    message: str = ""
+    retry_after: float | None = Field(default=None, ge=0)
+
+
+class UsageSpec(_Strict):
+    input: int | None = Field(default=None, ge=0)
+    output: int | None = Field(default=None, ge=0)
+
+
+class AnswerSpec(_Strict):
+    """One answer: at most one of `text`, `tool_calls`, `json`, `error` (none at all is an
+    empty text, or for embeddings the vectors of the input)."""
+
+    text: str | None = None
+    tool_calls: list[ToolCallSpec] | None = None
+    json_: Any = Field(default=None, alias="json")
+    error: ErrorSpec | None = None
+    reasoning: str | None = None
+    usage: UsageSpec | None = None
+    finish_reason: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> AnswerSpec:
+        kinds = [
+            name
+            for name, value in (
+                ("text", self.text),
+                ("tool_calls", self.tool_calls),
+                ("json", self.json_),
+                ("error", self.error),
+            )
+            if value is not None
+        ]
+        if len(kinds) > 1:
+            raise ValueError(f"give one of text, tool_calls, json, error; got {', '.join(kinds)}")
+        return self
+
+    def neutral(self) -> Answer:
+        usage = self.usage or UsageSpec()
+        error = None
+        if self.error is not None:
+            e = self.error
+            error = Failure(e.status, e.type, e.message, e.retry_after)
+        return Answer(
+            text=self.text,
+            tool_calls=tuple(ToolCall(c.name, c.arguments) for c in self.tool_calls or ()),
+            json=self.json_,
+            reasoning=self.reasoning,
+            input_tokens=usage.input,
+            output_tokens=usage.output,
+            finish_reason=self.finish_reason,
+            error=error,
+        )
+
+
+class StreamSpec(_Strict):
+    """Timing of a streamed answer: the first event after `ttft_ms`, then `tokens_per_s`
+    events a second, each gap varied by up to +/- `jitter` of itself (seeded)."""
+
+    ttft_ms: float = Field(default=0.0, ge=0)
+    tokens_per_s: float | None = Field(default=None, gt=0)
+    jitter: float = Field(default=0.0, ge=0, le=1)
+
+
+class Rule(_Strict):
+    """One stub rule."""
+
+    match: MatchSpec = Field(default_factory=MatchSpec)
+    answer: AnswerSpec | None = None
+    answers: list[AnswerSpec] | None = Field(default=None, min_length=1)
+    stream: StreamSpec | None = None
+
+    @model_validator(mode="after")
+    def _answer_or_answers(self) -> Rule:
+        if (self.answer is None) == (self.answers is None):
+            raise ValueError("give either answer or answers (a list), not both and not neither")
+        return self
+
+    def nth(self, n: int) -> AnswerSpec:
+        """The answer for the n-th time (from 0) the rule matches; the last repeats."""
+        if self.answer is not None:
+            return self.answer
+        assert self.answers is not None
+        return self.answers[min(n, len(self.answers) - 1)]
+
+
+_RULES = TypeAdapter(list[Rule])
+
+
+def _read(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: stubs file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadInputError(f"{path}: cannot read the stubs file: {e}") from None
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            return tomllib.loads(text)
+        if suffix == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as e:
+        raise BadInputError(f"{path}: not valid {suffix.lstrip('.') or 'YAML'}: {e}") from None
+
+
+def _where(loc: Sequence[int | str]) -> str:
+    if not loc:
+        return "the file"
+    head, *rest = loc
+    field = ".".join(str(p) for p in rest if p not in ("function-after", "function-before"))
+    if isinstance(head, int):
+        return f"rule {head}" + (f", field {field}" if field else "")
+    return ".".join(str(p) for p in loc)
+
+
+def load_rules(path: str | Path) -> tuple[Rule, ...]:
+    """The rules of one stubs file.
+
+    Raises:
+        BadInputError: the file is missing, unreadable or not valid; the message names the
+            file, the rule (by its index from 0) and the field.
+    """
+    path = Path(path)
+    doc = _read(path)
+    if isinstance(doc, dict) and set(doc) == {"rules"}:
+        doc = doc["rules"]
+    if doc is None:
+        doc = []
+    if not isinstance(doc, list):
+        raise BadInputError(
+            f"{path}: a stubs file is a list of rules (or a `rules` list); got {type(doc).__name__}"
+        )
+    try:
+        return tuple(_RULES.validate_python(doc))
+    except ValidationError as e:
+        problems = []
+        for err in e.errors()[:5]:
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{path}: {_where(err['loc'])}: {message}")
+        more = f"\n({e.error_count() - 5} more problems)" if e.error_count() > 5 else ""
+        raise BadInputError("\n".join(problems) + more) from None
+
+
+@dataclass(frozen=True)
+class StubAnswer:
+    """A stub's answer to one request: which rule, and the answer with each event's offset
+    (ms from the request) when the rule has stream timing."""
+
+    rule: int
+    written: Written
+    offsets_ms: tuple[float, ...] | None
+
+
+def _dig(doc: Any, dotted: str) -> Any:
+    for step in dotted.split("."):
+        if isinstance(doc, dict) and step in doc:
+            doc = doc[step]
+        elif (
+            isinstance(doc, list)
+            and step.lstrip("-").isdigit()
+            and -len(doc) <= int(step) < len(doc)
+        ):
+            doc = doc[int(step)]
+        else:
+            return _MISSING
+    return doc
+
+
+_MISSING = object()
+
+
+def _matches(match: MatchSpec, facts: RequestFacts, headers: Mapping[str, str]) -> bool:
+    if match.provider is not None and not fnmatch.fnmatchcase(
+        facts.provider, match.provider.lower()
+    ):
+        return False
+    if match.endpoint is not None and match.endpoint != facts.endpoint:
+        return False
+    if match.model is not None and not fnmatch.fnmatchcase(facts.model or "", match.model):
+        return False
+    if match.last_user is not None and match.last_user not in facts.last_user:
+        return False
+    if match.last_user_re is not None and not re.search(match.last_user_re, facts.last_user):
+        return False
+    for dotted, wanted in (match.body or {}).items():
+        if _dig(facts.body, dotted) != wanted:
+            return False
+    for name, wanted in (match.headers or {}).items():
+        if headers.get(name.lower()) != wanted:
+            return False
+    return True
+
+
+class Stubs:
+    """The rules of one run, in order, with how often each has answered; thread-safe.
+
+    Args:
+        rules: the rules, first match wins.
+        seed: mixed into every id, timestamp and jitter.
+    """
+
+    def __init__(self, rules: Iterable[Rule], seed: int = 0) -> None:
+        self.rules = tuple(rules)
+        self._seed = seed
+        self._used: Counter[int] = Counter()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_files(cls, paths: Iterable[str | Path], seed: int = 0) -> Stubs:
+        """Every rule of the files, in the order given."""
+        return cls([rule for path in paths for rule in load_rules(path)], seed)
+
+    def __bool__(self) -> bool:
+        return bool(self.rules)
+
+    def find(self, facts: RequestFacts, headers: Mapping[str, str]) -> int | None:
+        """The index of the first rule that matches, or None."""
+        for index, rule in enumerate(self.rules):
+            if _matches(rule.match, facts, headers):
+                return index
+        return None
+
+    def answer(
+        self, facts: RequestFacts, headers: Mapping[str, str], key: str, occurrence: int
+    ) -> StubAnswer | None:
+        """The answer of the first matching rule, written for this request; None when no
+        rule matches.
+
+        Args:
+            headers: the request's headers, names lower-cased.
+            key: the request key (ids derive from it).
+            occurrence: how many times this key was asked before (0 the first time).
+        """
+        index = self.find(facts, headers)
+        if index is None:
+            return None
+        with self._lock:
+            n = self._used[index]
+            self._used[index] += 1
+        rule = self.rules[index]
+        ids = Ids(f"{self._seed}\0{key}\0{occurrence}".encode())
+        written = write(facts, rule.nth(n).neutral(), ids)
+        offsets = None
+        if rule.stream is not None and written.streamed:
+            offsets = _offsets(rule.stream, len(written.events), ids)
+        return StubAnswer(index, written, offsets)
+
+    def used(self) -> dict[int, int]:
+        """How many requests each rule answered (by index)."""
+        with self._lock:
+            return dict(self._used)
+
+
+def _offsets(stream: StreamSpec, count: int, ids: Ids) -> tuple[float, ...]:
+    gap = 1000.0 / stream.tokens_per_s if stream.tokens_per_s else 0.0
+    out, at = [], stream.ttft_ms
+    for i in range(count):
+        if i:
+            at += gap * (1.0 + stream.jitter * (2.0 * ids.unit() - 1.0))
+        out.append(round(at, 3))
+    return tuple(out)
