@@ -90,6 +90,7 @@ class RequestFacts:
         body: the request body as JSON ({} when it is not a JSON object).
         last_user: the text of the last user message ('' when there is none).
         prompt_chars: characters of text in the request (for the token estimate).
+        host: the host the request was sent to, lower-cased.
     """
 
     provider: str
@@ -101,6 +102,7 @@ class RequestFacts:
     body: dict[str, Any] = field(default_factory=dict)
     last_user: str = ""
     prompt_chars: int = 0
+    host: str = ""
 
 
 @dataclass(frozen=True)

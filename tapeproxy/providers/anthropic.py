@@ -175,6 +175,7 @@ def _usage(facts: RequestFacts, answer: Answer, output: int) -> dict[str, Any]:
         "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
         "output_tokens": output,
         "service_tier": "standard",
+        "inference_geo": "not_available",
     }
 
 

@@ -127,12 +127,23 @@ def _usage(facts: RequestFacts, answer: Answer, final: bool) -> dict[str, Any]:
         out = max(out, 1)
         doc["candidatesTokenCount"] = out
         total += out
+        if not thoughts and _reports_output_details(facts):
+            doc["candidatesTokensDetails"] = [{"modality": "TEXT", "tokenCount": out}]
         if thoughts:
             doc["thoughtsTokenCount"] = thoughts
             total += thoughts
     doc["totalTokenCount"] = total
     doc["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": prompt}]
+    doc["serviceTier"] = "standard"
     return doc
+
+
+def _reports_output_details(facts: RequestFacts) -> bool:
+    """Whether usage has `candidatesTokensDetails`: Vertex AI always sends it, the Gemini API
+    only for models before 2.5."""
+    if facts.host.endswith("aiplatform.googleapis.com"):
+        return True
+    return (facts.model or "").startswith(("gemini-1", "gemini-2.0"))
 
 
 def _finish(answer: Answer) -> str:

@@ -393,6 +393,7 @@ def _response_doc(
         "created_at": created,
         "status": "completed" if done else "in_progress",
         "background": False,
+        "billing": {"payer": "developer"},
         "completed_at": created + 1 if done else None,
         "error": None,
         "frequency_penalty": 0.0,
@@ -413,8 +414,8 @@ def _response_doc(
         "store": body.get("store", True),
         "temperature": 1.0,
         "text": {"format": {"type": "text"}, "verbosity": "medium"},
-        "tool_choice": "auto",
-        "tools": body.get("tools", []),
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": _tools(body.get("tools")),
         "top_logprobs": 0,
         "top_p": 1.0,
         "truncation": "disabled",
@@ -422,6 +423,20 @@ def _response_doc(
         "user": None,
         "metadata": body.get("metadata") or {},
     }
+
+
+def _tools(asked: Any) -> list[Any]:
+    """The request's tools as the Responses API echoes them: function tools are strict by
+    default, and a strict tool's parameters get `additionalProperties: false`."""
+    out = []
+    for tool in asked if isinstance(asked, list) else []:
+        if isinstance(tool, dict) and tool.get("type") == "function":
+            tool = {"description": None, **tool, "strict": tool.get("strict", True)}
+            params = tool.get("parameters")
+            if tool["strict"] and isinstance(params, dict):
+                tool["parameters"] = {**params, "additionalProperties": False}
+        out.append(tool)
+    return out
 
 
 def write_responses(facts: RequestFacts, answer: Answer, ids: Ids) -> Written:

@@ -87,6 +87,7 @@ def read_request(method: str, url: str, body: bytes) -> RequestFacts | None:
         body=doc,
         last_user=_last_user(doc, endpoint),
         prompt_chars=sum(len(t) for t in texts),
+        host=(parts.hostname or "").lower(),
     )
 
 
