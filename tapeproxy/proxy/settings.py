@@ -98,7 +98,8 @@ def build_config(
     max_connections = None if given is None else _positive(given, "max_connections")
     idle_timeout = _positive(get("idle_timeout", 600), "idle_timeout")
     handshake_timeout = _positive(get("handshake_timeout", 30), "handshake_timeout")
-    stubs = _stubs(flags.get("stubs") or None, get, mode)
+    # `--stubs` is repeatable: click gives () when it is absent, which is not a value.
+    stubs = _stubs(flags.get("stubs") or setting("stubs", None, config, None, env), get)
     return ProxyConfig(
         cassette=Path(get("cassette", DEFAULT_CASSETTE)),
         mode=mode,
@@ -121,10 +122,9 @@ def build_config(
     )
 
 
-def _stubs(given: Sequence[str] | None, get: Any, mode: Mode) -> Stubs | None:
+def _stubs(files: Any, get: Any) -> Stubs | None:
     """The stub rules of the files named by `--stubs` (or `stubs`, `TAPEPROXY_STUBS`), read
     and checked now, before anything starts; None when there are none."""
-    files = given if given is not None else get("stubs", None)
     if not files:
         return None
     seed = get("seed", 0)

@@ -8,7 +8,10 @@ it. Texts, names and arguments are drawn from a seeded generator per test, never
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -533,3 +536,59 @@ def test_bad_stubs_files_are_exit_2_naming_file_rule_and_field(tmp_path: Path) -
         timeout=60,
     )
     assert check.returncode == 0 and "1 rule" in check.stdout
+
+
+def test_serve_with_stubs_as_the_docker_image_runs_it_answers_another_process(
+    tmp_path: Path, provider: FakeProvider, confdir: Path, rng: random.Random
+) -> None:
+    """The image's command (`tapeproxy serve`, configured by its TAPEPROXY_* variables) with a
+    stubs file and no cassette; curl, another process, uses it as its proxy."""
+    text = _phrase(rng)
+    stubs = tmp_path / "stubs.yaml"
+    stubs.write_text(yaml.safe_dump([{"answer": {"text": text}}]), encoding="utf-8")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "TAPEPROXY_RECORD_MODE": "none",
+        "TAPEPROXY_CASSETTE": str(tmp_path / "none-yet.json.zst"),
+        "TAPEPROXY_CONFDIR": str(confdir),
+        "TAPEPROXY_LISTEN": f"127.0.0.1:{port}",  # the image listens on 0.0.0.0:8080
+        "TAPEPROXY_STUBS": str(stubs),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tapeproxy", "serve"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stderr is not None
+        assert f"127.0.0.1:{port}" in proc.stderr.readline()
+        body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]})
+        curl = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "-i",
+                "--proxy",
+                f"http://127.0.0.1:{port}",
+                "--cacert",
+                str(confdir / "mitmproxy-ca-cert.pem"),
+                "-H",
+                "content-type: application/json",
+                "-d",
+                body,
+                provider.url + "/v1/chat/completions",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert curl.returncode == 0, curl.stderr
+    head, _, payload = curl.stdout.rpartition("\n\n")  # after the CONNECT answer
+    assert "x-tapeproxy-source: stub" in head.lower()
+    assert json.loads(payload)["choices"][0]["message"]["content"] == text
+    assert proc.returncode == 0 and "stubbed: 1" in err
+    assert provider.connections == 0
