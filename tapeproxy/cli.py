@@ -6,6 +6,7 @@ exit code, never a traceback.
 
 from __future__ import annotations
 
+import difflib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -271,7 +272,8 @@ def _command(cmd: tuple[str, ...]) -> tuple[str, ...]:
         )
         message = f"No such option '{name}' for {ctx.info_name}"
         message += f"; it belongs to: {', '.join(elsewhere)}." if elsewhere else "."
-        raise click.NoSuchOption(name, message=message, possibilities=known, ctx=ctx)
+        closest = difflib.get_close_matches(name, known, n=1)  # one suggestion, the best
+        raise click.NoSuchOption(name, message=message, possibilities=closest, ctx=ctx)
     return cmd
 
 

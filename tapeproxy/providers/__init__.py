@@ -3,3 +3,5 @@ writing one (plain or streamed, with its headers and its errors). Pure: no I/O, 
 
 `read.extract` reads any known answer; `stubs` and faults write them through `write`.
 """
+
+__all__: list[str] = []

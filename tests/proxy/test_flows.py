@@ -80,7 +80,8 @@ def test_replayed_answer_is_a_whole_mitmproxy_response() -> None:
     assert made.content == b'{"ok": true}'
     assert bytes(made.headers) == (
         b"Content-Type: application/json\r\nX-Req: a: b\r\nSet-Cookie: a=1\r\n"
-        b"set-cookie: b=2\r\nX-Latin: caf\xe9\r\ncontent-length: 12\r\n"
+        b"set-cookie: b=2\r\nX-Latin: caf\xe9\r\nx-tapeproxy-source: cassette\r\n"
+        b"content-length: 12\r\n"
     )
     assert made.headers["x-req"] == "a: b"
     assert made.headers.get_all("set-cookie") == ["a=1", "b=2"]
@@ -93,9 +94,11 @@ def test_each_replayed_response_has_its_own_headers() -> None:
     first.headers["x-a"] = "changed"
     first.headers["x-b"] = "added"
     second = wire.make()
-    assert second.headers.fields == ((b"x-a", b"1"), (b"content-length", b"0"))
+    source = (b"x-tapeproxy-source", b"cassette")
+    assert second.headers.fields == ((b"x-a", b"1"), source, (b"content-length", b"0"))
     assert first.headers.fields == (
         (b"x-a", b"changed"),
+        source,
         (b"content-length", b"0"),
         (b"x-b", b"added"),
     )
