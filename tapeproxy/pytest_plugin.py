@@ -26,7 +26,10 @@ the record mode of vcr cassettes and tapes alike. ``--tape-record-mode`` sets ta
 
 Keys of the marker and ``tape_config``: ``record_mode``, ``latency``, ``no_proxy``,
 ``upstream_ca``, ``confdir``, ``insecure_upstream``, ``hosts``, ``match_headers``,
-``ignore_query``, ``ignore_json_paths``, ``repeat``. In ``[tool.tapeproxy]`` the record mode
+``ignore_query``, ``ignore_json_paths``, ``repeat``, ``stubs`` (stubs files, from the rootdir;
+also ``[tool.tapeproxy] stubs``) and ``seed``. ``tape.stub(match=..., answer=...)`` adds a
+rule for one test, ahead of the files' rules; ``tape.calls`` lists what the test sent and
+what answered each request. In ``[tool.tapeproxy]`` the record mode
 is ``record_mode`` (``TAPEPROXY_RECORD_MODE``), and ``cassette_dir`` moves the cassettes to
 ``<rootdir>/<cassette_dir>/<module>/``. Drift: ``@pytest.mark.llm_drift_threshold(0.7)`` sets
 the text-similarity threshold of the ``llm_drift`` helper and of the drift list printed after
@@ -57,9 +60,10 @@ from tapeproxy.modes import MODES, mode_help, parse_mode
 
 if TYPE_CHECKING:
     from tapeproxy.cassettes.model import Cassette
+    from tapeproxy.providers.stubs import Stubs
     from tapeproxy.proxy.latency import Latency
     from tapeproxy.proxy.runner import ProxyConfig, ProxyRunner
-    from tapeproxy.proxy.session import Miss, TapeSession
+    from tapeproxy.proxy.session import Call, Miss, TapeSession
     from tapeproxy.review.assertions import DriftCheck
 
 __all__ = [
@@ -84,7 +88,7 @@ _PROXY_KEYS = (
     "ignore_json_paths",
     "repeat",
 )
-_KEYS = frozenset({"record_mode", "no_proxy", *_PROXY_KEYS})
+_KEYS = frozenset({"record_mode", "no_proxy", "stubs", "seed", *_PROXY_KEYS})
 _UNSAFE = re.compile(r'[\x00-\x1f<>:"/\\|?*\s]+')
 
 
@@ -99,6 +103,7 @@ class Tape:
     env: Mapping[str, str]
     session: TapeSession = field(repr=False)
     latency: Latency = field(repr=False)
+    stubs: Stubs = field(repr=False)
 
     @property
     def recording(self) -> bool:
@@ -113,9 +118,48 @@ class Tape:
     @property
     def sources(self) -> dict[str, int]:
         """This test's answers so far by where they came from: ``cassette`` (replayed),
-        ``live`` (a provider answered: recording or a live run), ``miss``."""
+        ``stub``, ``live`` (a provider answered: recording or a live run), ``miss``."""
         counts = self.session.tally()  # "recorded" counts the exchanges a provider answered
-        return {"cassette": counts["hits"], "live": counts["recorded"], "miss": counts["misses"]}
+        return {
+            "cassette": counts["hits"],
+            "stub": counts["stubbed"],
+            "live": counts["recorded"],
+            "miss": counts["misses"],
+        }
+
+    @property
+    def calls(self) -> list[Call]:
+        """What this test sent so far, in order, and who answered each request: ``source``
+        is ``cassette``, ``stub`` (``rule`` names the rule), ``live`` or ``miss``."""
+        return self.session.calls()
+
+    def stub(
+        self,
+        match: Mapping[str, Any] | None = None,
+        answer: Mapping[str, Any] | None = None,
+        *,
+        answers: list[Mapping[str, Any]] | None = None,
+        stream: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Add a stub rule for this test only, in the stubs file format (``match``, ``answer``
+        or ``answers``, ``stream``); it comes before the rules of stubs files, and after the
+        rules this test added before it. ``tape.stub(match={"last_user": "score"},
+        answer={"json": {"score": 8}})``.
+
+        Raises:
+            BadInputError: the rule is not valid (the message names the field).
+        """
+        from tapeproxy.providers.stubs import rule_from
+
+        doc: dict[str, Any] = {"match": dict(match or {})}
+        if answer is not None:
+            doc["answer"] = dict(answer)
+        if answers is not None:
+            doc["answers"] = [dict(a) for a in answers]
+        if stream is not None:
+            doc["stream"] = dict(stream)
+        label = f"tape.stub#{len([c for c in self.stubs.labels() if c.startswith('tape.stub')])}"
+        self.stubs.add(rule_from(doc, label), label)
 
     @property
     def usage(self) -> dict[str, int]:
@@ -490,14 +534,32 @@ class _State:
         runner = self._proxy(self._config(cassette, mode, overrides))
         old = store.load(cassette) if mode in ("all", "rewrite") and cassette.exists() else None
         session = runner.switch(cassette, mode)
+        session.track_calls = True
+        stubs = self._stubs(overrides)
+        runner.use_stubs(stubs)
         label = "record" if session.records else "replay"
         no_proxy = DEFAULT_NO_PROXY if no_proxy is None else str(no_proxy)
         env = child_env({}, runner.url, runner.config.ca_cert(), no_proxy, label)
         saved = {name: os.environ.get(name) for name in env}
         os.environ.update(env)
         ca = runner.config.ca_cert()
-        tape = Tape(cassette, mode, runner.url, ca, env, session, runner.config.latency)
+        tape = Tape(cassette, mode, runner.url, ca, env, session, runner.config.latency, stubs)
         return _Active(tape, saved, old, threshold)
+
+    def _stubs(self, overrides: Mapping[str, Any]) -> Stubs:
+        """The test's stub rules: the files of the marker / ``tape_config`` (``stubs``), else
+        of ``[tool.tapeproxy]`` / ``TAPEPROXY_STUBS``; relative paths from the rootdir."""
+        from tapeproxy.providers.stubs import Stubs
+
+        files = overrides.get("stubs") or setting("stubs", None, self.table, None, self.env)
+        if isinstance(files, str):
+            files = [f.strip() for f in files.split(",") if f.strip()]
+        seed = setting("seed", overrides.get("seed"), self.table, 0, self.env)
+        try:
+            seed = int(seed)
+        except (TypeError, ValueError):
+            raise ConfigError(f"seed {seed!r}: expected a whole number") from None
+        return Stubs.from_files([self.rootpath / f for f in files or ()], seed)
 
     def start_session_proxy(self) -> None:
         """Start the proxy now and point the whole session's environment at it (restored in
@@ -526,6 +588,7 @@ class _State:
         else:
             wrote = session.save(keep_empty=True)
         assert self.runner is not None
+        self.runner.use_stubs(None)
         self.runner.switch(self._idle, "none")
         counts = session.tally()
         self.results.append(
@@ -535,6 +598,7 @@ class _State:
                 "mode": active.tape.mode,
                 "recorded": wrote,
                 "replayed": counts["hits"] > 0,
+                "stubbed": counts["stubbed"] > 0,
                 "misses": [m.describe() for m in session.misses],
                 "unused": len(session.index.unused()) if session.serves_from_cassette else 0,
                 "drift": _drift(active) if wrote and active.old is not None else [],
@@ -548,7 +612,10 @@ class _State:
         if flags["latency"] is None and not setting("latency", None, self.table, None, self.env):
             flags["latency"] = "none"  # pytest's default; the CLI keeps recorded timing
         flags.update(cassette=str(cassette), mode=mode, listen="127.0.0.1:0")
-        return build_config(flags, self.table, "none", self.env)
+        # Stubs are per test (`_stubs`), set on the running proxy: none at start.
+        table = {k: v for k, v in self.table.items() if k != "stubs"}
+        env = {k: v for k, v in self.env.items() if k != "TAPEPROXY_STUBS"}
+        return build_config(flags, table, "none", env)
 
     def _proxy(self, config: ProxyConfig) -> ProxyRunner:
         from tapeproxy.proxy.runner import ProxyRunner
@@ -658,8 +725,11 @@ def _summary(results: list[dict[str, Any]], root: Path) -> list[str]:
     missed = [r for r in results if r["misses"]]
     unused = [r for r in results if r["unused"]]
     drifted = [r for r in results if r["drift"]]
+    stubbed = sum(1 for r in results if r["stubbed"])
     lines = [
-        f"cassettes: {len(results)} used, {replayed} replayed, {recorded} recorded; "
+        f"cassettes: {len(results)} used, {replayed} replayed, {recorded} recorded"
+        + (f", {stubbed} stubbed" if stubbed else "")
+        + "; "
         f"tests with misses: {len(missed)}; with unused interactions: {len(unused)}; "
         f"drifted: {len(drifted)}"
     ]

@@ -281,3 +281,88 @@ def test_cassette_names_are_per_test_and_safe_on_every_file_system(
     assert all(re.fullmatch(r"[\w.\[\]-]+\.json\.zst", n) and len(n) <= 120 for n in names)
     assert len(set(names)) == len(names)
     assert names[2].startswith("test_param[a_b]-")
+
+
+STUBBED = """
+import json, os, openai, pytest
+from tapeproxy.errors import BadInputError
+
+URL = os.environ["FAKE_URL"]
+
+def ask(prompt, **extra):
+    with openai.OpenAI(base_url=URL + "/v1", api_key="sk-test-x", max_retries=0) as client:
+        answer = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}], **extra)
+    return answer.choices[0].message.content
+
+def judge(purpose, kind):
+    return json.loads(ask("rate it", metadata={"purpose": purpose, "class": kind}))
+
+@pytest.mark.tape(stubs=["stubs/marker.yaml"])
+def test_marker_file_rules_answer():
+    assert ask("from the marker file") == os.environ["MARKER_TEXT"]
+
+@pytest.mark.tape
+def test_config_file_rules_answer(tape):
+    assert ask("from the config file") == os.environ["CONFIG_TEXT"]
+    assert tape.stubs.labels() == ["config.yaml#0"]
+
+@pytest.mark.tape
+def test_fake_llm_keyed_by_purpose_and_class(tape):
+    tape.stub(match={"body": {"metadata.purpose": "scoring", "metadata.class": "a"}},
+              answer={"json": {"score": 8}})
+    tape.stub(match={"body": {"metadata.purpose": "scoring"}}, answer={"json": {"score": 1}})
+    tape.stub(match={"last_user": "turn"}, answers=[{"text": "one"}, {"text": "two"}])
+    assert judge("scoring", "a") == {"score": 8}
+    assert judge("scoring", "b") == {"score": 1}
+    assert [ask("turn"), ask("turn"), ask("turn")] == ["one", "two", "two"]
+    assert ask("from the config file") == os.environ["CONFIG_TEXT"]
+    assert [c.source for c in tape.calls] == ["stub"] * 6
+    assert [c.rule for c in tape.calls] == [
+        "tape.stub#0", "tape.stub#1", "tape.stub#2", "tape.stub#2", "tape.stub#2",
+        "config.yaml#0"]
+    assert tape.calls[0].url == URL + "/v1/chat/completions"
+    assert tape.sources == {"cassette": 0, "stub": 6, "live": 0, "miss": 0}
+
+@pytest.mark.tape
+def test_a_bad_rule_is_named(tape):
+    with pytest.raises(BadInputError, match="tape.stub#0: field answer: give one of"):
+        tape.stub(answer={"text": "a", "json": {}})
+    assert ask("from the config file") == os.environ["CONFIG_TEXT"]
+
+@pytest.mark.tape
+def test_rules_of_a_test_end_with_it(tape):
+    assert tape.stubs.labels() == ["config.yaml#0"]
+    assert ask("from the config file") == os.environ["CONFIG_TEXT"]
+"""
+
+
+def test_stubs_from_marker_config_and_tape_stub_answer_with_no_cassette(
+    pytester: pytest.Pytester, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+
+    import yaml
+
+    rng = random.Random("stubs-plugin")
+    marker_text, config_text = (
+        " ".join(rng.choice(["kelp", "onyx", "moss", "reef", "dune"]) for _ in range(5))
+        for _ in range(2)
+    )
+    monkeypatch.setenv("MARKER_TEXT", marker_text)
+    monkeypatch.setenv("CONFIG_TEXT", config_text)
+    pytester.makeini(INI)
+    (pytester.path / "stubs").mkdir()
+    (pytester.path / "stubs" / "marker.yaml").write_text(
+        yaml.safe_dump([{"match": {"last_user": "marker"}, "answer": {"text": marker_text}}])
+    )
+    (pytester.path / "config.yaml").write_text(
+        yaml.safe_dump([{"match": {"last_user": "config"}, "answer": {"text": config_text}}])
+    )
+    pytester.makefile(".toml", pyproject='[tool.tapeproxy]\nstubs = ["config.yaml"]\n')
+    pytester.makepyfile(test_stubbed=STUBBED)
+    result = pytester.runpytest_subprocess(*ARGS)
+    result.assert_outcomes(passed=5)
+    assert provider.requests == 0 and provider.connections == 0
+    assert _cassettes(pytester.path) == []
+    result.stdout.fnmatch_lines(["*cassettes: 5 used, 0 replayed, 0 recorded, 5 stubbed*"])

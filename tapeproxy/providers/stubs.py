@@ -39,7 +39,7 @@ from tapeproxy.providers.answer import Answer, Failure, Ids, RequestFacts, Writt
 from tapeproxy.providers.llm import ToolCall
 from tapeproxy.providers.write import write
 
-__all__ = ["Rule", "StubAnswer", "Stubs", "load_rules"]
+__all__ = ["Rule", "StubAnswer", "Stubs", "load_rules", "rule_from"]
 
 
 class _Strict(BaseModel):
@@ -193,6 +193,30 @@ def _where(loc: Sequence[int | str]) -> str:
     return ".".join(str(p) for p in loc)
 
 
+def _problems(e: ValidationError, where: str, index_first: bool) -> str:
+    lines = []
+    for err in e.errors()[:5]:
+        message = err["msg"].removeprefix("Value error, ")
+        loc = err["loc"] if index_first else (0, *err["loc"])
+        lines.append(f"{where}: {_where(loc)}: {message}")
+    more = f"\n({e.error_count() - 5} more problems)" if e.error_count() > 5 else ""
+    return "\n".join(lines) + more
+
+
+def rule_from(doc: Mapping[str, Any], label: str) -> Rule:
+    """One rule from plain data (as one entry of a stubs file).
+
+    Raises:
+        BadInputError: it is not a valid rule (the message names `label` and the field).
+    """
+    try:
+        return Rule.model_validate(dict(doc))
+    except ValidationError as e:
+        raise BadInputError(
+            _problems(e, label, index_first=False).replace("rule 0, ", "")
+        ) from None
+
+
 def load_rules(path: str | Path) -> tuple[Rule, ...]:
     """The rules of one stubs file.
 
@@ -213,20 +237,15 @@ def load_rules(path: str | Path) -> tuple[Rule, ...]:
     try:
         return tuple(_RULES.validate_python(doc))
     except ValidationError as e:
-        problems = []
-        for err in e.errors()[:5]:
-            message = err["msg"].removeprefix("Value error, ")
-            problems.append(f"{path}: {_where(err['loc'])}: {message}")
-        more = f"\n({e.error_count() - 5} more problems)" if e.error_count() > 5 else ""
-        raise BadInputError("\n".join(problems) + more) from None
+        raise BadInputError(_problems(e, str(path), index_first=True)) from None
 
 
 @dataclass(frozen=True)
 class StubAnswer:
-    """A stub's answer to one request: which rule, and the answer with each event's offset
-    (ms from the request) when the rule has stream timing."""
+    """A stub's answer to one request: which rule (its label), and the answer with each
+    event's offset (ms from the request) when the rule has stream timing."""
 
-    rule: int
+    rule: str
     written: Written
     offsets_ms: tuple[float, ...] | None
 
@@ -277,27 +296,59 @@ class Stubs:
     Args:
         rules: the rules, first match wins.
         seed: mixed into every id, timestamp and jitter.
+        labels: a name for each rule, as reports show it (default `rule N`).
     """
 
-    def __init__(self, rules: Iterable[Rule], seed: int = 0) -> None:
-        self.rules = tuple(rules)
-        self._seed = seed
-        self._used: Counter[int] = Counter()
+    def __init__(
+        self, rules: Iterable[Rule], seed: int = 0, labels: Iterable[str] | None = None
+    ) -> None:
+        rules = tuple(rules)
+        names = (
+            tuple(labels) if labels is not None else tuple(f"rule {i}" for i in range(len(rules)))
+        )
+        self._entries: list[tuple[str, Rule]] = list(zip(names, rules, strict=True))
+        self._added = 0
+        self.seed = seed
+        self._used: Counter[int] = Counter()  # by id() of the rule: inserts move indexes
         self._lock = threading.Lock()
 
     @classmethod
     def from_files(cls, paths: Iterable[str | Path], seed: int = 0) -> Stubs:
-        """Every rule of the files, in the order given."""
-        return cls([rule for path in paths for rule in load_rules(path)], seed)
+        """Every rule of the files, in the order given, labelled `FILE#INDEX`."""
+        rules, labels = [], []
+        for path in paths:
+            for index, rule in enumerate(load_rules(path)):
+                rules.append(rule)
+                labels.append(f"{Path(path).name}#{index}")
+        return cls(rules, seed, labels)
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        with self._lock:
+            return tuple(rule for _, rule in self._entries)
 
     def __bool__(self) -> bool:
-        return bool(self.rules)
+        return bool(self._entries)
 
-    def find(self, facts: RequestFacts, headers: Mapping[str, str]) -> int | None:
-        """The index of the first rule that matches, or None."""
-        for index, rule in enumerate(self.rules):
+    def labels(self) -> list[str]:
+        """The rules' labels, in order."""
+        with self._lock:
+            return [label for label, _ in self._entries]
+
+    def add(self, rule: Rule, label: str) -> None:
+        """Add a rule ahead of the rules given at the start (after those added before it):
+        rules a test adds for itself come first."""
+        with self._lock:
+            self._entries.insert(self._added, (label, rule))
+            self._added += 1
+
+    def find(self, facts: RequestFacts, headers: Mapping[str, str]) -> tuple[str, Rule] | None:
+        """The first rule that matches, with its label, or None."""
+        with self._lock:
+            entries = tuple(self._entries)
+        for label, rule in entries:
             if _matches(rule.match, facts, headers):
-                return index
+                return label, rule
         return None
 
     def answer(
@@ -311,24 +362,19 @@ class Stubs:
             key: the request key (ids derive from it).
             occurrence: how many times this key was asked before (0 the first time).
         """
-        index = self.find(facts, headers)
-        if index is None:
+        found = self.find(facts, headers)
+        if found is None:
             return None
+        label, rule = found
         with self._lock:
-            n = self._used[index]
-            self._used[index] += 1
-        rule = self.rules[index]
-        ids = Ids(f"{self._seed}\0{key}\0{occurrence}".encode())
+            n = self._used[id(rule)]
+            self._used[id(rule)] += 1
+        ids = Ids(f"{self.seed}\0{key}\0{occurrence}".encode())
         written = write(facts, rule.nth(n).neutral(), ids)
         offsets = None
         if rule.stream is not None and written.streamed:
             offsets = _offsets(rule.stream, len(written.events), ids)
-        return StubAnswer(index, written, offsets)
-
-    def used(self) -> dict[int, int]:
-        """How many requests each rule answered (by index)."""
-        with self._lock:
-            return dict(self._used)
+        return StubAnswer(label, written, offsets)
 
 
 def _offsets(stream: StreamSpec, count: int, ids: Ids) -> tuple[float, ...]:

@@ -70,6 +70,12 @@ class Replayer:
         self._stub_seen: Counter[str] = Counter()
         self._stub_lock = threading.Lock()
 
+    def use_stubs(self, stubs: Stubs | None) -> None:
+        """Answer from these stub rules from now on (the pytest plugin's per-test rules)."""
+        with self._stub_lock:
+            self.stubs = stubs or Stubs(())
+            self._stub_seen.clear()
+
     def _covers(self, flow: http.HTTPFlow) -> bool:
         return self._hosts is None or flow.request.pretty_host in self._hosts
 
@@ -91,6 +97,7 @@ class Replayer:
                 found = session.lookup(key)
                 if found is not None:
                     mark_handled(flow, "cassette")
+                    session.note_call(request, "cassette")
                     await self._serve(flow, found, started)
                     return
             if self.stubs:
@@ -125,7 +132,7 @@ class Replayer:
         if found is None:
             return False
         mark_handled(flow, "stub")
-        self.session.count_stub(found.rule)
+        self.session.count_stub(found.rule, request)
         written = found.written
         if found.offsets_ms is not None and not self.latency.is_none:
             route_to_tapeserver(

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -213,6 +213,12 @@ class ProxyRunner:
                 _START_TIMEOUT
             )
         return self.session
+
+    def use_stubs(self, stubs: Stubs | None) -> None:
+        """Answer from these stub rules from now on (None: from none)."""
+        self.config = replace(self.config, stubs=stubs)
+        if self.replayer is not None:
+            self.replayer.use_stubs(stubs)
 
     def stop(self) -> None:
         """Stop the proxy, wait for recordings in flight, then write the cassette.

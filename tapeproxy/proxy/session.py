@@ -29,7 +29,18 @@ from tapeproxy.cassettes.model import (
 from tapeproxy.modes import Mode, parse_mode
 from tapeproxy.redaction import Redactor
 
-__all__ = ["Captured", "Miss", "TapeSession"]
+__all__ = ["Call", "Captured", "Miss", "TapeSession"]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request a client sent and who answered it: `cassette`, `stub` (with the rule's
+    label in `rule`), `live` or `miss`."""
+
+    method: str
+    url: str
+    source: str
+    rule: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +170,8 @@ class TapeSession:
         self._verbose = verbose
         self._save_lock = threading.Lock()
         self._written: tuple[Interaction, ...] = ()
+        self.track_calls = False
+        self._calls: list[Call] = []
 
     @property
     def serves_from_cassette(self) -> bool:
@@ -201,6 +214,7 @@ class TapeSession:
         m = Miss(key, r.method, r.url, tuple(self.index.nearest(wanted, self.rules)))
         with self._lock:
             self._counts.misses.append(m)
+        self.note_call(request, "miss")
         if self._on_event is not None:
             self._on_event(m.one_line())
         return m
@@ -217,6 +231,7 @@ class TapeSession:
                 self._counts.upstream_failures.append(captured.error.message)
             else:
                 self._counts.recorded += 1
+        self.note_call(captured.request, "live")
         if self._on_event is not None and self._verbose:
             r, resp = captured.request, captured.response
             outcome = f"{resp.status}" if resp is not None else "no response"
@@ -236,10 +251,23 @@ class TapeSession:
         )
         return self.redactor.redact_interaction(raw)
 
-    def count_stub(self, rule: int) -> None:
-        """Count a request answered by stub rule `rule` (its index)."""
+    def count_stub(self, rule: str, request: Request) -> None:
+        """Count a request answered by the stub rule labelled `rule`."""
         with self._lock:
             self._counts.stubbed += 1
+        self.note_call(request, "stub", rule)
+
+    def note_call(self, request: Request, source: str, rule: str | None = None) -> None:
+        """Keep who answered a request, when `track_calls` is on (the pytest plugin's
+        `tape.calls`; off for `serve`, which would keep them for ever)."""
+        if self.track_calls:
+            with self._lock:
+                self._calls.append(Call(request.method, request.url, source, rule))
+
+    def calls(self) -> list[Call]:
+        """The requests kept by `note_call`, in order."""
+        with self._lock:
+            return list(self._calls)
 
     def note_client_tls_failure(self, message: str) -> None:
         """Count a client that failed the TLS handshake with the proxy (and why)."""
