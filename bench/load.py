@@ -63,7 +63,7 @@ class _Run:
         self.args = args
         self.url = args.url.rstrip("/") + payloads.PATH
         self.work = _indexes(args)
-        self.bodies = {i: payloads.request_body(i) for i in set(self.work)}
+        self.bodies = {i: payloads.request_body(i, stream=args.stream) for i in set(self.work)}
         self.expected = {i: payloads.exchange(i, args.size).body for i in set(self.work)}
         self.headers = {"content-type": "application/json"}
         if args.auth:
@@ -181,6 +181,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--auth", action="store_true", help="send a fake credential header")
     p.add_argument("--check", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument(
+        "--stream", action="store_true", help='requests ask for a stream ("stream": true)'
+    )
     p.add_argument("--request-timeout", type=float, default=30.0)
     args = p.parse_args(argv)
     with contextlib.redirect_stdout(sys.stderr):

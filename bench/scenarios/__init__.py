@@ -17,6 +17,7 @@ from bench.scenarios import (
     size,
     startup,
     stream,
+    stubs,
 )
 
 __all__ = ["SCENARIOS", "Scenario"]
@@ -34,4 +35,5 @@ SCENARIOS: dict[str, Scenario] = {
     "lint": lint.run,
     "lint_peers": lint_peers.run,
     "pytest_suite": pytest_suite.run,
+    "stubs": stubs.run,
 }

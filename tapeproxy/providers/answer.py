@@ -10,10 +10,10 @@ answer has reasoning.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
-import random
 import re
 import string
 from dataclasses import dataclass, field
@@ -22,11 +22,14 @@ from typing import Any, Literal
 from tapeproxy.providers.llm import ToolCall
 
 __all__ = [
+    "SLOT",
+    "SLOT2",
     "Answer",
     "Endpoint",
     "Failure",
     "Ids",
     "RequestFacts",
+    "Template",
     "Written",
     "estimate_tokens",
     "json_bytes",
@@ -89,7 +92,8 @@ class RequestFacts:
         sse: Gemini `alt=sse` (else a streamed answer is one JSON array).
         body: the request body as JSON ({} when it is not a JSON object).
         last_user: the text of the last user message ('' when there is none).
-        prompt_chars: characters of text in the request (for the token estimate).
+        prompt_chars: characters of prompt text in the request (for the token estimate),
+            counted when first asked for.
         host: the host the request was sent to, lower-cased.
     """
 
@@ -101,8 +105,11 @@ class RequestFacts:
     sse: bool = False
     body: dict[str, Any] = field(default_factory=dict)
     last_user: str = ""
-    prompt_chars: int = 0
     host: str = ""
+
+    @functools.cached_property
+    def prompt_chars(self) -> int:
+        return sum(len(t) for t in prompt_texts(self.body))
 
 
 @dataclass(frozen=True)
@@ -124,8 +131,21 @@ class Written:
         return b"".join(self.events)
 
 
+def _table(alphabet: str) -> bytes:
+    """A `bytes.translate` table mapping every byte to a character of `alphabet`."""
+    return bytes(ord(alphabet[b % len(alphabet)]) for b in range(256))
+
+
+_ALNUM = _table(string.ascii_letters + string.digits)
+_HEX = _table("0123456789abcdef")
+_B64 = _table(string.ascii_letters + string.digits + "+/")
+
+
 class Ids:
     """Ids and timestamps drawn from a seed: the same seed gives the same values in order.
+
+    The values are read from a SHAKE-256 stream of the seed (cheap enough for every answer,
+    and no shared random state).
 
     Args:
         seed: any bytes; callers pass (seed, request key, occurrence) so that two runs give
@@ -135,24 +155,36 @@ class Ids:
     EPOCH = 1_767_225_600  # 2026-01-01T00:00:00Z: timestamps fall in the year after it
 
     def __init__(self, seed: bytes) -> None:
-        self._rng = random.Random(hashlib.sha256(seed).digest())
+        self._seed = seed
+        self._pool = b""
+        self._at = 0
+        self._blocks = 0
+
+    def _take(self, n: int) -> bytes:
+        if self._at + n > len(self._pool):
+            self._blocks += 1
+            more = hashlib.shake_256(b"%d\0" % self._blocks + self._seed).digest(max(256, n))
+            self._pool, self._at = self._pool[self._at :] + more, 0
+        out = self._pool[self._at : self._at + n]
+        self._at += n
+        return out
 
     def alnum(self, n: int) -> str:
-        return "".join(self._rng.choices(string.ascii_letters + string.digits, k=n))
+        return self._take(n).translate(_ALNUM).decode("ascii")
 
     def hex(self, n: int) -> str:
-        return "".join(self._rng.choices("0123456789abcdef", k=n))
+        return self._take(n).translate(_HEX).decode("ascii")
 
     def b64(self, n: int) -> str:
-        return "".join(self._rng.choices(string.ascii_letters + string.digits + "+/", k=n))
+        return self._take(n).translate(_B64).decode("ascii")
 
     def created(self) -> int:
         """A Unix timestamp (seconds) within a year of `EPOCH`."""
-        return self.EPOCH + self._rng.randrange(365 * 86_400)
+        return self.EPOCH + int.from_bytes(self._take(4)) % (365 * 86_400)
 
     def unit(self) -> float:
         """A float in [0, 1) (for seeded jitter and vectors)."""
-        return self._rng.random()
+        return int.from_bytes(self._take(7)) / (1 << 56)
 
 
 def estimate_tokens(chars: int) -> int:
@@ -174,9 +206,83 @@ def json_pieces(arguments: str, size: int = 8) -> list[str]:
     return [arguments[i : i + size] for i in range(0, len(arguments), size)] or [""]
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_json_string = json.encoder.encode_basestring  # a str as JSON, as `_ENCODER` writes it
+
+
 def json_bytes(doc: Any) -> bytes:
     """Compact JSON, as the providers' servers write it."""
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _ENCODER.encode(doc).encode("utf-8")
+
+
+def prompt_texts(value: Any) -> list[str]:
+    """Every string in a request body that is prompt text (not a model name, role or flag)."""
+    out: list[str] = []
+
+    def walk(v: Any, key: str | None) -> None:
+        if isinstance(v, str):
+            if key not in ("model", "role", "type", "encoding_format", "tool_choice"):
+                out.append(v)
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                walk(x, k)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x, key)
+
+    walk(value, None)
+    return out
+
+
+class Template:
+    """A JSON document serialised once with slots left open: `fill(*values)` gives the bytes
+    `json_bytes` would give for the document with the slots replaced by `values`, for the
+    cost of serialising the values alone (a streamed answer repeats one event shape per
+    piece of text).
+
+    Args:
+        doc: the document, holding each slot's sentinel string once as a value.
+        slots: the sentinels, in the order `fill` takes their values.
+        frame: bytes before and after the JSON (an SSE event's `data: ` and blank line).
+    """
+
+    def __init__(self, doc: Any, *slots: str, frame: tuple[bytes, bytes] = (b"", b"")) -> None:
+        whole = frame[0] + json_bytes(doc) + frame[1]
+        found = sorted(
+            (whole.index(json_bytes(slot)), n, len(json_bytes(slot)))
+            for n, slot in enumerate(slots)
+        )
+        self._parts: list[bytes] = []
+        self._order: list[int] = []
+        at = 0
+        for start, n, size in found:
+            self._parts.append(whole[at:start])
+            self._order.append(n)
+            at = start + size
+        self._parts.append(whole[at:])
+
+    def fill(self, *values: Any) -> bytes:
+        if len(values) == 1 and type(values[0]) is str:  # the common case, kept short
+            head, tail = self._parts
+            return head + _json_string(values[0]).encode("utf-8") + tail
+        if self._order == [0, 1] and type(values[0]) is str and type(values[1]) is int:
+            a, b, c = self._parts  # a text piece and a sequence number
+            return a + _json_string(values[0]).encode("utf-8") + b + b"%d" % values[1] + c
+        out = [self._parts[0]]
+        for part, n in zip(self._parts[1:], self._order, strict=True):
+            value = values[n]
+            if type(value) is str:
+                out.append(_json_string(value).encode("utf-8"))
+            elif type(value) is int:
+                out.append(b"%d" % value)
+            else:
+                out.append(json_bytes(value))
+            out.append(part)
+        return b"".join(out)
+
+
+SLOT, SLOT2 = "\x00slot\x00", "\x00slot2\x00"
+"""Sentinels for `Template` slots (no real value holds a NUL)."""
 
 
 def arguments_json(arguments: Any) -> str:

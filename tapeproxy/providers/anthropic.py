@@ -9,10 +9,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from tapeproxy.providers.answer import (
+    SLOT,
     Answer,
     Failure,
     Ids,
     RequestFacts,
+    Template,
     Written,
     input_tokens,
     json_bytes,
@@ -248,11 +250,13 @@ def write_messages(facts: RequestFacts, answer: Answer, ids: Ids) -> Written:
             )
             if index == 0:
                 events.append(b'event: ping\ndata: {"type": "ping"}\n\n')
-            for piece in pieces(block["text"]):
-                event(
-                    "content_block_delta",
-                    {"index": index, "delta": {"type": "text_delta", "text": piece}},
-                )
+            delta = {
+                "type": "content_block_delta",
+                "index": index,
+                "delta": {"type": "text_delta", "text": SLOT},
+            }
+            text = Template(delta, SLOT, frame=(b"event: content_block_delta\ndata: ", b"\n\n"))
+            events += [text.fill(piece) for piece in pieces(block["text"])]
         elif block["type"] == "thinking":
             event(
                 "content_block_start",

@@ -9,10 +9,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from tapeproxy.providers.answer import (
+    SLOT,
     Answer,
     Failure,
     Ids,
     RequestFacts,
+    Template,
     Written,
     input_tokens,
     json_bytes,
@@ -172,6 +174,8 @@ def write_generate(facts: RequestFacts, answer: Answer, ids: Ids) -> Written:
     model = facts.model or "gemini-2.5-flash"
     response_id = ids.alnum(23)
 
+    partial = _usage(facts, answer, False)
+
     def chunk(parts: list[dict[str, Any]], final: bool) -> dict[str, Any]:
         candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
         if final:
@@ -179,7 +183,7 @@ def write_generate(facts: RequestFacts, answer: Answer, ids: Ids) -> Written:
         candidate["index"] = 0
         return {
             "candidates": [candidate],
-            "usageMetadata": _usage(facts, answer, final),
+            "usageMetadata": _usage(facts, answer, True) if final else partial,
             "modelVersion": model,
             "responseId": response_id,
         }
@@ -187,28 +191,25 @@ def write_generate(facts: RequestFacts, answer: Answer, ids: Ids) -> Written:
     if not facts.stream:
         doc = chunk(_parts(answer), True)
         return Written(200, "OK", headers(_JSON_TYPE), (json_bytes(doc),))
-    docs: list[dict[str, Any]] = []
-    if answer.reasoning:
-        docs.append(chunk([{"text": answer.reasoning, "thought": True}], False))
+    lead = [chunk([{"text": answer.reasoning, "thought": True}], False)] if answer.reasoning else []
     words = pieces(answer.message_text or "")
-    for piece in words:
-        docs.append(chunk([{"text": piece}], False))
     calls = [p for p in _parts(answer) if "functionCall" in p]
-    if calls:
-        docs.append(chunk(calls, True))
-    elif docs and words:
-        docs[-1] = chunk([{"text": words[-1]}], True)
-    else:
-        docs.append(chunk([{"text": ""}], True))
+    middle = words if calls or not words else words[:-1]
+    last = chunk(calls, True) if calls else chunk([{"text": words[-1] if words else ""}], True)
     if facts.sse:
-        events = tuple(b"data: " + json_bytes(d) + b"\r\n\r\n" for d in docs)
-        return Written(200, "OK", headers("text/event-stream"), events, streamed=True)
+        start, end = b"data: ", b"\r\n\r\n"
+        text = Template(chunk([{"text": SLOT}], False), SLOT, frame=(start, end))
+        events = [start + json_bytes(d) + end for d in lead]
+        events += [text.fill(word) for word in middle]
+        events.append(start + json_bytes(last) + end)
+        return Written(200, "OK", headers("text/event-stream"), tuple(events), streamed=True)
+    docs = [*lead, *(chunk([{"text": word}], False) for word in middle), last]
     parts = [json.dumps(d, indent=2, ensure_ascii=False).encode() for d in docs]
-    events = tuple(
+    array = tuple(
         (b"[" if i == 0 else b",\r\n") + p + (b"\n]" if i == len(parts) - 1 else b"\n")
         for i, p in enumerate(parts)
     )
-    return Written(200, "OK", headers(_JSON_TYPE), events, streamed=True)
+    return Written(200, "OK", headers(_JSON_TYPE), array, streamed=True)
 
 
 def write_error(facts: RequestFacts, failure: Failure, ids: Ids) -> Written:

@@ -12,10 +12,13 @@ from dataclasses import replace
 from typing import Any
 
 from tapeproxy.providers.answer import (
+    SLOT,
+    SLOT2,
     Answer,
     Failure,
     Ids,
     RequestFacts,
+    Template,
     Written,
     arguments_json,
     estimate_tokens,
@@ -280,6 +283,9 @@ def _sse_data(doc: Any) -> bytes:
     return b"data: " + json_bytes(doc) + b"\n\n"
 
 
+_SSE_FRAME = (b"data: ", b"\n\n")
+
+
 def write_chat(facts: RequestFacts, answer: Answer, ids: Ids) -> Written:
     """A chat completion: one `chat.completion` object, or `chat.completion.chunk` events
     ending in `data: [DONE]` (with a final usage chunk when `include_usage` was asked)."""
@@ -325,23 +331,22 @@ def write_chat(facts: RequestFacts, answer: Answer, ids: Ids) -> Written:
     fingerprint = f"fp_{ids.hex(10)}"
     usage_null = {"usage": None} if facts.include_usage else {}
 
+    def chunk_doc(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {
+            **head,
+            "service_tier": "default",
+            "system_fingerprint": fingerprint,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            **usage_null,
+        }
+
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return _sse_data(
-            {
-                **head,
-                "service_tier": "default",
-                "system_fingerprint": fingerprint,
-                "choices": [
-                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-                ],
-                **usage_null,
-            }
-        )
+        return _sse_data(chunk_doc(delta, finish))
 
     first: dict[str, Any] = {"role": "assistant", "content": "" if text else None, "refusal": None}
     events = [chunk(first)]
-    for piece in pieces(text or ""):
-        events.append(chunk({"content": piece}))
+    content = Template(chunk_doc({"content": SLOT}), SLOT, frame=_SSE_FRAME)
+    events += [content.fill(piece) for piece in pieces(text or "")]
     for index, call in enumerate(calls):
         opening = {
             "index": index,
@@ -350,10 +355,9 @@ def write_chat(facts: RequestFacts, answer: Answer, ids: Ids) -> Written:
             "function": {"name": call["name"], "arguments": ""},
         }
         events.append(chunk({"tool_calls": [opening]}))
-        for part in json_pieces(call["arguments"]):
-            events.append(
-                chunk({"tool_calls": [{"index": index, "function": {"arguments": part}}]})
-            )
+        delta = {"tool_calls": [{"index": index, "function": {"arguments": SLOT}}]}
+        part = Template(chunk_doc(delta), SLOT, frame=_SSE_FRAME)
+        events += [part.fill(piece) for piece in json_pieces(call["arguments"])]
     events.append(chunk({}, _finish(answer)))
     if facts.include_usage:
         events.append(
@@ -516,17 +520,24 @@ def write_responses(facts: RequestFacts, answer: Answer, ids: Ids) -> Written:
                     "part": {**part, "text": ""},
                 },
             )
-            for piece in pieces(part["text"]):
-                event(
-                    "response.output_text.delta",
-                    {
-                        "content_index": 0,
-                        "delta": piece,
-                        "item_id": item["id"],
-                        "logprobs": [],
-                        "output_index": index,
-                    },
-                )
+            kind = "response.output_text.delta"
+            delta = Template(
+                {
+                    "type": kind,
+                    "content_index": 0,
+                    "delta": SLOT,
+                    "item_id": item["id"],
+                    "logprobs": [],
+                    "output_index": index,
+                    "sequence_number": SLOT2,
+                },
+                SLOT,
+                SLOT2,
+                frame=(f"event: {kind}\ndata: ".encode(), b"\n\n"),
+            )
+            events += [
+                delta.fill(piece, len(events) + n) for n, piece in enumerate(pieces(part["text"]))
+            ]
             event(
                 "response.output_text.done",
                 {

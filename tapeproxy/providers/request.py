@@ -66,7 +66,7 @@ def read_request(method: str, url: str, body: bytes) -> RequestFacts | None:
         doc = {}
     if not isinstance(doc, dict):
         doc = {}
-    query = parse_qs(parts.query)
+    sse = "alt=" in parts.query and parse_qs(parts.query).get("alt") == ["sse"]
     model = doc.get("model") if isinstance(doc.get("model"), str) else None
     stream = doc.get("stream") is True
     if endpoint == "generate":
@@ -76,17 +76,15 @@ def read_request(method: str, url: str, body: bytes) -> RequestFacts | None:
     elif (deployment := _AZURE_DEPLOYMENT.search(parts.path)) is not None and model is None:
         model = deployment.group(1)
     options = doc.get("stream_options")
-    texts = list(_texts(doc, endpoint))
     return RequestFacts(
         provider=provider_of(parts.hostname or "", parts.path),
         endpoint=endpoint,
         model=model,
         stream=stream,
         include_usage=isinstance(options, dict) and options.get("include_usage") is True,
-        sse=query.get("alt") == ["sse"],
+        sse=sse,
         body=doc,
         last_user=_last_user(doc, endpoint),
-        prompt_chars=sum(len(t) for t in texts),
         host=(parts.hostname or "").lower(),
     )
 
@@ -124,22 +122,3 @@ def _last_user(doc: dict[str, Any], endpoint: Endpoint) -> str:
         if isinstance(item, dict) and item.get("role", "user") == "user":
             return _text_of(item.get("content"))
     return ""
-
-
-def _texts(value: Any, endpoint: Endpoint) -> list[str]:
-    """Every string in the request body that is prompt text (not a model name or flag)."""
-    out: list[str] = []
-
-    def walk(v: Any, key: str | None) -> None:
-        if isinstance(v, str):
-            if key not in ("model", "role", "type", "encoding_format", "tool_choice"):
-                out.append(v)
-        elif isinstance(v, dict):
-            for k, x in v.items():
-                walk(x, k)
-        elif isinstance(v, list):
-            for x in v:
-                walk(x, key)
-
-    walk(value, None)
-    return out

@@ -285,7 +285,7 @@ def _matches(match: MatchSpec, facts: RequestFacts, headers: Mapping[str, str]) 
         if _dig(facts.body, dotted) != wanted:
             return False
     for name, wanted in (match.headers or {}).items():
-        if headers.get(name.lower()) != wanted:
+        if headers.get(name.lower()) != wanted:  # mitmproxy's Headers ignore case as well
             return False
     return True
 
@@ -310,6 +310,7 @@ class Stubs:
         self._added = 0
         self.seed = seed
         self._used: Counter[int] = Counter()  # by id() of the rule: inserts move indexes
+        self._answers: dict[int, Answer] = {}  # by id() of an AnswerSpec the rules hold
         self._lock = threading.Lock()
 
     @classmethod
@@ -329,6 +330,13 @@ class Stubs:
 
     def __bool__(self) -> bool:
         return bool(self._entries)
+
+    def _neutral(self, spec: AnswerSpec) -> Answer:
+        """A rule's answer as a neutral one, made once per answer spec."""
+        found = self._answers.get(id(spec))
+        if found is None:
+            found = self._answers[id(spec)] = spec.neutral()
+        return found
 
     def labels(self) -> list[str]:
         """The rules' labels, in order."""
@@ -370,7 +378,7 @@ class Stubs:
             n = self._used[id(rule)]
             self._used[id(rule)] += 1
         ids = Ids(f"{self.seed}\0{key}\0{occurrence}".encode())
-        written = write(facts, rule.nth(n).neutral(), ids)
+        written = write(facts, self._neutral(rule.nth(n)), ids)
         offsets = None
         if rule.stream is not None and written.streamed:
             offsets = _offsets(rule.stream, len(written.events), ids)

@@ -124,7 +124,7 @@ class Replayer:
         facts = read_request(request.method, request.url, body_bytes(request.body))
         if facts is None:
             return False
-        headers = {k.lower(): v for k, v in flow.request.headers.items()}
+        headers = flow.request.headers  # case-insensitive: rules look names up as they like
         with self._stub_lock:
             occurrence = self._stub_seen[key]
             self._stub_seen[key] += 1
