@@ -35,7 +35,15 @@ from pydantic import (
 )
 
 from tapeproxy.errors import BadInputError
-from tapeproxy.providers.answer import Answer, Failure, Ids, RequestFacts, Written
+from tapeproxy.providers.answer import (
+    Answer,
+    Failure,
+    Ids,
+    RequestFacts,
+    Written,
+    input_tokens,
+    output_tokens,
+)
 from tapeproxy.providers.llm import ToolCall
 from tapeproxy.providers.write import write
 
@@ -242,12 +250,15 @@ def load_rules(path: str | Path) -> tuple[Rule, ...]:
 
 @dataclass(frozen=True)
 class StubAnswer:
-    """A stub's answer to one request: which rule (its label), and the answer with each
-    event's offset (ms from the request) when the rule has stream timing."""
+    """A stub's answer to one request: which rule (its label), the answer with each event's
+    offset (ms from the request) when the rule has stream timing, and the tokens it reports
+    (0 for an error)."""
 
     rule: str
     written: Written
     offsets_ms: tuple[float, ...] | None
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 def _dig(doc: Any, dotted: str) -> Any:
@@ -378,11 +389,18 @@ class Stubs:
             n = self._used[id(rule)]
             self._used[id(rule)] += 1
         ids = Ids(f"{self.seed}\0{key}\0{occurrence}".encode())
-        written = write(facts, self._neutral(rule.nth(n)), ids)
+        answer = self._neutral(rule.nth(n))
+        written = write(facts, answer, ids)
         offsets = None
         if rule.stream is not None and written.streamed:
             offsets = _offsets(rule.stream, len(written.events), ids)
-        return StubAnswer(label, written, offsets)
+        if answer.error is not None:
+            return StubAnswer(label, written, offsets)
+        used = (
+            input_tokens(answer, facts),
+            0 if facts.endpoint == "embeddings" else output_tokens(answer),
+        )
+        return StubAnswer(label, written, offsets, *used)
 
 
 def _offsets(stream: StreamSpec, count: int, ids: Ids) -> tuple[float, ...]:

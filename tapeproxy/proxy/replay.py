@@ -132,7 +132,7 @@ class Replayer:
         if found is None:
             return False
         mark_handled(flow, "stub")
-        self.session.count_stub(found.rule, request)
+        self.session.count_stub(found, facts.model, request)
         written = found.written
         if found.offsets_ms is not None and not self.latency.is_none:
             route_to_tapeserver(

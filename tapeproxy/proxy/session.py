@@ -8,6 +8,7 @@ import datetime as dt
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from tapeproxy.cassettes.model import (
     new_cassette,
 )
 from tapeproxy.modes import Mode, parse_mode
+from tapeproxy.providers.stubs import StubAnswer
 from tapeproxy.redaction import Redactor
 
 __all__ = ["Call", "Captured", "Miss", "TapeSession"]
@@ -172,6 +174,7 @@ class TapeSession:
         self._written: tuple[Interaction, ...] = ()
         self.track_calls = False
         self._calls: list[Call] = []
+        self._stub_tokens: dict[tuple[str, str], list[int]] = {}
 
     @property
     def serves_from_cassette(self) -> bool:
@@ -251,11 +254,37 @@ class TapeSession:
         )
         return self.redactor.redact_interaction(raw)
 
-    def count_stub(self, rule: str, request: Request) -> None:
-        """Count a request answered by the stub rule labelled `rule`."""
+    def count_stub(self, answer: StubAnswer, model: str | None, request: Request) -> None:
+        """Count a request answered by a stub rule, with the tokens its answer reports."""
+        origin = request.url.split("/", 3)
+        where = (model or "", "/".join(origin[:3]))
         with self._lock:
             self._counts.stubbed += 1
-        self.note_call(request, "stub", rule)
+            tokens = self._stub_tokens.setdefault(where, [0, 0])
+            tokens[0] += answer.input_tokens
+            tokens[1] += answer.output_tokens
+        self.note_call(request, "stub", answer.rule)
+
+    def stub_cost(self) -> tuple[int, int, Decimal, list[str]]:
+        """Stub answers' estimated input and output tokens, their cost at list prices (from
+        the price data bundled with genai-prices), and the models it has no price for."""
+        from tapeproxy.providers.llm import Usage
+        from tapeproxy.providers.pricing import price
+
+        with self._lock:
+            tallies = {k: list(v) for k, v in self._stub_tokens.items()}
+        total, unpriced = Decimal(0), []
+        for (model, origin), (inp, out) in sorted(tallies.items()):
+            cost = (
+                price(Usage(input_tokens=inp, output_tokens=out), model, origin) if model else None
+            )
+            if cost is None:
+                unpriced.append(model or "(no model)")
+            else:
+                total += cost
+        inputs = sum(v[0] for v in tallies.values())
+        outputs = sum(v[1] for v in tallies.values())
+        return inputs, outputs, total, sorted(set(unpriced))
 
     def note_call(self, request: Request, source: str, rule: str | None = None) -> None:
         """Keep who answered a request, when `track_calls` is on (the pytest plugin's
@@ -382,6 +411,7 @@ class TapeSession:
                 + (f"   errors: {c.errors}" if c.errors else ""),
             ]
             lines += _failure_lines(c)
+            stubbed = c.stubbed
             unused = self.index.unused() if self.serves_from_cassette else []
             if unused:
                 lines.append(f"  recorded but not used: {len(unused)} interaction(s)")
@@ -389,6 +419,14 @@ class TapeSession:
                 lines.extend("  " + line for line in m.describe().splitlines())
             if len(c.misses) > 5:
                 lines.append(f"  ... and {len(c.misses) - 5} more misses")
+        if stubbed:
+            inp, out, cost, unpriced = self.stub_cost()
+            line = (
+                f"  stub answers: est. tokens input {inp}, output {out}; ${cost:.6f} at list prices"
+            )
+            if unpriced:
+                line += f" (no price for {', '.join(unpriced[:3])})"
+            lines.insert(2, line)
         return "\n".join(lines)
 
 

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 from tapeproxy.cassettes.model import Cassette, Interaction, body_bytes
 from tapeproxy.providers.llm import Usage
+from tapeproxy.providers.pricing import price
 from tapeproxy.providers.read import error_type, extract
-from tapeproxy.review.pricing import price
 
 __all__ = ["TOKEN_FIELDS", "Stats", "collect", "latency_summary"]
 

@@ -592,3 +592,32 @@ def test_serve_with_stubs_as_the_docker_image_runs_it_answers_another_process(
     assert json.loads(payload)["choices"][0]["message"]["content"] == text
     assert proc.returncode == 0 and "stubbed: 1" in err
     assert provider.connections == 0
+
+
+def test_stub_answers_are_priced_from_their_tokens_where_the_model_is_known(
+    tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider
+) -> None:
+    import genai_prices
+
+    stubs = _stubs(
+        tmp_path,
+        [
+            {
+                "match": {"model": "gpt-4o-mini"},
+                "answer": {"text": "x", "usage": {"input": 120_000, "output": 30_000}},
+            },
+            {"match": {}, "answer": {"text": "abcdefgh"}},  # estimated: 2 output tokens
+        ],
+    )
+    with run_proxy(tmp_path / "n.json.zst", "none", stubs=stubs) as runner, _http(runner) as http:
+        for model in ("gpt-4o-mini", "gpt-4o-mini", "no-such-model-xyz"):
+            doc = {"model": model, "messages": [{"role": "user", "content": "abcd" * 5}]}
+            assert http.post(provider.url + "/v1/chat/completions", json=doc).status_code == 200
+    inp, out, cost, unpriced = runner.session.stub_cost()
+    assert (inp, out) == (240_000 + 5, 60_000 + 2)
+    expected = genai_prices.calc_price(
+        genai_prices.Usage(input_tokens=240_000, output_tokens=60_000), "gpt-4o-mini"
+    ).total_price
+    assert float(cost) == pytest.approx(float(expected))
+    assert cost > 0 and unpriced == ["no-such-model-xyz"]
+    assert "stub answers: est. tokens input 240005, output 60002" in runner.session.summary()

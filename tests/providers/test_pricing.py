@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tapeproxy.providers.llm import Usage
-from tapeproxy.review.pricing import billed_usage, price
+from tapeproxy.providers.pricing import billed_usage, price
 
 
 def test_prices_offline(monkeypatch: pytest.MonkeyPatch) -> None:
