@@ -9,7 +9,7 @@ import base64
 import functools
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from mitmproxy import http
 from mitmproxy.net.http import url
@@ -33,10 +33,12 @@ __all__ = [
     "capture_request",
     "framing_free",
     "is_handled",
+    "keep_keyed",
     "mark_handled",
     "route_to_tapeserver",
     "source_of",
     "stream_if_routed",
+    "take_keyed",
 ]
 
 Source = Literal["cassette", "stub", "live", "miss", "error"]
@@ -203,6 +205,19 @@ def source_of(flow: http.HTTPFlow) -> Source | None:
     """Who answered a flow (None: nobody claimed it; it passed through)."""
     source: Source | None = flow.metadata.get(_HANDLED)
     return source
+
+
+_KEYED = "tapeproxy_keyed"
+
+
+def keep_keyed(flow: http.HTTPFlow, keyed: Any) -> None:
+    """Leave the request as captured and keyed on the flow, for the addon that answers it."""
+    flow.metadata[_KEYED] = keyed
+
+
+def take_keyed(flow: http.HTTPFlow) -> Any:
+    """What `keep_keyed` left on the flow (None if nothing), removed from it."""
+    return flow.metadata.pop(_KEYED, None)
 
 
 def route_to_tapeserver(

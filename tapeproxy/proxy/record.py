@@ -37,8 +37,9 @@ from tapeproxy.proxy.flows import (
     mark_handled,
     route_to_tapeserver,
     stream_if_routed,
+    take_keyed,
 )
-from tapeproxy.proxy.session import Captured, TapeSession
+from tapeproxy.proxy.session import Captured, Keyed, TapeSession
 from tapeproxy.proxy.tapeserver import Head, TapeServer
 from tapeproxy.proxy.upstream import asks_for_stream, from_mitmproxy, is_streamed, to_response
 
@@ -89,12 +90,14 @@ class Recorder:
             self.session.count_passthrough()
             return
         mark_handled(flow, "live")
-        request = capture_request(flow)
+        keyed: Keyed | None = take_keyed(flow)  # captured whole and keyed by the replayer
+        request = keyed.request if keyed is not None else capture_request(flow)
+        key = keyed.key if keyed is not None else None
         if asks_for_stream(req):
-            await self._fetch(flow, request)
+            await self._fetch(flow, request, key)
             return
         start = req.timestamp_end or req.timestamp_start
-        flow.metadata[_NATIVE] = _Native(request, start, self.session.add)
+        flow.metadata[_NATIVE] = _Native(request, key, start, self.session.add)
         for name in _PROXY_ONLY:
             if name in req.headers:
                 del req.headers[name]
@@ -143,7 +146,7 @@ class Recorder:
         if self._hosts is None or server.address[0] in self._hosts:
             server.alpn_offers = (b"http/1.1",)
 
-    async def _fetch(self, flow: http.HTTPFlow, request: Request) -> None:
+    async def _fetch(self, flow: http.HTTPFlow, request: Request, key: str | None) -> None:
         outgoing = httpx.Request(
             flow.request.method,
             flow.request.pretty_url,
@@ -158,26 +161,32 @@ class Recorder:
         except asyncio.CancelledError:  # the proxy stops: keep what is known, then stop too
             sending.cancel()
             failure = _unanswered(flow, _ms(start, loop.time()), None)
-            self.session.add(Captured(request, None, failure, Timing()))
+            self.session.add(Captured(request, None, failure, Timing(), key))
             raise
         except (httpx.HTTPError, _ClientLeft) as e:
             failure = _unanswered(flow, _ms(start, loop.time()), _describe(e))
-            self.session.add(Captured(request, None, failure, Timing()))
+            self.session.add(Captured(request, None, failure, Timing(), key))
             flow.kill()
             return
         ttfb = _ms(start, loop.time())
         if is_streamed(resp.headers, resp.status_code, flow.request.method):
-            relay = _Relay(resp, request, start, ttfb, self.session.add)
+            relay = _Relay(resp, request, key, start, ttfb, self.session.add)
             task = loop.create_task(relay.pump())
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
             route_to_tapeserver(flow, self.tapeserver, relay, "live")
             return
-        await self._read_whole(flow, request, resp, start, ttfb)
+        await self._read_whole(flow, request, key, resp, (start, ttfb))
 
     async def _read_whole(
-        self, flow: http.HTTPFlow, request: Request, resp: httpx.Response, start: float, ttfb: float
+        self,
+        flow: http.HTTPFlow,
+        request: Request,
+        key: str | None,
+        resp: httpx.Response,
+        times: tuple[float, float],
     ) -> None:
+        start, ttfb = times
         loop = asyncio.get_running_loop()
         raw = bytearray()
         error: RecordedError | None = None
@@ -190,7 +199,8 @@ class Recorder:
             await resp.aclose()
         total = _ms(start, loop.time())
         recorded = to_response(resp, bytes(raw), None)
-        self.session.add(Captured(request, recorded, error, Timing(ttfb_ms=ttfb, total_ms=total)))
+        timing = Timing(ttfb_ms=ttfb, total_ms=total)
+        self.session.add(Captured(request, recorded, error, timing, key))
         if error is not None:
             flow.kill()
             return
@@ -269,10 +279,13 @@ class _Native:
     """What is captured of one request mitmproxy forwards; as a response's `stream` callable,
     it keeps each piece of the body and its arrival offset, and passes the piece on."""
 
-    __slots__ = ("_add", "pieces", "raw", "request", "start", "streamed")
+    __slots__ = ("_add", "key", "pieces", "raw", "request", "start", "streamed")
 
-    def __init__(self, request: Request, start: float, add: Callable[[Captured], None]) -> None:
+    def __init__(
+        self, request: Request, key: str | None, start: float, add: Callable[[Captured], None]
+    ) -> None:
         self.request = request
+        self.key = key
         self.start = start
         self._add = add
         self.streamed = False
@@ -288,7 +301,7 @@ class _Native:
     def keep(self, resp: http.Response | None, error: RecordedError | None) -> None:
         """Add the exchange to the session: the answer (if its head arrived) and the failure."""
         if resp is None:
-            self._add(Captured(self.request, None, error, Timing()))
+            self._add(Captured(self.request, None, error, Timing(), self.key))
             return
         if self.streamed:
             recorded = from_mitmproxy(resp, bytes(self.raw), self.pieces)
@@ -297,7 +310,7 @@ class _Native:
         end = resp.timestamp_end or time.time()
         ttfb = _ms(self.start, resp.timestamp_start)
         timing = Timing(ttfb_ms=ttfb, total_ms=_ms(self.start, end))
-        self._add(Captured(self.request, recorded, error, timing))
+        self._add(Captured(self.request, recorded, error, timing, self.key))
 
 
 class _Relay:
@@ -308,12 +321,14 @@ class _Relay:
         self,
         resp: httpx.Response,
         request: Request,
+        key: str | None,
         start: float,
         ttfb: float,
         keep: Callable[[Captured], None],
     ) -> None:
         self.resp = resp
         self.request = request
+        self.key = key
         self._start = start
         self._ttfb = ttfb
         self._keep = keep
@@ -339,7 +354,9 @@ class _Relay:
         total = _ms(self._start, loop.time())
         recorded = to_response(self.resp, bytes(raw), pieces)
         self._keep(
-            Captured(self.request, recorded, error, Timing(ttfb_ms=self._ttfb, total_ms=total))
+            Captured(
+                self.request, recorded, error, Timing(ttfb_ms=self._ttfb, total_ms=total), self.key
+            )
         )
 
     async def head(self) -> Head:

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from mitmproxy import http
 from mitmproxy.proxy import server_hooks
 
-from tapeproxy.cassettes.model import Interaction, Request, body_bytes
+from tapeproxy.cassettes.model import Interaction, body_bytes
 from tapeproxy.providers.answer import Written
 from tapeproxy.providers.request import read_request
 from tapeproxy.providers.stubs import Stubs
@@ -28,12 +28,13 @@ from tapeproxy.proxy.flows import (
     capture_request,
     framing_free,
     is_handled,
+    keep_keyed,
     mark_handled,
     route_to_tapeserver,
     stream_if_routed,
 )
 from tapeproxy.proxy.latency import Latency
-from tapeproxy.proxy.session import TapeSession
+from tapeproxy.proxy.session import Keyed, TapeSession
 from tapeproxy.proxy.tapeserver import Head, TapeServer
 
 __all__ = ["MISS_STATUS", "Replayer"]
@@ -88,27 +89,23 @@ class Replayer:
         session = self.session
         started = asyncio.get_running_loop().time()
         try:
-            request: Request | None = None
-            key: str | None = None
+            keyed: Keyed | None = None
             if self._covers(flow) and session.serves_from_cassette:
-                # Only the headers the key can depend on: a miss is explained by the same ones.
-                request = capture_request(flow, session.keyed_headers)
-                key = session.key(request)
-                found = session.lookup(key)
+                keyed = self._keyed(flow)
+                found = session.lookup(keyed.key)
                 if found is not None:
                     mark_handled(flow, "cassette")
-                    session.note_call(request, "cassette")
+                    session.note_call(keyed.request, "cassette")
                     await self._serve(flow, found, started)
                     return
             if self.stubs:
-                if request is None:
-                    request = capture_request(flow, session.keyed_headers)
-                    key = session.key(request)
-                assert key is not None
-                if await self._stub(flow, request, key, started):
+                keyed = keyed or self._keyed(flow)
+                if await self._stub(flow, keyed, started):
                     return
             if not session.records:
-                self._answer_miss(flow, request or capture_request(flow), key)
+                self._answer_miss(flow, keyed or self._keyed(flow))
+            elif keyed is not None:
+                keep_keyed(flow, keyed)  # the recorder takes the request as it was keyed
         except Exception as e:  # fail closed: never let the flow go upstream
             logger.exception("tapeproxy replay error")
             session.count_error()
@@ -119,8 +116,17 @@ class Replayer:
                 [("x-tapeproxy-error", type(e).__name__)],
             )
 
-    async def _stub(self, flow: http.HTTPFlow, request: Request, key: str, started: float) -> bool:
+    def _keyed(self, flow: http.HTTPFlow) -> Keyed:
+        """The request captured and keyed, once. While the run also records, it is captured
+        whole (the recorder stores it); else only the headers the key may depend on, which
+        are also those a miss is explained by."""
+        session = self.session
+        keep = None if session.records else session.keyed_headers
+        return session.keyed(capture_request(flow, keep))
+
+    async def _stub(self, flow: http.HTTPFlow, keyed: Keyed, started: float) -> bool:
         """Answer from the first stub rule that matches, if one does."""
+        request, key = keyed.request, keyed.key
         facts = read_request(request.method, request.url, body_bytes(request.body))
         if facts is None:
             return False
@@ -149,9 +155,9 @@ class Replayer:
         ).make()
         return True
 
-    def _answer_miss(self, flow: http.HTTPFlow, request: Request, key: str | None) -> None:
-        key = key or self.session.key(request)
-        miss = self.session.miss(key, request)
+    def _answer_miss(self, flow: http.HTTPFlow, keyed: Keyed) -> None:
+        miss = self.session.miss(keyed)
+        key = keyed.key
         logger.warning("tapeproxy %s", miss.describe())
         mark_handled(flow, "miss")
         flow.response = _json_response(

@@ -15,7 +15,7 @@ from typing import Any
 from tapeproxy import __version__
 from tapeproxy.cassettes import store
 from tapeproxy.cassettes.index import Nearest, RepeatPolicy, ReplayIndex
-from tapeproxy.cassettes.key import canonical_request, request_key
+from tapeproxy.cassettes.key import CanonicalRequest, canonical_request, key_of
 from tapeproxy.cassettes.model import (
     Cassette,
     Interaction,
@@ -31,7 +31,7 @@ from tapeproxy.modes import Mode, parse_mode
 from tapeproxy.providers.stubs import StubAnswer
 from tapeproxy.redaction import Redactor
 
-__all__ = ["Call", "Captured", "Miss", "TapeSession"]
+__all__ = ["Call", "Captured", "Keyed", "Miss", "TapeSession"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +102,28 @@ class Miss:
 
 
 @dataclass(frozen=True, slots=True)
+class Keyed:
+    """A request as captured, with its key and the canonical form the key hashes: made once
+    per request, it travels with the flow to the lookup, the stubs, the miss report and the
+    recorder."""
+
+    request: Request
+    key: str
+    canonical: CanonicalRequest
+    redacted: Request
+    """The request as keyed: the headers the key may depend on, redacted."""
+
+
+@dataclass(frozen=True, slots=True)
 class Captured:
-    """One exchange as captured, not yet keyed or redacted (that happens in `save`)."""
+    """One exchange as captured, not yet redacted (that happens in `save`); `key` is the
+    request's key when it was computed on the way in."""
 
     request: Request
     response: Response | None
     error: RecordedError | None
     timing: Timing
+    key: str | None = None
 
 
 @dataclass
@@ -189,7 +204,12 @@ class TapeSession:
         )
 
     def key(self, request: Request) -> str:
-        """The key of an incoming request: redacted first, so secrets never change it.
+        """The key of an incoming request (see `keyed`)."""
+        return self.keyed(request).key
+
+    def keyed(self, request: Request) -> Keyed:
+        """The key of an incoming request, redacted first so secrets never change it, with
+        the canonical form it hashes.
 
         Only the headers that take part in the key (and content-type, which decides how the
         body is read) go through the redactor: the rest cannot change the key, and scanning
@@ -197,10 +217,12 @@ class TapeSession:
         """
         keyed = self._keyed_headers
         headers = tuple([h for h in request.headers if h[0].lower() in keyed])
+        subset = request
         if len(headers) < len(request.headers):
-            request = request.model_copy(update={"headers": headers})
-        r = self.redactor.redact_request(request)
-        return request_key(r.method, r.url, r.headers, body_bytes(r.body), self.rules)
+            subset = request.model_copy(update={"headers": headers})
+        r = self.redactor.redact_request(subset)
+        canonical = canonical_request(r.method, r.url, r.headers, body_bytes(r.body), self.rules)
+        return Keyed(request, key_of(canonical), canonical, r)
 
     def lookup(self, key: str) -> Interaction | None:
         """The next recorded answer for this key, or None (counted as a hit when found)."""
@@ -210,14 +232,14 @@ class TapeSession:
                 self._counts.hits += 1
         return found
 
-    def miss(self, key: str, request: Request) -> Miss:
+    def miss(self, keyed: Keyed) -> Miss:
         """Count and explain a request that has no recorded answer."""
-        r = self.redactor.redact_request(request)
-        wanted = canonical_request(r.method, r.url, r.headers, body_bytes(r.body), self.rules)
-        m = Miss(key, r.method, r.url, tuple(self.index.nearest(wanted, self.rules)))
+        r = keyed.redacted
+        nearest = tuple(self.index.nearest(keyed.canonical, self.rules))
+        m = Miss(keyed.key, r.method, r.url, nearest)
         with self._lock:
             self._counts.misses.append(m)
-        self.note_call(request, "miss")
+        self.note_call(keyed.request, "miss")
         if self._on_event is not None:
             self._on_event(m.one_line())
         return m
@@ -246,7 +268,7 @@ class TapeSession:
 
     def _interaction(self, c: Captured) -> Interaction:
         raw = Interaction(
-            key=self.key(c.request),
+            key=c.key or self.key(c.request),
             request=c.request,
             response=c.response,
             error=c.error,
