@@ -33,6 +33,7 @@ from tapeproxy.errors import BadInputError, CassetteError, CassetteWriteError
 __all__ = [
     "MAX_DECOMPRESSED_BYTES",
     "OPTIMAL_PARSE_LIMIT",
+    "ZSTD_MAGIC",
     "Known",
     "Stamp",
     "check_writable",
@@ -57,7 +58,8 @@ OPTIMAL_PARSE_LIMIT = 4 << 20
 parser; larger ones use level 10, so that saving stays within seconds (see `compression`)."""
 
 _FAST_LEVEL = 10
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+"""The first four bytes of every zstd frame."""
 
 
 @contextlib.contextmanager
@@ -133,7 +135,7 @@ def loads(data: bytes, *, source: str = "<bytes>", limit: int = MAX_DECOMPRESSED
 
 def decompress(data: bytes, *, source: str, limit: int = MAX_DECOMPRESSED_BYTES) -> bytes:
     """Decompress one zstd frame that must carry its content size, within `limit` bytes."""
-    if not data.startswith(_ZSTD_MAGIC):
+    if not data.startswith(ZSTD_MAGIC):
         raise CassetteError(f"{source}: not a zstd file (a tapeproxy cassette is .json.zst)")
     try:
         params = zstandard.get_frame_parameters(data)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,9 +31,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
-import zstandard
 
 from tapeproxy import __version__
+from tapeproxy.cassettes.encoding import EncodingError, decode, split_codings
 from tapeproxy.cassettes.framing import split_events, stream_kind
 from tapeproxy.cassettes.key import request_key
 from tapeproxy.cassettes.model import (
@@ -71,7 +70,6 @@ class Redacts(Protocol):
 
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,88 +344,11 @@ def _bytes(raw: Any, where: str) -> bytes:
 def _decode_content(
     body: bytes, headers: tuple[Header, ...], where: str
 ) -> tuple[bytes, tuple[Header, ...]]:
-    codings = [
-        c.strip().lower()
-        for name, value in headers
-        if name.lower() == "content-encoding"
-        for c in value.split(",")
-        if c.strip()
-    ]
+    codings = split_codings([v for name, v in headers if name.lower() == "content-encoding"])
     if not codings:
         return body, headers
-    for coding in reversed(codings):
-        body = _decode_one(coding, body, where)
+    try:
+        body = decode(body, codings, limit=MAX_DECOMPRESSED_BYTES, lenient=True)
+    except EncodingError as e:
+        raise CassetteError(f"{where}.body: {e}") from e
     return body, tuple(h for h in headers if h[0].lower() != "content-encoding")
-
-
-def _decode_one(coding: str, data: bytes, where: str) -> bytes:
-    try:
-        if coding in ("gzip", "x-gzip"):
-            # Some recorders store the decoded body under a stale gzip header: trust the bytes.
-            return _inflate(data, wbits=31) if data[:2] == b"\x1f\x8b" else data
-        if coding == "zstd":
-            return _unzstd(data) if data.startswith(_ZSTD_MAGIC) else data
-        if coding == "deflate":
-            return _inflate_any(data)
-        if coding == "br":
-            return _unbrotli(data)
-    except (OSError, EOFError, zlib.error, zstandard.ZstdError) as e:
-        raise CassetteError(f"{where}.body: cannot undo content-encoding {coding} ({e})") from e
-    if coding == "identity":
-        return data
-    raise CassetteError(f"{where}.body: unknown content-encoding {coding!r}")
-
-
-def _inflate(data: bytes, wbits: int) -> bytes:
-    """Decode every member of a zlib/gzip/raw-deflate stream, refusing truncated or huge ones."""
-    out = bytearray()
-    while data:
-        decoder = zlib.decompressobj(wbits=wbits)
-        out += decoder.decompress(data, MAX_DECOMPRESSED_BYTES + 1 - len(out))
-        if len(out) > MAX_DECOMPRESSED_BYTES or decoder.unconsumed_tail:
-            raise zlib.error(f"decodes to more than {MAX_DECOMPRESSED_BYTES} bytes")
-        if not decoder.eof:
-            raise zlib.error("truncated compressed data")
-        data = decoder.unused_data if wbits == 31 else b""
-    return bytes(out)
-
-
-def _inflate_any(data: bytes) -> bytes:
-    # "deflate" is zlib-wrapped by the RFC but raw deflate in some servers; a body that is
-    # neither is accepted only as text a recorder already decoded.
-    for wbits in (15, -15):
-        try:
-            return _inflate(data, wbits)
-        except zlib.error:
-            continue
-    _require_text(data, "deflate")
-    return data
-
-
-def _unzstd(data: bytes) -> bytes:
-    size = zstandard.get_frame_parameters(data).content_size
-    if size != zstandard.CONTENTSIZE_UNKNOWN and size > MAX_DECOMPRESSED_BYTES:
-        raise zstandard.ZstdError(f"decodes to more than {MAX_DECOMPRESSED_BYTES} bytes")
-    decoder = zstandard.ZstdDecompressor().decompressobj()
-    out = decoder.decompress(data)
-    if not decoder.eof:
-        raise zstandard.ZstdError("truncated zstd data")
-    return out
-
-
-def _unbrotli(data: bytes) -> bytes:
-    import brotli  # type: ignore[import-untyped,import-not-found,unused-ignore]
-
-    try:
-        return bytes(brotli.decompress(data))
-    except brotli.error:
-        _require_text(data, "br")
-        return data
-
-
-def _require_text(data: bytes, coding: str) -> None:
-    # A body that does not decode is accepted only as already-decoded text.
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise zlib.error(f"not {coding} data and not text") from e

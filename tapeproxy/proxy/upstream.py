@@ -19,9 +19,10 @@ from pathlib import Path
 import certifi
 import httpx
 from mitmproxy import http
-from mitmproxy.net import encoding
 
+from tapeproxy.cassettes.encoding import EncodingError, decode, split_codings
 from tapeproxy.cassettes.model import UNDECODABLE_ENCODING, Body, Header, Response
+from tapeproxy.cassettes.store import MAX_DECOMPRESSED_BYTES
 from tapeproxy.providers.streams import stream_media_kind
 from tapeproxy.proxy.flows import SOURCE_HEADER
 
@@ -115,19 +116,17 @@ def decode_body(raw: bytes, headers: list[Header]) -> tuple[bytes, list[Header],
         `UNDECODABLE_ENCODING`: the cassette says what happened, and a replay sends the same
         raw bytes under the same Content-Encoding, so the client fails as it did live.
     """
-    encodings = [v for k, v in headers if k.lower() == "content-encoding"]
-    if not encodings or not raw:
+    codings = split_codings([v for k, v in headers if k.lower() == "content-encoding"])
+    if not codings or not raw:
         return raw, headers, False
-    value = encodings[-1].strip().lower()
     try:
-        decoded = encoding.decode(raw, value)
-    except ValueError:
+        decoded = decode(raw, codings, limit=MAX_DECOMPRESSED_BYTES)
+    except EncodingError:
         renamed = [
             (UNDECODABLE_ENCODING, v) if k.lower() == "content-encoding" else (k, v)
             for k, v in headers
         ]
         return raw, renamed, False
-    assert isinstance(decoded, bytes)
     return decoded, headers, decoded != raw
 
 

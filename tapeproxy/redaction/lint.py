@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 import zstandard
 
-from tapeproxy.cassettes.store import decompress, parse_json
+from tapeproxy.cassettes.store import ZSTD_MAGIC, decompress, parse_json
 from tapeproxy.errors import BadInputError, CassetteError
 from tapeproxy.redaction.bodies import body_edits
 from tapeproxy.redaction.redactor import Redactor
@@ -47,7 +47,6 @@ LINTED_SUFFIXES = (".zst", ".json", ".jsonl", ".ndjson", ".yaml", ".yml", ".txt"
 """File name endings a directory scan picks up (a file named explicitly is always linted)."""
 
 _SKIPPED_DIRS = frozenset({".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".tox"})
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _INTERACTION = re.compile(r"^\.?interactions\[(\d+)\]")
 _LINE = re.compile(r"^line (\d+)")
 
@@ -190,7 +189,7 @@ class Linter:
 
     def _decompressed(self, name: str, data: bytes) -> bytes:
         """The bytes to scan: decompressed when zstd; as much as can be got when damaged."""
-        if not data.startswith(_ZSTD_MAGIC):
+        if not data.startswith(ZSTD_MAGIC):
             if name.endswith(".zst"):
                 self._damage(name, "empty file" if not data else "not a zstd file")
             return data
