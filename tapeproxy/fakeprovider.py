@@ -1,5 +1,6 @@
 """A small fake LLM provider on 127.0.0.1: OpenAI chat completions and Responses, Anthropic
-messages, plain and streamed (SSE), over HTTP or HTTPS. Used by `tapeproxy demo` and the tests.
+messages, plain and streamed (SSE), over HTTP or HTTPS, written by the same provider writers
+as stub answers (`tapeproxy.providers`). Used by `tapeproxy demo` and the tests.
 
 Answers are derived from the request (the reply echoes the last user message), so a changed
 prompt gets a changed answer; `answer` (a template with `{prompt}`) lets a test make the same
@@ -10,7 +11,8 @@ stream's last event, pause, then send a closing `: end` comment), `x-fake-split`
 reply text in pieces of that many characters instead of word by word, so a token in it spans
 several events), and the path `/reset` (the connection is cut). Plain answers carry a fresh
 random Set-Cookie, like Cloudflare's in front of real APIs.
-It counts connections and requests, so a test can tell that a replay never reached it.
+Ids derive from the request, so the same request gets the same answer bytes. It counts
+connections and requests, so a test can tell that a replay never reached it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tapeproxy.providers.answer import Answer, Failure, Ids, RequestFacts
+from tapeproxy.providers.request import read_request
+from tapeproxy.providers.write import write, write_failure
 
 __all__ = ["DEFAULT_ANSWER", "FakeProvider"]
 
@@ -163,21 +169,28 @@ class _Handler(BaseHTTPRequestHandler):
         if status != 200:
             return self._error(status)
         text = self.server.answer.replace("{prompt}", _prompt(doc))
-        model = str(doc.get("model", "fake-model"))
-        pieces = _pieces(text, int(self.headers.get("x-fake-split") or 0))
-        if path.endswith("/messages"):
-            events = _anthropic_events(text, model, pieces) if doc.get("stream") else None
-            body = _anthropic_message(text, model)
-        elif path.endswith("/responses"):
-            events = _responses_events(text, model, pieces) if doc.get("stream") else None
-            body = _responses_object(text, model)
+        chunks = _pieces(text, int(self.headers.get("x-fake-split") or 0))
+        ids = Ids(b"fake\0%b\0%b" % (self.path.encode(), json.dumps(doc).encode()))
+        written = write(self._facts(doc), Answer(text=text, chunks=tuple(chunks)), ids)
+        if written.streamed:
+            self._stream(iter(written.events))
         else:
-            events = _chat_events(text, model, pieces) if doc.get("stream") else None
-            body = _chat_completion(text, model)
-        if events is not None:
-            self._stream(events)
-        else:
-            self._json(200, json.dumps(body, indent=2).encode() + b"\n")
+            self._json(200, written.body)
+
+    def _facts(self, doc: dict[str, Any]) -> RequestFacts:
+        """What the request asks for, in the words of the provider writers (any path that
+        names no known API is answered as a chat completion)."""
+        raw = json.dumps(doc).encode()
+        facts = read_request("POST", f"http://fake{self.path}", raw)
+        if facts is None or facts.endpoint not in ("chat", "responses", "messages"):
+            facts = RequestFacts(
+                "fake",
+                "chat",
+                model=str(doc.get("model", "fake-model")),
+                body=doc,
+                stream=doc.get("stream") is True,
+            )
+        return facts
 
     def _json(self, status: int, payload: bytes) -> None:
         gz = "gzip" in self.headers.get("accept-encoding", "")
@@ -193,15 +206,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def _error(self, status: int) -> None:
-        body = {
-            "error": {
-                "message": f"fake error {status}",
-                "type": "rate_limit_error" if status == 429 else "server_error",
-                "param": None,
-                "code": None,
-            }
-        }
-        payload = json.dumps(body).encode()
+        failure = Failure(status, message=f"fake error {status}")
+        written = write_failure(self._facts({}), failure, Ids(b"fake\0%d" % status))
+        payload = written.body
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("x-should-retry", "false")
@@ -251,149 +258,3 @@ def _pieces(text: str, size: int) -> list[str]:
     if size <= 0:
         return _words(text)
     return [text[i : i + size] for i in range(0, len(text), size)]
-
-
-def _chat_completion(text: str, model: str) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-fake0001",
-        "object": "chat.completion",
-        "created": 1700000000,
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None},
-                "logprobs": None,
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {
-            "prompt_tokens": 12,
-            "completion_tokens": len(_words(text)),
-            "total_tokens": 12 + len(_words(text)),
-        },
-    }
-
-
-def _sse(data: dict[str, Any] | str, event: str | None = None) -> bytes:
-    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
-    head = f"event: {event}\n" if event else ""
-    return f"{head}data: {payload}\n\n".encode()
-
-
-def _chat_events(text: str, model: str, pieces: list[str]) -> Iterator[bytes]:
-    base = {
-        "id": "chatcmpl-fake0002",
-        "object": "chat.completion.chunk",
-        "created": 1700000000,
-        "model": model,
-    }
-    yield _sse(
-        {
-            **base,
-            "choices": [
-                {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
-            ],
-        }
-    )
-    for word in pieces:
-        yield _sse(
-            {**base, "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]}
-        )
-    yield _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    yield _sse("[DONE]")
-
-
-def _responses_object(text: str, model: str) -> dict[str, Any]:
-    return {
-        "id": "resp_fake0001",
-        "object": "response",
-        "created_at": 1700000000,
-        "status": "completed",
-        "model": model,
-        "output": [
-            {
-                "type": "message",
-                "id": "msg_fake0001",
-                "status": "completed",
-                "role": "assistant",
-                "content": [{"type": "output_text", "text": text, "annotations": []}],
-            }
-        ],
-        "parallel_tool_calls": True,
-        "tool_choice": "auto",
-        "tools": [],
-        "usage": {
-            "input_tokens": 12,
-            "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": len(_words(text)),
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": 12 + len(_words(text)),
-        },
-    }
-
-
-def _responses_events(text: str, model: str, pieces: list[str]) -> Iterator[bytes]:
-    done = _responses_object(text, model)
-    started = {**done, "status": "in_progress", "output": [], "usage": None}
-    seq = iter(range(1000))
-    yield _sse(
-        {"type": "response.created", "response": started, "sequence_number": next(seq)},
-        "response.created",
-    )
-    for word in pieces:
-        delta = {
-            "type": "response.output_text.delta",
-            "item_id": "msg_fake0001",
-            "output_index": 0,
-            "content_index": 0,
-            "delta": word,
-            "sequence_number": next(seq),
-        }
-        yield _sse(delta, "response.output_text.delta")
-    yield _sse(
-        {"type": "response.completed", "response": done, "sequence_number": next(seq)},
-        "response.completed",
-    )
-
-
-def _anthropic_message(text: str, model: str) -> dict[str, Any]:
-    return {
-        "id": "msg_fake0001",
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": [{"type": "text", "text": text}],
-        "stop_reason": "end_turn",
-        "stop_sequence": None,
-        "usage": {"input_tokens": 12, "output_tokens": len(_words(text))},
-    }
-
-
-def _anthropic_events(text: str, model: str, pieces: list[str]) -> Iterator[bytes]:
-    start = {**_anthropic_message(text, model), "content": [], "stop_reason": None}
-    yield _sse({"type": "message_start", "message": start}, "message_start")
-    yield _sse(
-        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-        "content_block_start",
-    )
-    yield _sse('{"type": "ping"}', "ping")
-    for word in pieces:
-        yield _sse(
-            {
-                "type": "content_block_delta",
-                "index": 0,
-                "delta": {"type": "text_delta", "text": word},
-            },
-            "content_block_delta",
-        )
-    yield _sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
-    yield _sse(
-        {
-            "type": "message_delta",
-            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-            "usage": {"output_tokens": len(_words(text))},
-        },
-        "message_delta",
-    )
-    yield _sse({"type": "message_stop"}, "message_stop")

@@ -290,7 +290,7 @@ from tapeproxy.errors import BadInputError
 URL = os.environ["FAKE_URL"]
 
 def ask(prompt, **extra):
-    with openai.OpenAI(base_url=URL + "/v1", api_key="sk-test-x", max_retries=0) as client:
+    with openai.OpenAI(base_url=URL + "/v1", api_key="unused", max_retries=0) as client:
         answer = client.chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}], **extra)
     return answer.choices[0].message.content

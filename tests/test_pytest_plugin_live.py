@@ -135,9 +135,12 @@ def test_live_command_counts_tokens_and_cost_and_keeps_a_journal(
     done = _tapeproxy(*args, *curl, provider.url + "/v1/chat/completions")
     assert done.returncode == 0, done.stderr
     assert "1 request(s) reached a provider" in done.stderr
-    assert "tokens: input 12" in done.stderr
+    (kept,) = store.load(journal).interactions
+    assert kept.response is not None and kept.response.body is not None
+    usage = json.loads(kept.response.body.text or "")["usage"]  # what the provider reported
+    tokens = f"tokens: input {usage['prompt_tokens']}, output {usage['completion_tokens']},"
+    assert tokens in done.stderr
     assert "cost at list prices: $0.0000" in done.stderr and "gpt-4o-mini" in done.stderr
-    assert len(store.load(journal).interactions) == 1
     assert os.environ["FAKE_PROVIDER_KEY"] not in store.to_json_bytes(store.load(journal)).decode()
     again = _tapeproxy(*args, "true")
     assert again.returncode == 2 and "exists already" in again.stderr

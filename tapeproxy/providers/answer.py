@@ -58,7 +58,8 @@ class Failure:
 class Answer:
     """A neutral answer, written by each provider module in its own wire format.
 
-    `json` is structured output: it is sent as the message text (compact JSON).
+    `json` is structured output: it is sent as the message text (compact JSON). `chunks`
+    says how a streamed text is cut into events (default: word by word, `pieces`).
     """
 
     text: str | None = None
@@ -69,6 +70,13 @@ class Answer:
     output_tokens: int | None = None
     finish_reason: str | None = None
     error: Failure | None = None
+    chunks: tuple[str, ...] | None = None
+
+    def text_pieces(self) -> list[str]:
+        """The message text as streamed: `chunks`, else cut word by word."""
+        if self.chunks is not None:
+            return list(self.chunks)
+        return pieces(self.message_text or "")
 
     @property
     def message_text(self) -> str | None:

@@ -256,7 +256,7 @@ def write_messages(facts: RequestFacts, answer: Answer, ids: Ids) -> Written:
                 "delta": {"type": "text_delta", "text": SLOT},
             }
             text = Template(delta, SLOT, frame=(b"event: content_block_delta\ndata: ", b"\n\n"))
-            events += [text.fill(piece) for piece in pieces(block["text"])]
+            events += [text.fill(piece) for piece in answer.text_pieces()]
         elif block["type"] == "thinking":
             event(
                 "content_block_start",

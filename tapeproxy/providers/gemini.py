@@ -19,7 +19,6 @@ from tapeproxy.providers.answer import (
     input_tokens,
     json_bytes,
     output_tokens,
-    pieces,
     reasoning_tokens,
 )
 from tapeproxy.providers.llm import LLMResponse, ToolCall, Usage, count, dig, last_usage
@@ -192,7 +191,7 @@ def write_generate(facts: RequestFacts, answer: Answer, ids: Ids) -> Written:
         doc = chunk(_parts(answer), True)
         return Written(200, "OK", headers(_JSON_TYPE), (json_bytes(doc),))
     lead = [chunk([{"text": answer.reasoning, "thought": True}], False)] if answer.reasoning else []
-    words = pieces(answer.message_text or "")
+    words = answer.text_pieces()
     calls = [p for p in _parts(answer) if "functionCall" in p]
     middle = words if calls or not words else words[:-1]
     last = chunk(calls, True) if calls else chunk([{"text": words[-1] if words else ""}], True)

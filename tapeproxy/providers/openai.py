@@ -26,7 +26,6 @@ from tapeproxy.providers.answer import (
     json_bytes,
     json_pieces,
     output_tokens,
-    pieces,
     reasoning_tokens,
 )
 from tapeproxy.providers.llm import LLMResponse, ToolCall, Usage, count, dig, last_usage
@@ -346,7 +345,7 @@ def write_chat(facts: RequestFacts, answer: Answer, ids: Ids) -> Written:
     first: dict[str, Any] = {"role": "assistant", "content": "" if text else None, "refusal": None}
     events = [chunk(first)]
     content = Template(chunk_doc({"content": SLOT}), SLOT, frame=_SSE_FRAME)
-    events += [content.fill(piece) for piece in pieces(text or "")]
+    events += [content.fill(piece) for piece in answer.text_pieces()]
     for index, call in enumerate(calls):
         opening = {
             "index": index,
@@ -536,7 +535,7 @@ def write_responses(facts: RequestFacts, answer: Answer, ids: Ids) -> Written:
                 frame=(f"event: {kind}\ndata: ".encode(), b"\n\n"),
             )
             events += [
-                delta.fill(piece, len(events) + n) for n, piece in enumerate(pieces(part["text"]))
+                delta.fill(piece, len(events) + n) for n, piece in enumerate(answer.text_pieces())
             ]
             event(
                 "response.output_text.done",
