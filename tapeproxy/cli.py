@@ -562,13 +562,15 @@ def stats_command(cassettes: tuple[str, ...], fmt: str) -> None:
     Counts interactions by host, endpoint, model and status; error rate by status and
     provider error type; TTFB and total latency (min, mean, p50, p95, max); token usage as
     the providers reported it (streams included); and the cost a live run would have had at
-    the list prices bundled in genai-prices (offline).
+    the list prices bundled in genai-prices (offline). Stubs files (.yaml, .json, .toml)
+    count too, one answer per rule answer, apart from recorded ones (by source).
     """
-    from tapeproxy.cassettes.store import load
     from tapeproxy.review import render_stats
     from tapeproxy.review.stats import collect
+    from tapeproxy.review.stubview import is_stubs_file, load_any
 
-    stats = collect((path, load(path)) for path in cassettes)
+    stubbed = [path for path in cassettes if is_stubs_file(path)]
+    stats = collect(((path, load_any(path)) for path in cassettes), stubbed)
     click.echo(render_stats.render(stats, fmt), nl=False)
 
 

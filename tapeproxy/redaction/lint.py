@@ -43,7 +43,18 @@ LINT_MAX_BYTES = 256 << 20
 hostile cassette in a pull request must not exhaust a CI runner through the lint gate. A
 larger file fails the gate (exit 2), as a damaged one does."""
 
-LINTED_SUFFIXES = (".zst", ".json", ".jsonl", ".ndjson", ".yaml", ".yml", ".txt", ".har", ".env")
+LINTED_SUFFIXES = (
+    ".zst",
+    ".json",
+    ".jsonl",
+    ".ndjson",
+    ".yaml",
+    ".yml",
+    ".toml",
+    ".txt",
+    ".har",
+    ".env",
+)
 """File name endings a directory scan picks up (a file named explicitly is always linted)."""
 
 _SKIPPED_DIRS = frozenset({".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".tox"})

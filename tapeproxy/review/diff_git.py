@@ -23,7 +23,9 @@ def diff_files(old: str | Path, new: str | Path, thresholds: Thresholds) -> Diff
     Raises:
         CassetteError: either file is missing or not a valid cassette.
     """
-    result = diff_cassettes(str(new), load(old), load(new), thresholds.for_path(str(new)))
+    from tapeproxy.review.stubview import load_any  # stubs files compare like cassettes
+
+    result = diff_cassettes(str(new), load_any(old), load_any(new), thresholds.for_path(str(new)))
     return DiffReport((result,))
 
 

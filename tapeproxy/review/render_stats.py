@@ -20,6 +20,7 @@ def render(stats: Stats, fmt: str) -> str:
     errors = data["errors"]
     lines = [
         f"{data['interactions']} interactions in {len(data['cassettes'])} cassettes",
+        *_table("by source", data["by_source"]),
         *_table("by host", data["by_host"]),
         *_table("by endpoint", data["by_endpoint"]),
         *_table("by model", data["by_model"]),

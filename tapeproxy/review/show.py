@@ -16,7 +16,6 @@ from typing import Any
 
 from tapeproxy.cassettes.framing import StreamKind, media_type, split_events, stream_kind
 from tapeproxy.cassettes.model import Body, Cassette, Header, Interaction, body_bytes
-from tapeproxy.cassettes.store import load
 
 __all__ = ["render", "show_file"]
 
@@ -28,12 +27,15 @@ _CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) 
 
 
 def show_file(path: str | os.PathLike[str]) -> str:
-    """The readable text of the cassette file at `path`.
+    """The readable text of the cassette file at `path` (or of a stubs file, each rule as the
+    exchange it stands for).
 
     Raises:
-        CassetteError: the file is missing or is not a valid cassette.
+        CassetteError: the file is missing or is not a valid cassette or stubs file.
     """
-    return render(load(path))
+    from tapeproxy.review.stubview import load_any
+
+    return render(load_any(path))
 
 
 def render(cassette: Cassette) -> str:

@@ -43,6 +43,7 @@ class Stats:
     tokens_by_model: dict[str, Counter[str]] = field(default_factory=dict)
     cost_by_model: dict[str, Decimal] = field(default_factory=dict)
     unpriced_models: set[str] = field(default_factory=set)
+    by_source: Counter[str] = field(default_factory=Counter)
 
     def to_json(self) -> dict[str, Any]:
         """The statistics as JSON-ready data."""
@@ -50,6 +51,7 @@ class Stats:
         return {
             "cassettes": self.cassettes,
             "interactions": self.interactions,
+            "by_source": dict(sorted(self.by_source.items())),
             "by_host": dict(sorted(self.by_host.items())),
             "by_endpoint": dict(sorted(self.by_endpoint.items())),
             "by_model": dict(sorted(self.by_model.items())),
@@ -102,14 +104,18 @@ def _percentile(ordered: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def collect(cassettes: Iterable[tuple[str, Cassette]]) -> Stats:
+def collect(cassettes: Iterable[tuple[str, Cassette]], stubbed: Iterable[str] = ()) -> Stats:
     """Statistics over named cassettes. Latency counts only interactions with a recorded
-    timing (a total above zero); imported vcrpy cassettes carry none."""
+    timing (a total above zero); imported vcrpy cassettes carry none. The cassettes named in
+    `stubbed` are stubs files seen as cassettes: their answers count as `stubbed`, the
+    others' as `recorded` (`by_source`)."""
     stats = Stats()
+    stubs = set(stubbed)
     for name, cassette in cassettes:
         stats.cassettes.append(name)
         for item in cassette.interactions:
             _add(stats, item)
+        stats.by_source["stubbed" if name in stubs else "recorded"] += len(cassette.interactions)
     return stats
 
 
