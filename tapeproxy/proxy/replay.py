@@ -208,19 +208,26 @@ async def _pause(seconds: float) -> None:
         await asyncio.sleep(seconds)
 
 
-class _ScheduledSource:
-    """A recorded answer written at its recorded offsets (scaled by the latency setting)."""
+class _Timed:
+    """Waits for offsets from the request's arrival, scaled by the latency setting."""
 
-    def __init__(self, interaction: Interaction, started: float, latency: Latency) -> None:
-        assert interaction.response is not None
-        self._it = interaction
-        self._response = interaction.response
+    def __init__(self, started: float, latency: Latency) -> None:
         self._started = started
         self._latency = latency
 
     async def _until(self, offset_ms: float) -> None:
         loop = asyncio.get_running_loop()
         await _pause(self._started + self._latency.delay(offset_ms) - loop.time())
+
+
+class _ScheduledSource(_Timed):
+    """A recorded answer written at its recorded offsets (scaled by the latency setting)."""
+
+    def __init__(self, interaction: Interaction, started: float, latency: Latency) -> None:
+        assert interaction.response is not None
+        super().__init__(started, latency)
+        self._it = interaction
+        self._response = interaction.response
 
     async def head(self) -> Head:
         await self._until(self._it.timing.ttfb_ms)
@@ -240,20 +247,15 @@ class _ScheduledSource:
             raise ConnectionAbortedError(self._it.error.message)
 
 
-class _StubSource:
+class _StubSource(_Timed):
     """A streamed stub answer written event by event at its rule's `stream` offsets."""
 
     def __init__(
         self, written: Written, offsets_ms: tuple[float, ...], started: float, latency: Latency
     ) -> None:
+        super().__init__(started, latency)
         self._written = written
         self._offsets = offsets_ms
-        self._started = started
-        self._latency = latency
-
-    async def _until(self, offset_ms: float) -> None:
-        loop = asyncio.get_running_loop()
-        await _pause(self._started + self._latency.delay(offset_ms) - loop.time())
 
     async def head(self) -> Head:
         w = self._written
