@@ -28,6 +28,7 @@ from tapeproxy.errors import BadInputError, TapeproxyError
 from tapeproxy.modes import Mode
 from tapeproxy.providers.stubs import Stubs
 from tapeproxy.proxy.access import Access
+from tapeproxy.proxy.ca import tls_config
 from tapeproxy.proxy.diagnostics import Diagnostics
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.lean import HookTable, lean_mitmproxy
@@ -303,7 +304,7 @@ class ProxyRunner:
             self.replayer,
             # the recorder goes here, when a session records (`_add_recorder`)
             # After the replayer: its CRL check returns at once for answered flows.
-            mitm["mitmproxy.addons.tlsconfig"].TlsConfig(),
+            tls_config(mitm["mitmproxy.addons.tlsconfig"].TlsConfig),
             _Ready(self),
         )
         master.addons.add(
