@@ -229,7 +229,8 @@ def _stub_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """`--stubs` and `--seed`, for the commands that may answer from stubs."""
     func = click.option(
         "--seed",
-        help="Seed of stub ids, timestamps and jitter [default: 0]; equal seeds, equal bytes.",
+        help="Seed of stub ids, timestamps and jitter, and of which requests --faults fails "
+        "[default: 0]; equal seeds, equal bytes.",
     )(func)
     return click.option(
         "--stubs",
@@ -237,6 +238,28 @@ def _stub_options(func: Callable[..., Any]) -> Callable[..., Any]:
         metavar="FILE",
         help="Answer what the cassette does not from this stubs file (YAML, JSON or TOML; "
         "repeatable, first matching rule wins). See `tapeproxy stubs --help`.",
+    )(func)
+
+
+def _fault_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`--faults` and its timings, for the commands that replay."""
+    func = click.option(
+        "--fault-delay",
+        metavar="SECONDS",
+        help="How long a `stall` pauses a stream and a `slow` answer is late [default: 2].",
+    )(func)
+    func = click.option(
+        "--fault-retry-after",
+        metavar="SECONDS",
+        help="The retry-after that 429, 503, 529 and overloaded faults send [default: 1].",
+    )(func)
+    return click.option(
+        "--faults",
+        metavar="SPEC",
+        help="Fail this share of the answers from the cassette or stubs: KIND=RATE,... "
+        "(e.g. 429=10%,500=5%,reset=4%) or @FILE (a profile's [faults] table). Kinds: an "
+        "HTTP status, overloaded, timeout, reset, truncate, stall, malformed, slow. Which "
+        "requests fail depends on --seed, the request and its repetition only.",
     )(func)
 
 
@@ -301,14 +324,17 @@ def record(cmd: tuple[str, ...], **flags: Any) -> None:
 @cli.command(context_settings={"ignore_unknown_options": True})
 @_proxy_options
 @_stub_options
+@_fault_options
 @click.option("--latency", help="recorded (default), none, or a factor such as x0.5.")
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED, required=True)
 def replay(cmd: tuple[str, ...], **flags: Any) -> None:
     """Run CMD against the cassette, never the network: tapeproxy replay -- CMD ARGS...
 
     A request the cassette has no answer for is answered by the first matching rule of the
-    --stubs files, if any; else it is a miss. Exits with CMD's exit code, or 3 when CMD passed
-    but some requests had no answer.
+    --stubs files, if any; else it is a miss. With --faults, a seeded share of the answers
+    fail the way the provider fails (error JSON and headers, reset, timeout, truncated or
+    malformed streams). Exits with CMD's exit code, or 3 when CMD passed but some requests
+    had no answer.
     """
     from tapeproxy.proxy.run import run_command
 
@@ -355,6 +381,7 @@ def live(cmd: tuple[str, ...], journal: Path | None, **flags: Any) -> None:
 @cli.command()
 @_proxy_options
 @_stub_options
+@_fault_options
 @click.option(
     "--mode",
     type=click.Choice(MODES),

@@ -61,6 +61,7 @@ from tapeproxy.modes import MODES, mode_help, parse_mode
 if TYPE_CHECKING:
     from tapeproxy.cassettes.model import Cassette
     from tapeproxy.providers.stubs import Stubs
+    from tapeproxy.proxy.faults import Faults
     from tapeproxy.proxy.latency import Latency
     from tapeproxy.proxy.runner import ProxyConfig, ProxyRunner
     from tapeproxy.proxy.session import Call, Miss, TapeSession
@@ -88,7 +89,8 @@ _PROXY_KEYS = (
     "ignore_json_paths",
     "repeat",
 )
-_KEYS = frozenset({"record_mode", "no_proxy", "stubs", "seed", *_PROXY_KEYS})
+_FAULT_KEYS = ("faults", "fault_retry_after", "fault_delay")
+_KEYS = frozenset({"record_mode", "no_proxy", "stubs", "seed", *_FAULT_KEYS, *_PROXY_KEYS})
 _UNSAFE = re.compile(r'[\x00-\x1f<>:"/\\|?*\s]+')
 
 
@@ -118,11 +120,13 @@ class Tape:
     @property
     def sources(self) -> dict[str, int]:
         """This test's answers so far by where they came from: ``cassette`` (replayed),
-        ``stub``, ``live`` (a provider answered: recording or a live run), ``miss``."""
+        ``stub``, ``fault`` (an injected fault instead of either), ``live`` (a provider
+        answered: recording or a live run), ``miss``."""
         counts = self.session.tally()  # "recorded" counts the exchanges a provider answered
         return {
             "cassette": counts["hits"],
             "stub": counts["stubbed"],
+            "fault": counts["faulted"],
             "live": counts["recorded"],
             "miss": counts["misses"],
         }
@@ -130,7 +134,8 @@ class Tape:
     @property
     def calls(self) -> list[Call]:
         """What this test sent so far, in order, and who answered each request: ``source``
-        is ``cassette``, ``stub`` (``rule`` names the rule), ``live`` or ``miss``."""
+        is ``cassette``, ``stub`` (``rule`` names the rule), ``fault`` (``rule`` names its
+        kind), ``live`` or ``miss``."""
         return self.session.calls()
 
     def stub(
@@ -537,6 +542,7 @@ class _State:
         session.track_calls = True
         stubs = self._stubs(overrides)
         runner.use_stubs(stubs)
+        runner.use_faults(self._faults(overrides, runner.config.idle_timeout))
         label = "record" if session.records else "replay"
         no_proxy = DEFAULT_NO_PROXY if no_proxy is None else str(no_proxy)
         env = child_env({}, runner.url, runner.config.ca_cert(), no_proxy, label)
@@ -550,16 +556,26 @@ class _State:
         """The test's stub rules: the files of the marker / ``tape_config`` (``stubs``), else
         of ``[tool.tapeproxy]`` / ``TAPEPROXY_STUBS``; relative paths from the rootdir."""
         from tapeproxy.providers.stubs import Stubs
+        from tapeproxy.proxy.settings import seed_from
 
         files = overrides.get("stubs") or setting("stubs", None, self.table, None, self.env)
         if isinstance(files, str):
             files = [f.strip() for f in files.split(",") if f.strip()]
-        seed = setting("seed", overrides.get("seed"), self.table, 0, self.env)
-        try:
-            seed = int(seed)
-        except (TypeError, ValueError):
-            raise ConfigError(f"seed {seed!r}: expected a whole number") from None
-        return Stubs.from_files([self.rootpath / f for f in files or ()], seed)
+        return Stubs.from_files(
+            [self.rootpath / f for f in files or ()], seed_from(self._get(overrides))
+        )
+
+    def _faults(self, overrides: Mapping[str, Any], idle_timeout: int) -> Faults | None:
+        """The test's faults: ``faults`` of the marker / ``tape_config``, else of
+        ``[tool.tapeproxy]`` / ``TAPEPROXY_FAULTS``; None for none."""
+        from tapeproxy.proxy.settings import faults_from
+
+        return faults_from(self._get(overrides), idle_timeout)
+
+    def _get(self, overrides: Mapping[str, Any]) -> Callable[[str, Any], Any]:
+        """A setting of this test: the marker / ``tape_config``, then the environment and
+        ``[tool.tapeproxy]``."""
+        return lambda key, default: setting(key, overrides.get(key), self.table, default, self.env)
 
     def start_session_proxy(self) -> None:
         """Start the proxy now and point the whole session's environment at it (restored in
@@ -589,6 +605,7 @@ class _State:
             wrote = session.save(keep_empty=True)
         assert self.runner is not None
         self.runner.use_stubs(None)
+        self.runner.use_faults(None)
         self.runner.switch(self._idle, "none")
         counts = session.tally()
         self.results.append(
@@ -612,9 +629,11 @@ class _State:
         if flags["latency"] is None and not setting("latency", None, self.table, None, self.env):
             flags["latency"] = "none"  # pytest's default; the CLI keeps recorded timing
         flags.update(cassette=str(cassette), mode=mode, listen="127.0.0.1:0")
-        # Stubs are per test (`_stubs`), set on the running proxy: none at start.
-        table = {k: v for k, v in self.table.items() if k != "stubs"}
-        env = {k: v for k, v in self.env.items() if k != "TAPEPROXY_STUBS"}
+        # Stubs and faults are per test (`_stubs`, `_faults`), set on the running proxy: none
+        # at start.
+        per_test = {"stubs", *_FAULT_KEYS}
+        table = {k: v for k, v in self.table.items() if k not in per_test}
+        env = {k: v for k, v in self.env.items() if k[len("TAPEPROXY_") :].lower() not in per_test}
         return build_config(flags, table, "none", env)
 
     def _proxy(self, config: ProxyConfig) -> ProxyRunner:

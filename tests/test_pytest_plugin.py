@@ -322,7 +322,7 @@ def test_fake_llm_keyed_by_purpose_and_class(tape):
         "tape.stub#0", "tape.stub#1", "tape.stub#2", "tape.stub#2", "tape.stub#2",
         "config.yaml#0"]
     assert tape.calls[0].url == URL + "/v1/chat/completions"
-    assert tape.sources == {"cassette": 0, "stub": 6, "live": 0, "miss": 0}
+    assert tape.sources == {"cassette": 0, "stub": 6, "fault": 0, "live": 0, "miss": 0}
 
 @pytest.mark.tape
 def test_a_bad_rule_is_named(tape):
@@ -366,3 +366,60 @@ def test_stubs_from_marker_config_and_tape_stub_answer_with_no_cassette(
     assert provider.requests == 0 and provider.connections == 0
     assert _cassettes(pytester.path) == []
     result.stdout.fnmatch_lines(["*cassettes: 5 used, 0 replayed, 0 recorded, 5 stubbed*"])
+
+
+FAULTED = """
+import os, openai, pytest
+
+URL = os.environ["FAKE_URL"]
+
+def client():
+    return openai.OpenAI(base_url=URL + "/v1", api_key="unused", max_retries=0)
+
+def ask(c, prompt):
+    return c.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}])
+
+@pytest.mark.tape(faults="429=100%", fault_retry_after=2)
+def test_marker_faults_fail_every_answer(tape):
+    tape.stub(answer={"text": "never seen"})
+    with client() as c, pytest.raises(openai.RateLimitError) as raised:
+        ask(c, "hello")
+    assert raised.value.response.headers["retry-after"] == "2"
+    assert raised.value.response.headers["x-tapeproxy-source"] == "fault"
+    assert [(x.source, x.rule) for x in tape.calls] == [("fault", "429")]
+    assert tape.sources == {"cassette": 0, "stub": 0, "fault": 1, "live": 0, "miss": 0}
+
+@pytest.mark.tape
+def test_config_faults_with_seed_fail_some(tape):
+    tape.stub(answer={"text": "fine"})
+    outcomes = []
+    with client() as c:
+        for i in range(40):
+            try:
+                outcomes.append(ask(c, f"q{i}").choices[0].message.content)
+            except openai.InternalServerError:
+                outcomes.append("500")
+    assert 0 < outcomes.count("500") < 40 and set(outcomes) == {"fine", "500"}
+    assert tape.sources["fault"] == outcomes.count("500")
+
+@pytest.mark.tape
+def test_faults_end_with_the_test_that_set_them(tape):
+    tape.stub(answer={"text": "fine"})
+    with client() as c:
+        assert ask(c, "q").choices[0].message.content == "fine"
+"""
+
+
+def test_faults_from_marker_and_config(pytester: pytest.Pytester, provider: FakeProvider) -> None:
+    pytester.makeini(INI)
+    pytester.makefile(".toml", pyproject='[tool.tapeproxy]\nfaults = "500=50%"\nseed = 3\n')
+    pytester.makepyfile(
+        test_faulted=FAULTED.replace(
+            "@pytest.mark.tape\ndef test_faults_end",
+            '@pytest.mark.tape(faults="")\ndef test_faults_end',
+        )
+    )
+    result = pytester.runpytest_subprocess(*ARGS)
+    result.assert_outcomes(passed=3)
+    assert provider.requests == 0 and provider.connections == 0

@@ -35,7 +35,7 @@ def ask(prompt):
 @pytest.mark.live_llm(requires=["FAKE_PROVIDER_KEY"], min_tokens=1)
 def test_live_call(tape):
     assert ask("live").startswith("You said: live")
-    assert tape.sources == {"cassette": 0, "stub": 0, "live": 1, "miss": 0}
+    assert tape.sources == {"cassette": 0, "stub": 0, "fault": 0, "live": 1, "miss": 0}
     assert tape.usage["input"] > 0 and tape.usage["output"] > 0
 
 @pytest.mark.live_llm(requires=["FAKE_PROVIDER_KEY", "NOT_SET_ANYWHERE_KEY"])

@@ -4,7 +4,9 @@ Messages answers and errors."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -323,6 +325,18 @@ def write_error(facts: RequestFacts, failure: Failure, ids: Ids) -> Written:
     }
     if failure.retry_after is not None:
         out.append(("retry-after", f"{failure.retry_after:g}"))
+    if failure.status == 429:  # the limits Anthropic reports, the requests one exhausted
+        reset = dt.datetime.fromtimestamp(
+            ids.created() + math.ceil(failure.retry_after or 1), dt.UTC
+        ).strftime("%Y-%m-%dT%H:%M:%SZ")
+        out += [
+            ("anthropic-ratelimit-requests-limit", "50"),
+            ("anthropic-ratelimit-requests-remaining", "0"),
+            ("anthropic-ratelimit-requests-reset", reset),
+            ("anthropic-ratelimit-tokens-limit", "40000"),
+            ("anthropic-ratelimit-tokens-remaining", str(20000 + int(ids.unit() * 20000))),
+            ("anthropic-ratelimit-tokens-reset", reset),
+        ]
     if 400 <= failure.status < 500 and failure.status not in (408, 409, 429):
         out.append(("x-should-retry", "false"))
     reason = _REASONS.get(failure.status, "Error")

@@ -647,6 +647,14 @@ _REASONS = {
 }
 
 
+_ERROR_MESSAGES = {
+    500: "The server had an error while processing your request. Sorry about that!",
+    502: "Bad gateway.",
+    503: "The server is overloaded or not ready yet.",
+    504: "Gateway timeout.",
+}
+
+
 def reason(status: int) -> str:
     """The usual reason phrase of a status."""
     return _REASONS.get(status, "Error")
@@ -666,13 +674,27 @@ def write_error(facts: RequestFacts, failure: Failure, ids: Ids) -> Written:
         )
     elif failure.type:
         kind = failure.type
-    message = failure.message or f"tapeproxy stub: {kind}"
+    wait = failure.retry_after
+    message = failure.message or _ERROR_MESSAGES.get(failure.status, f"tapeproxy stub: {kind}")
+    if failure.status == 429 and not failure.message:
+        message = (
+            f"Rate limit reached for {facts.model or 'gpt-4o-mini'} in organization "
+            f"org-{ids.alnum(24)} on requests per min (RPM): Limit 500, Used 500, Requested 1. "
+            f"Please try again in {wait if wait is not None else 1:g}s. Visit "
+            "https://platform.openai.com/account/rate-limits to learn more."
+        )
     doc = {"error": {"message": message, "type": kind, "param": None, "code": code}}
     out = list(headers(facts, ids, "application/json"))
-    if failure.retry_after is not None:
+    if wait is not None:
+        out += [("retry-after", f"{wait:g}"), ("retry-after-ms", str(int(wait * 1000)))]
+    if failure.status == 429:  # the limits OpenAI reports with every answer, one exhausted
         out += [
-            ("retry-after", f"{failure.retry_after:g}"),
-            ("retry-after-ms", str(int(failure.retry_after * 1000))),
+            ("x-ratelimit-limit-requests", "500"),
+            ("x-ratelimit-limit-tokens", "200000"),
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-remaining-tokens", str(150000 + int(ids.unit() * 50000))),
+            ("x-ratelimit-reset-requests", f"{wait if wait is not None else 1:g}s"),
+            ("x-ratelimit-reset-tokens", f"{int(ids.unit() * 900) + 100}ms"),
         ]
     body = json.dumps(doc, indent=2).encode() + b"\n"
     return Written(failure.status, reason(failure.status), tuple(out), (body,))

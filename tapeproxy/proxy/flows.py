@@ -41,11 +41,11 @@ __all__ = [
     "take_keyed",
 ]
 
-Source = Literal["cassette", "stub", "live", "miss", "error"]
+Source = Literal["cassette", "stub", "fault", "live", "miss", "error"]
 """Who answered a request: the one decision made for each flow, kept in its metadata."""
 
 SOURCE_HEADER = "x-tapeproxy-source"
-"""Sent with every answer: `cassette`, `stub` or `live`. Never stored in a cassette."""
+"""Sent with every answer: `cassette`, `stub`, `fault` or `live`. Never stored in a cassette."""
 
 _HANDLED = "tapeproxy_handled"
 _STREAMED = "tapeproxy_streamed"

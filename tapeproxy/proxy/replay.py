@@ -1,5 +1,6 @@
 """The replay addon: decide who answers each request (cassette, stub, upstream or miss) and
-answer from the cassette, with recorded timing, or from a stub rule; never go upstream.
+answer from the cassette, with recorded timing, or from a stub rule, or with the fault drawn
+for that answer; never go upstream.
 
 Fail closed (STYLE rule 2): for the flows it owns, the request hook always ends with an answer
 set (a hit, the miss response, or an error response) and catches its own errors to do so; and
@@ -19,9 +20,10 @@ from mitmproxy import http
 from mitmproxy.proxy import server_hooks
 
 from tapeproxy.cassettes.model import Interaction, body_bytes
-from tapeproxy.providers.answer import Written
+from tapeproxy.providers.answer import RequestFacts, Written
 from tapeproxy.providers.request import read_request
 from tapeproxy.providers.stubs import Stubs
+from tapeproxy.proxy.faults import Drawn, Faults, Reply, apply_fault
 from tapeproxy.proxy.flows import (
     SOURCE_HEADER,
     WireResponse,
@@ -53,6 +55,7 @@ class Replayer:
         latency: how recorded timing is reproduced.
         hosts: the hosts the cassette covers (None: every host).
         stubs: rules that answer what the cassette does not (after it, before a miss).
+        faults: the faults drawn for answers from the cassette and the stubs (None: none).
     """
 
     def __init__(
@@ -62,19 +65,21 @@ class Replayer:
         latency: Latency,
         hosts: frozenset[str] | None = None,
         stubs: Stubs | None = None,
+        faults: Faults | None = None,
     ) -> None:
         self.session = session
         self.tapeserver = tapeserver
         self.latency = latency
         self._hosts = hosts
-        self.stubs = stubs or Stubs(())
+        self.stubs = stubs if stubs is not None else Stubs(())
+        self.faults = faults
         self._stub_seen: Counter[str] = Counter()
         self._stub_lock = threading.Lock()
 
     def use_stubs(self, stubs: Stubs | None) -> None:
         """Answer from these stub rules from now on (the pytest plugin's per-test rules)."""
         with self._stub_lock:
-            self.stubs = stubs or Stubs(())
+            self.stubs = stubs if stubs is not None else Stubs(())
             self._stub_seen.clear()
 
     def _covers(self, flow: http.HTTPFlow) -> bool:
@@ -94,6 +99,11 @@ class Replayer:
                 keyed = self._keyed(flow)
                 found = session.lookup(keyed.key)
                 if found is not None:
+                    if self.faults is not None and (drawn := self.faults.draw(keyed.key)):
+                        reply = Reply.of_interaction(found)
+                        if reply is not None:
+                            await self._fault(flow, keyed, drawn, reply, started, None, True)
+                            return
                     mark_handled(flow, "cassette")
                     session.note_call(keyed.request, "cassette")
                     await self._serve(flow, found, started)
@@ -137,9 +147,13 @@ class Replayer:
         found = self.stubs.answer(facts, headers, key, occurrence)
         if found is None:
             return False
-        mark_handled(flow, "stub")
-        self.session.count_stub(found, facts.model, request)
         written = found.written
+        if self.faults is not None and (drawn := self.faults.draw(key)) is not None:
+            reply = Reply.of_written(written, found.offsets_ms)
+            await self._fault(flow, keyed, drawn, reply, started, facts)
+            return True
+        self.session.count_stub(found, facts.model, request)
+        mark_handled(flow, "stub")
         if found.offsets_ms is not None and not self.latency.is_none:
             route_to_tapeserver(
                 flow,
@@ -154,6 +168,27 @@ class Replayer:
             written.status, written.reason.encode("latin-1"), tuple(fields), written.body
         ).make()
         return True
+
+    async def _fault(
+        self,
+        flow: http.HTTPFlow,
+        keyed: Keyed,
+        drawn: Drawn,
+        reply: Reply,
+        started: float,
+        facts: RequestFacts | None = None,
+        from_cassette: bool = False,
+    ) -> None:
+        """Answer with the fault drawn instead of `reply` (what the cassette or a stub gave)."""
+        assert self.faults is not None
+        request = keyed.request
+        mark_handled(flow, "fault")
+        self.session.count_fault(drawn.kind, request, "cassette" if from_cassette else "stub")
+        if facts is None:
+            facts = read_request(request.method, request.url, body_bytes(request.body))
+        await apply_fault(
+            drawn, self.faults, flow, reply, facts, self.tapeserver, self.latency, started
+        )
 
     def _answer_miss(self, flow: http.HTTPFlow, keyed: Keyed) -> None:
         miss = self.session.miss(keyed)

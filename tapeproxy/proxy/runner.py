@@ -30,6 +30,7 @@ from tapeproxy.providers.stubs import Stubs
 from tapeproxy.proxy.access import Access
 from tapeproxy.proxy.ca import tls_config
 from tapeproxy.proxy.diagnostics import Diagnostics
+from tapeproxy.proxy.faults import Faults
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.lean import HookTable, lean_mitmproxy
 from tapeproxy.proxy.replay import Replayer
@@ -77,6 +78,7 @@ class ProxyConfig:
     handshake_timeout: int = 30
     allow_open_proxy: bool = False
     stubs: Stubs | None = None
+    faults: Faults | None = None
 
     def ca_cert(self) -> Path:
         """The CA certificate clients must trust (mitmproxy's layout in `confdir`)."""
@@ -221,6 +223,12 @@ class ProxyRunner:
         if self.replayer is not None:
             self.replayer.use_stubs(stubs)
 
+    def use_faults(self, faults: Faults | None) -> None:
+        """Draw these faults from now on (None: none)."""
+        self.config = replace(self.config, faults=faults)
+        if self.replayer is not None:
+            self.replayer.faults = faults
+
     def stop(self) -> None:
         """Stop the proxy, wait for recordings in flight, then write the cassette.
 
@@ -294,7 +302,7 @@ class ProxyRunner:
         mitm = lean_mitmproxy()
         master = mitm["mitmproxy.master"].Master(opts)
         server = mitm["mitmproxy.addons.proxyserver"].Proxyserver()
-        self.replayer = Replayer(self.session, tapeserver, c.latency, c.hosts, c.stubs)
+        self.replayer = Replayer(self.session, tapeserver, c.latency, c.hosts, c.stubs, c.faults)
         self.diagnostics = Diagnostics(self.session)
         self._chain = _Chain(
             # first: refused ones go no further

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -130,6 +131,7 @@ class Captured:
 class _Counts:
     hits: int = 0
     stubbed: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
     recorded: int = 0
     passed_through: int = 0
     errors: int = 0
@@ -308,6 +310,15 @@ class TapeSession:
         outputs = sum(v[1] for v in tallies.values())
         return inputs, outputs, total, sorted(set(unpriced))
 
+    def count_fault(self, kind: str, request: Request, instead_of: str) -> None:
+        """Count an answer replaced by a fault of this kind: `instead_of` `cassette` takes
+        back the hit its lookup counted (the interaction was used, but not served)."""
+        with self._lock:
+            self._counts.faults[kind] += 1
+            if instead_of == "cassette":
+                self._counts.hits -= 1
+        self.note_call(request, "fault", kind)
+
     def note_call(self, request: Request, source: str, rule: str | None = None) -> None:
         """Keep who answered a request, when `track_calls` is on (the pytest plugin's
         `tape.calls`; off for `serve`, which would keep them for ever)."""
@@ -336,12 +347,14 @@ class TapeSession:
             self._counts.errors += 1
 
     def tally(self) -> dict[str, int]:
-        """Counts so far: `hits`, `stubbed`, `recorded`, `misses`, `passed_through`, `errors`."""
+        """Counts so far: `hits`, `stubbed`, `faulted`, `recorded`, `misses`, `passed_through`,
+        `errors`..."""
         with self._lock:
             c = self._counts
             return {
                 "hits": c.hits,
                 "stubbed": c.stubbed,
+                "faulted": sum(c.faults.values()),
                 "recorded": c.recorded,
                 "misses": len(c.misses),
                 "passed_through": c.passed_through,
@@ -432,6 +445,9 @@ class TapeSession:
                 f"misses: {len(c.misses)}   passed through: {c.passed_through}"
                 + (f"   errors: {c.errors}" if c.errors else ""),
             ]
+            if c.faults:
+                kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(c.faults.items()))
+                lines.append(f"  faults injected: {sum(c.faults.values())} ({kinds})")
             lines += _failure_lines(c)
             stubbed = c.stubbed
             unused = self.index.unused() if self.serves_from_cassette else []

@@ -14,6 +14,7 @@ from tapeproxy.errors import ConfigError
 from tapeproxy.modes import Mode, parse_mode
 from tapeproxy.providers.stubs import Stubs
 from tapeproxy.proxy.access import check_exposure, parse_credentials
+from tapeproxy.proxy.faults import Faults, parse_faults
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.runner import ProxyConfig, default_confdir
 from tapeproxy.redaction import Redactor
@@ -100,6 +101,7 @@ def build_config(
     handshake_timeout = _positive(get("handshake_timeout", 30), "handshake_timeout")
     # `--stubs` is repeatable: click gives () when it is absent, which is not a value.
     stubs = _stubs(flags.get("stubs") or setting("stubs", None, config, None, env), get)
+    faults = faults_from(get, idle_timeout)
     return ProxyConfig(
         cassette=Path(get("cassette", DEFAULT_CASSETTE)),
         mode=mode,
@@ -119,6 +121,7 @@ def build_config(
         idle_timeout=idle_timeout,
         handshake_timeout=handshake_timeout,
         stubs=stubs,
+        faults=faults,
     )
 
 
@@ -127,12 +130,45 @@ def _stubs(files: Any, get: Any) -> Stubs | None:
     and checked now, before anything starts; None when there are none."""
     if not files:
         return None
+    return Stubs.from_files(_strings(files, "stubs"), seed_from(get))
+
+
+def _seconds(value: Any, key: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if not 0.0 <= number <= 3600.0:
+        raise ConfigError(f"{key} {value!r}: expected seconds from 0 to 3600")
+    return number
+
+
+def faults_from(get: Any, idle_timeout: int) -> Faults | None:
+    """The faults of `--faults` (or `faults`, `TAPEPROXY_FAULTS`), checked now; None when
+    none were asked for. A timeout holds a request at most as long as an idle connection.
+
+    Args:
+        get: `get(key, default)` of a setting, by the usual precedence.
+    """
+    spec = get("faults", None)
+    if spec is None or str(spec).strip() == "":
+        return None
+    return Faults(
+        parse_faults(str(spec)),
+        seed=seed_from(get),
+        retry_after=_seconds(get("fault_retry_after", 1.0), "fault_retry_after"),
+        delay=_seconds(get("fault_delay", 2.0), "fault_delay"),
+        hold=float(idle_timeout),
+    )
+
+
+def seed_from(get: Any) -> int:
+    """The `seed` setting as a whole number."""
     seed = get("seed", 0)
     try:
-        seed = int(seed)
+        return int(seed)
     except (TypeError, ValueError):
         raise ConfigError(f"seed {seed!r}: expected a whole number") from None
-    return Stubs.from_files(_strings(files, "stubs"), seed)
 
 
 def child_env(
