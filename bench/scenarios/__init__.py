@@ -8,6 +8,7 @@ from bench.env import Env
 from bench.report import Report
 from bench.scenarios import (
     client,
+    faults,
     latency,
     lint,
     lint_peers,
@@ -36,4 +37,5 @@ SCENARIOS: dict[str, Scenario] = {
     "lint_peers": lint_peers.run,
     "pytest_suite": pytest_suite.run,
     "stubs": stubs.run,
+    "faults": faults.run,
 }
