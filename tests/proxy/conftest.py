@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ssl
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -66,3 +68,21 @@ def written_bytes(*folders: Path) -> bytes:
                 data = store.decompress(data, source=str(path))
             out.append(data)
     return b"\n".join(out)
+
+
+def replay_refused(cwd: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """`tapeproxy replay OPTIONS -- CMD` where CMD would leave a file behind: what it printed,
+    after checking that it exited 2 and that CMD never ran (bad input is refused up front)."""
+    marker = cwd / "cmd-ran"
+    cmd = [sys.executable, "-c", f"open({str(marker)!r}, 'w')"]
+    done = subprocess.run(
+        [sys.executable, "-m", "tapeproxy", "replay", *options, "--", *cmd],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert not marker.exists()  # refused before CMD started
+    return done

@@ -36,7 +36,7 @@ from tapeproxy.providers.stubs import Stubs
 from tapeproxy.proxy.faults import Faults, parse_faults
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.runner import ProxyRunner
-from tests.proxy.conftest import ProxyFactory
+from tests.proxy.conftest import ProxyFactory, replay_refused
 
 _N = 300
 
@@ -406,29 +406,9 @@ def test_faults_from_a_profile_file(tmp_path: Path) -> None:
 
 
 def test_cli_refuses_a_bad_spec_before_running_cmd(tmp_path: Path) -> None:
-    marker = tmp_path / "ran"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tapeproxy",
-            "replay",
-            "--cassette",
-            str(tmp_path / "c.json.zst"),
-            "--faults",
-            "429=10%,teapot=1%",
-            "--",
-            sys.executable,
-            "-c",
-            f"open({str(marker)!r}, 'w')",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 2, done.stderr
-    assert "teapot" in done.stderr and not marker.exists()
+    cassette = str(tmp_path / "c.json.zst")
+    done = replay_refused(tmp_path, "--cassette", cassette, "--faults", "429=10%,teapot=1%")
+    assert "teapot" in done.stderr
 
 
 def test_cli_replay_with_faults_summarises_them(tmp_path: Path, confdir: Path) -> None:
