@@ -26,11 +26,17 @@ from typing import Any
 
 from mitmproxy import http
 
-from tapeproxy.cassettes.model import Interaction, body_bytes
+from tapeproxy.cassettes.model import Interaction
 from tapeproxy.errors import ConfigError
 from tapeproxy.providers.answer import Failure, Ids, RequestFacts, Written, json_bytes
 from tapeproxy.providers.write import write_failure
-from tapeproxy.proxy.flows import SOURCE_HEADER, WireResponse, framing_free, route_to_tapeserver
+from tapeproxy.proxy.flows import (
+    SOURCE_HEADER,
+    WireResponse,
+    framing_free,
+    recorded_pieces,
+    route_to_tapeserver,
+)
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.tapeserver import Head, TapeServer
 
@@ -155,11 +161,6 @@ class Faults:
                 return Drawn(kind, Ids(b"fault-shape\0" + seed))
         return None
 
-    def reset(self) -> None:
-        """Forget the occurrences seen (a new test starts counting afresh)."""
-        with self._lock:
-            self._seen.clear()
-
 
 @dataclass(frozen=True)
 class Reply:
@@ -179,15 +180,9 @@ class Reply:
         r = found.response
         if r is None:
             return None
-        body = body_bytes(r.body)
-        chunks = r.chunks or ((found.timing.total_ms, len(body)),)
-        pieces, offsets, at = [], [], 0
-        for offset, size in chunks:
-            pieces.append(body[at : at + size])
-            offsets.append(offset)
-            at += size
+        offsets, pieces = zip(*recorded_pieces(found), strict=True)
         headers = tuple(framing_free(r.headers))
-        return cls(r.status, r.reason, headers, tuple(pieces), tuple(offsets), found.timing.ttfb_ms)
+        return cls(r.status, r.reason, headers, pieces, offsets, found.timing.ttfb_ms)
 
     @classmethod
     def of_written(cls, written: Written, offsets_ms: tuple[float, ...] | None) -> Reply:
@@ -223,12 +218,8 @@ async def apply_fault(
     elif kind == "timeout":
         await _hold(flow, faults.hold)
     elif kind.isdigit() or kind == "overloaded":
-        w = _failure(kind, facts, faults.retry_after, ids)
-        fields = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in w.headers]
-        fields += [(SOURCE_HEADER.encode(), b"fault"), (b"content-length", b"%d" % len(w.body))]
-        flow.response = WireResponse(
-            w.status, w.reason.encode("latin-1"), tuple(fields), w.body
-        ).make()
+        written = _failure(kind, facts, faults.retry_after, ids)
+        flow.response = WireResponse.of_written(written, "fault").make()
     else:
         source = _FaultSource(_shaped(kind, reply, faults.delay, ids), started, latency)
         route_to_tapeserver(flow, tapeserver, source, "fault")
@@ -341,21 +332,15 @@ class _FaultSource:
         self._started = started
         self._latency = latency
 
-    async def _until(self, offset_ms: float, added_s: float = 0.0) -> None:
-        loop = asyncio.get_running_loop()
-        wait = self._started + self._latency.delay(offset_ms) + added_s - loop.time()
-        if wait > 0:
-            await asyncio.sleep(wait)
-
     async def head(self) -> Head:
         s = self._shaped
         first_added = s.pieces[0][1] if s.pieces else 0.0
-        await self._until(s.ttfb_ms, first_added)
+        await self._latency.until(self._started, s.ttfb_ms, first_added)
         return s.head
 
     async def chunks(self) -> AsyncIterator[bytes]:
         for offset, added, piece in self._shaped.pieces:
-            await self._until(offset, added)
+            await self._latency.until(self._started, offset, added)
             yield piece
         if self._shaped.abort:
             raise ConnectionAbortedError("tapeproxy fault: truncate")

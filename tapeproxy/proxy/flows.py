@@ -18,10 +18,12 @@ from tapeproxy.cassettes.model import (
     UNDECODABLE_ENCODING,
     Body,
     Header,
+    Interaction,
     Request,
     Response,
     body_bytes,
 )
+from tapeproxy.providers.answer import Written
 from tapeproxy.proxy.tapeserver import BodySource, TapeServer
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "is_handled",
     "keep_keyed",
     "mark_handled",
+    "recorded_pieces",
     "route_to_tapeserver",
     "source_of",
     "stream_if_routed",
@@ -161,6 +164,17 @@ class WireResponse:
             fields.append((b"content-length", b"%d" % len(body)))
         return cls(recorded.status, recorded.reason.encode("latin-1"), tuple(fields), body)
 
+    @classmethod
+    def of_written(cls, written: Written, source: Source) -> WireResponse:
+        """A written answer (a stub's, a fault's) whole, with its source header and length."""
+        fields = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in written.headers]
+        body = written.body
+        fields += [
+            (SOURCE_HEADER.encode(), source.encode()),
+            (b"content-length", b"%d" % len(body)),
+        ]
+        return cls(written.status, written.reason.encode("latin-1"), tuple(fields), body)
+
     def make(self) -> http.Response:
         """A new mitmproxy response (each flow needs its own object)."""
         # `Headers(fields)` copies each pair and checks its types, and even `Headers()` costs
@@ -244,3 +258,16 @@ def stream_if_routed(flow: http.HTTPFlow) -> None:
         flow.metadata.get(_STREAMED) or not flow.metadata.get(_HANDLED)
     ):
         flow.response.stream = True
+
+
+def recorded_pieces(found: Interaction) -> list[tuple[float, bytes]]:
+    """A recorded answer's body as sent: each piece with its offset from the request (one
+    piece at the total time when the answer was not streamed)."""
+    assert found.response is not None
+    body = body_bytes(found.response.body)
+    chunks = found.response.chunks or ((found.timing.total_ms, len(body)),)
+    out, at = [], 0
+    for offset, size in chunks:
+        out.append((offset, body[at : at + size]))
+        at += size
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from tapeproxy.errors import ConfigError
@@ -46,3 +47,11 @@ class Latency:
     def delay(self, offset_ms: float) -> float:
         """Seconds to wait for a recorded offset in milliseconds."""
         return max(0.0, offset_ms) * self.factor / 1000.0
+
+    async def until(self, started: float, offset_ms: float, added_s: float = 0.0) -> None:
+        """Sleep until `offset_ms` (scaled) plus `added_s` seconds after `started` (a loop
+        time); no sleep at all when that moment has passed."""
+        loop = asyncio.get_running_loop()
+        wait = started + self.delay(offset_ms) + added_s - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)

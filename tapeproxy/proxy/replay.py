@@ -32,6 +32,7 @@ from tapeproxy.proxy.flows import (
     is_handled,
     keep_keyed,
     mark_handled,
+    recorded_pieces,
     route_to_tapeserver,
     stream_if_routed,
 )
@@ -102,10 +103,10 @@ class Replayer:
                     if self.faults is not None and (drawn := self.faults.draw(keyed.key)):
                         reply = Reply.of_interaction(found)
                         if reply is not None:
-                            await self._fault(flow, keyed, drawn, reply, started, None, True)
+                            await self._fault(flow, keyed, drawn, reply, started)
                             return
                     mark_handled(flow, "cassette")
-                    session.note_call(keyed.request, "cassette")
+                    session.count_hit(keyed.request)
                     await self._serve(flow, found, started)
                     return
             if self.stubs:
@@ -150,7 +151,7 @@ class Replayer:
         written = found.written
         if self.faults is not None and (drawn := self.faults.draw(key)) is not None:
             reply = Reply.of_written(written, found.offsets_ms)
-            await self._fault(flow, keyed, drawn, reply, started, facts)
+            await self._fault(flow, keyed, drawn, reply, started, facts=facts)
             return True
         self.session.count_stub(found, facts.model, request)
         mark_handled(flow, "stub")
@@ -162,11 +163,7 @@ class Replayer:
                 "stub",
             )
             return True
-        fields = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in written.headers]
-        fields += [_FROM_STUB, (b"content-length", b"%d" % len(written.body))]
-        flow.response = WireResponse(
-            written.status, written.reason.encode("latin-1"), tuple(fields), written.body
-        ).make()
+        flow.response = WireResponse.of_written(written, "stub").make()
         return True
 
     async def _fault(
@@ -177,13 +174,13 @@ class Replayer:
         reply: Reply,
         started: float,
         facts: RequestFacts | None = None,
-        from_cassette: bool = False,
     ) -> None:
-        """Answer with the fault drawn instead of `reply` (what the cassette or a stub gave)."""
+        """Answer with the fault drawn instead of `reply` (what the cassette or a stub gave);
+        `facts` when the request was read already."""
         assert self.faults is not None
         request = keyed.request
         mark_handled(flow, "fault")
-        self.session.count_fault(drawn.kind, request, "cassette" if from_cassette else "stub")
+        self.session.count_fault(drawn.kind, request)
         if facts is None:
             facts = read_request(request.method, request.url, body_bytes(request.body))
         await apply_fault(
@@ -251,8 +248,7 @@ class _Timed:
         self._latency = latency
 
     async def _until(self, offset_ms: float) -> None:
-        loop = asyncio.get_running_loop()
-        await _pause(self._started + self._latency.delay(offset_ms) - loop.time())
+        await self._latency.until(self._started, offset_ms)
 
 
 class _ScheduledSource(_Timed):
@@ -270,13 +266,9 @@ class _ScheduledSource(_Timed):
         return r.status, r.reason, [*framing_free(r.headers), (SOURCE_HEADER, "cassette")]
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        body = body_bytes(self._response.body)
-        chunks = self._response.chunks or ((self._it.timing.total_ms, len(body)),)
-        pos = 0
-        for offset, size in chunks:
+        for offset, piece in recorded_pieces(self._it):
             await self._until(offset)
-            yield body[pos : pos + size]
-            pos += size
+            yield piece
         if self._it.error is not None:
             await self._until(self._it.error.after_ms)
             raise ConnectionAbortedError(self._it.error.message)
@@ -300,9 +292,6 @@ class _StubSource(_Timed):
         for offset, event in zip(self._offsets, self._written.events, strict=True):
             await self._until(offset)
             yield event
-
-
-_FROM_STUB = (SOURCE_HEADER.encode(), b"stub")
 
 
 def _json_response(status: int, doc: object, extra: list[tuple[str, str]]) -> http.Response:

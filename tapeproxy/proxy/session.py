@@ -227,12 +227,14 @@ class TapeSession:
         return Keyed(request, key_of(canonical), canonical, r)
 
     def lookup(self, key: str) -> Interaction | None:
-        """The next recorded answer for this key, or None (counted as a hit when found)."""
-        found = self.index.next(key)
-        if found is not None:
-            with self._lock:
-                self._counts.hits += 1
-        return found
+        """The next recorded answer for this key, or None (`count_hit` when it is served)."""
+        return self.index.next(key)
+
+    def count_hit(self, request: Request) -> None:
+        """Count a request answered from the cassette."""
+        with self._lock:
+            self._counts.hits += 1
+        self.note_call(request, "cassette")
 
     def miss(self, keyed: Keyed) -> Miss:
         """Count and explain a request that has no recorded answer."""
@@ -310,13 +312,10 @@ class TapeSession:
         outputs = sum(v[1] for v in tallies.values())
         return inputs, outputs, total, sorted(set(unpriced))
 
-    def count_fault(self, kind: str, request: Request, instead_of: str) -> None:
-        """Count an answer replaced by a fault of this kind: `instead_of` `cassette` takes
-        back the hit its lookup counted (the interaction was used, but not served)."""
+    def count_fault(self, kind: str, request: Request) -> None:
+        """Count an answer replaced by a fault of this kind."""
         with self._lock:
             self._counts.faults[kind] += 1
-            if instead_of == "cassette":
-                self._counts.hits -= 1
         self.note_call(request, "fault", kind)
 
     def note_call(self, request: Request, source: str, rule: str | None = None) -> None:
