@@ -242,7 +242,20 @@ def _stub_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _fault_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """`--faults` and its timings, for the commands that replay."""
+    """`--faults` and its timings, `--journal` and `--report`, for the commands that replay."""
+    func = click.option(
+        "--report",
+        metavar="FILE",
+        help="Write a JSON report: answers by source and fault kind, and how each client "
+        "(by User-Agent) behaved under faults: retries and the verdicts retry_after_ignored, "
+        "retried_non_retryable, retry_storm, no_backoff (also in the summary).",
+    )(func)
+    func = click.option(
+        "--journal",
+        metavar="FILE",
+        help="Write every exchange the proxy answered (redacted, with its source: cassette, "
+        "stub, fault, live, miss) to this cassette file, for stats, profile and parity.",
+    )(func)
     func = click.option(
         "--fault-delay",
         metavar="SECONDS",

@@ -35,6 +35,7 @@ __all__ = [
     "Cassette",
     "Header",
     "Interaction",
+    "JournalMeta",
     "MatchRules",
     "Meta",
     "RecordedError",
@@ -210,13 +211,20 @@ class Timing(_Frozen):
 
 
 class Interaction(_Frozen):
-    """One request and what came back for it (a response, an error, or a partial of both)."""
+    """One request and what came back for it (a response, an error, or a partial of both).
+
+    In a journal (`Meta.journal`), `source` says who answered (`cassette`, `stub`, `fault`,
+    `live`, `miss`, `error`) and `detail` which stub rule or which fault kind; a recording
+    has neither.
+    """
 
     key: str
     request: Request
     response: Response | None = None
     error: RecordedError | None = None
     timing: Timing = Timing()
+    source: str | None = None
+    detail: str | None = None
 
     @model_validator(mode="after")
     def _has_outcome(self) -> Self:
@@ -225,12 +233,24 @@ class Interaction(_Frozen):
         return self
 
 
+class JournalMeta(_Frozen):
+    """What a journal is the record of: the run's cassette and record mode, and the faults
+    and seed it drew with (None: none)."""
+
+    cassette: str
+    mode: str
+    faults: str | None = None
+    seed: int | None = None
+
+
 class Meta(_Frozen):
-    """Who wrote the cassette, when, and with which matching rules."""
+    """Who wrote the cassette, when, and with which matching rules; `journal` when it is the
+    journal of a proxy run (every exchange the proxy answered) rather than a recording."""
 
     created: str
     tapeproxy: str
     match: MatchRules = MatchRules()
+    journal: JournalMeta | None = None
 
 
 class Cassette(_Frozen):

@@ -146,6 +146,10 @@ class Faults:
         self._seen: Counter[str] = Counter()
         self._lock = threading.Lock()
 
+    def describe(self) -> str:
+        """The rates as `--faults` takes them (e.g. `429=10%,reset=4%`)."""
+        return ",".join(f"{kind}={rate * 100:g}%" for kind, rate in self.rates)
+
     def draw(self, key: str) -> Drawn | None:
         """The fault for this request (its key's next occurrence), or None."""
         with self._lock:

@@ -33,6 +33,7 @@ __all__ = [
     "Source",
     "WireResponse",
     "capture_request",
+    "detail_of",
     "framing_free",
     "is_handled",
     "keep_keyed",
@@ -51,6 +52,7 @@ SOURCE_HEADER = "x-tapeproxy-source"
 """Sent with every answer: `cassette`, `stub`, `fault` or `live`. Never stored in a cassette."""
 
 _HANDLED = "tapeproxy_handled"
+_DETAIL = "tapeproxy_detail"
 _STREAMED = "tapeproxy_streamed"
 
 FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "content-encoding"})
@@ -210,15 +212,24 @@ def is_handled(flow: http.HTTPFlow, tapeserver: TapeServer) -> bool:
     )
 
 
-def mark_handled(flow: http.HTTPFlow, source: Source) -> None:
-    """Claim a flow so that later addons leave it alone, noting who answers it."""
+def mark_handled(flow: http.HTTPFlow, source: Source, detail: str | None = None) -> None:
+    """Claim a flow so that later addons leave it alone, noting who answers it and, for a
+    stub or a fault, which rule or which kind (`detail_of`)."""
     flow.metadata[_HANDLED] = source
+    if detail is not None:
+        flow.metadata[_DETAIL] = detail
 
 
 def source_of(flow: http.HTTPFlow) -> Source | None:
     """Who answered a flow (None: nobody claimed it; it passed through)."""
     source: Source | None = flow.metadata.get(_HANDLED)
     return source
+
+
+def detail_of(flow: http.HTTPFlow) -> str | None:
+    """The stub rule's label or the fault's kind noted by `mark_handled`, if any."""
+    detail: str | None = flow.metadata.get(_DETAIL)
+    return detail
 
 
 _KEYED = "tapeproxy_keyed"

@@ -154,7 +154,7 @@ class Replayer:
             await self._fault(flow, keyed, drawn, reply, started, facts=facts)
             return True
         self.session.count_stub(found, facts.model, request)
-        mark_handled(flow, "stub")
+        mark_handled(flow, "stub", found.rule)
         if found.offsets_ms is not None and not self.latency.is_none:
             route_to_tapeserver(
                 flow,
@@ -179,7 +179,7 @@ class Replayer:
         `facts` when the request was read already."""
         assert self.faults is not None
         request = keyed.request
-        mark_handled(flow, "fault")
+        mark_handled(flow, "fault", drawn.kind)
         self.session.count_fault(drawn.kind, request)
         if facts is None:
             facts = read_request(request.method, request.url, body_bytes(request.body))

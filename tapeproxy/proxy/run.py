@@ -140,6 +140,9 @@ def preflight(config: ProxyConfig) -> None:
         )
     if config.mode != "none":
         store.check_writable(config.cassette)
+    for path in (config.journal, config.report):
+        if path is not None:
+            store.check_writable(path)
 
 
 def run_command(config: ProxyConfig, cmd: Sequence[str], no_proxy: str) -> int:
@@ -176,7 +179,7 @@ def _run(
         if signals.received is not None and proc.poll() is None:
             code = _stop(proc, signals.received)
     if summary:
-        print(runner.session.summary(), file=sys.stderr)
+        print(_summary(runner), file=sys.stderr)
     if not any(runner.session.tally().values()):
         print(_nothing_reached(no_proxy), file=sys.stderr)
     stopped = signals.received
@@ -190,11 +193,31 @@ def _run(
 
 
 def _save_now(runner: ProxyRunner) -> None:
-    """Save what was recorded so far; a failure is printed and retried at the next turn."""
+    """Save what was recorded so far (and the journal); a failure is printed and retried at
+    the next turn."""
     try:
-        runner.session.save()
+        if runner.session.records:
+            runner.session.save()
+        runner.save_journal()
     except TapeproxyError as e:
         _log_line(f"cannot save yet, will retry: {e}")
+
+
+def _summary(runner: ProxyRunner) -> str:
+    """The session's summary, with the clients' behaviour and where the journal and the
+    report went, when they were asked for."""
+    lines = [runner.session.summary()]
+    if runner.journal is not None:
+        from tapeproxy.proxy.verdicts import summary_lines
+
+        exchanges = runner.journal.exchanges()
+        lines += summary_lines(exchanges)
+        c = runner.config
+        if c.journal is not None:
+            lines.append(f"  journal: {c.journal} ({len(exchanges)} exchanges)")
+        if c.report is not None:
+            lines.append(f"  report: {c.report}")
+    return "\n".join(lines)
 
 
 def _nothing_reached(no_proxy: str) -> str:
@@ -281,8 +304,9 @@ def serve_forever(config: ProxyConfig, no_proxy: str, verbose: bool = False) -> 
             _log_line(_exposure_warning(config))
         last_save = time.monotonic()
         while not stop.wait(0.5):
-            if runner.session.records and time.monotonic() - last_save >= SAVE_EVERY_S:
+            saves = runner.session.records or runner.journal is not None
+            if saves and time.monotonic() - last_save >= SAVE_EVERY_S:
                 last_save = time.monotonic()
                 _save_now(runner)
-    print(runner.session.summary(), file=sys.stderr)
+    print(_summary(runner), file=sys.stderr)
     return MISS_EXIT if runner.session.misses else 0

@@ -23,7 +23,7 @@ from mitmproxy import options
 
 from tapeproxy.cassettes import store
 from tapeproxy.cassettes.index import RepeatPolicy
-from tapeproxy.cassettes.model import MatchRules
+from tapeproxy.cassettes.model import JournalMeta, MatchRules
 from tapeproxy.errors import BadInputError, TapeproxyError
 from tapeproxy.modes import Mode
 from tapeproxy.providers.stubs import Stubs
@@ -39,6 +39,7 @@ from tapeproxy.proxy.tapeserver import TapeServer
 from tapeproxy.redaction import Redactor
 
 if TYPE_CHECKING:
+    from tapeproxy.proxy.journal import Journal
     from tapeproxy.proxy.record import Recorder
 
 __all__ = ["ProxyConfig", "ProxyRunner", "default_confdir"]
@@ -79,6 +80,8 @@ class ProxyConfig:
     allow_open_proxy: bool = False
     stubs: Stubs | None = None
     faults: Faults | None = None
+    journal: Path | None = None
+    report: Path | None = None
 
     def ca_cert(self) -> Path:
         """The CA certificate clients must trust (mitmproxy's layout in `confdir`)."""
@@ -151,6 +154,11 @@ class ProxyRunner:
         self.replayer: Replayer | None = None
         self.diagnostics: Diagnostics | None = None
         self.recorder: Recorder | None = None
+        self.journal: Journal | None = None
+        if config.journal is not None or config.report is not None:
+            from tapeproxy.proxy.journal import Journal
+
+            self.journal = Journal(self.session, keep=config.journal is not None)
 
     def _new_session(self, cassette: Path, mode: Mode) -> TapeSession:
         """Load the cassette with the cyclic garbage collector off, then freeze what it loaded.
@@ -208,7 +216,7 @@ class ProxyRunner:
         """Save the current cassette and continue with another (for per-test cassettes)."""
         self.session.save()
         self.session = self._new_session(cassette, mode)
-        for addon in (self.replayer, self.recorder, self.diagnostics):
+        for addon in (self.replayer, self.recorder, self.diagnostics, self.journal):
             if addon is not None:
                 addon.session = self.session
         if self.session.records and self.recorder is None and self._loop is not None:
@@ -240,6 +248,27 @@ class ProxyRunner:
             self._thread.join(60)
         self._master = None
         self.session.save()
+        self.save_journal()
+
+    def save_journal(self) -> None:
+        """Write the journal and the client report, when they were asked for.
+
+        Raises:
+            CassetteWriteError: the journal could not be written.
+            BadInputError: the report could not be written.
+        """
+        c, journal = self.config, self.journal
+        if journal is None:
+            return
+        if c.journal is not None:
+            faults = c.faults.describe() if c.faults is not None else None
+            seed = c.faults.seed if c.faults is not None else None
+            meta = JournalMeta(cassette=str(c.cassette), mode=c.mode, faults=faults, seed=seed)
+            journal.save(c.journal, meta)
+        if c.report is not None:
+            from tapeproxy.proxy.verdicts import write_report
+
+            write_report(c.report, journal.exchanges())
 
     async def _add_recorder(self) -> None:
         """Add the record addon, in the proxy's loop, for the first session that records.
@@ -304,15 +333,18 @@ class ProxyRunner:
         server = mitm["mitmproxy.addons.proxyserver"].Proxyserver()
         self.replayer = Replayer(self.session, tapeserver, c.latency, c.hosts, c.stubs, c.faults)
         self.diagnostics = Diagnostics(self.session)
+        journal = self.journal
         self._chain = _Chain(
             # first: refused ones go no further
             Access(c.proxy_auth, c.max_connections, c.handshake_timeout, server),
             self.diagnostics,
             mitm["mitmproxy.addons.next_layer"].NextLayer(),
+            *([journal] if journal is not None else []),  # takes requests as they arrived
             self.replayer,
             # the recorder goes here, when a session records (`_add_recorder`)
             # After the replayer: its CRL check returns at once for answered flows.
             tls_config(mitm["mitmproxy.addons.tlsconfig"].TlsConfig),
+            *([journal.tail] if journal is not None else []),  # sees answers as sent
             _Ready(self),
         )
         master.addons.add(

@@ -102,6 +102,7 @@ def build_config(
     # `--stubs` is repeatable: click gives () when it is absent, which is not a value.
     stubs = _stubs(flags.get("stubs") or setting("stubs", None, config, None, env), get)
     faults = faults_from(get, idle_timeout)
+    journal, report = get("journal", None), get("report", None)
     return ProxyConfig(
         cassette=Path(get("cassette", DEFAULT_CASSETTE)),
         mode=mode,
@@ -122,6 +123,8 @@ def build_config(
         handshake_timeout=handshake_timeout,
         stubs=stubs,
         faults=faults,
+        journal=Path(journal) if journal else None,
+        report=Path(report) if report else None,
     )
 
 

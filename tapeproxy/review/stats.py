@@ -108,14 +108,16 @@ def collect(cassettes: Iterable[tuple[str, Cassette]], stubbed: Iterable[str] = 
     """Statistics over named cassettes. Latency counts only interactions with a recorded
     timing (a total above zero); imported vcrpy cassettes carry none. The cassettes named in
     `stubbed` are stubs files seen as cassettes: their answers count as `stubbed`, the
-    others' as `recorded` (`by_source`)."""
+    others' as `recorded`, or in a journal by their source: `cassette`, `stub`, `fault`,
+    `live`, `miss` (`by_source`)."""
     stats = Stats()
     stubs = set(stubbed)
     for name, cassette in cassettes:
         stats.cassettes.append(name)
+        plain = "stubbed" if name in stubs else "recorded"
         for item in cassette.interactions:
             _add(stats, item)
-        stats.by_source["stubbed" if name in stubs else "recorded"] += len(cassette.interactions)
+            stats.by_source[item.source or plain] += 1  # a journal says who answered
     return stats
 
 
