@@ -614,5 +614,66 @@ def stats_command(cassettes: tuple[str, ...], fmt: str) -> None:
     click.echo(render_stats.render(stats, fmt), nl=False)
 
 
+def _cassette_files(paths: tuple[str, ...]) -> list[tuple[str, Any]]:
+    """Named cassettes of files and folders (every *.json.zst under a folder, sorted).
+
+    Raises:
+        BadInputError: a path does not exist, or a folder holds no cassette.
+    """
+    from pathlib import Path
+
+    from tapeproxy.cassettes import store
+    from tapeproxy.errors import BadInputError
+
+    files: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found = sorted(path.rglob("*.json.zst"))
+            if not found:
+                raise BadInputError(f"{path}: no cassettes (*.json.zst) in this folder")
+            files += found
+        elif path.exists():
+            files.append(path)
+        else:
+            raise BadInputError(f"{path}: no such cassette or folder")
+    return [(str(f), store.load(f)) for f in files]
+
+
+@cli.command("profile")
+@click.argument("cassettes", nargs=-1, required=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "toml"]),
+    default="text",
+    show_default=True,
+    help="toml feeds --profile FILE, --faults @FILE and --latency @FILE.",
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here, not stdout.")
+def profile_command(cassettes: tuple[str, ...], fmt: str, output: str | None) -> None:
+    """How the provider behaved in CASSETTES (files, folders or journals).
+
+    Per host, endpoint and model: requests; status and provider error type counts; retry
+    success (a failed request followed by the same request: how often it finally
+    succeeded); TTFB and total latency of the answers that did not fail (min, mean, p50,
+    p95, max); stream chunk counts and gaps; token usage; and the response shape: every
+    JSON path with its types and how often it is present, and which request setting
+    (reasoning_effort, thinking, tools...) makes a field appear. The [faults], [latency]
+    and [usage] tables are what a mock run samples from (README, "Profile and parity").
+    """
+    from pathlib import Path
+
+    from tapeproxy.review.profile import build
+    from tapeproxy.review.render_profile import render
+
+    text = render(build(_cassette_files(cassettes)), fmt)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    Path(output).write_text(text, encoding="utf-8")
+    click.echo(f"profile written to {output}", err=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

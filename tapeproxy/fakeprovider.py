@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 import secrets
 import socket
 import ssl
@@ -32,17 +33,18 @@ from tapeproxy.providers.answer import Answer, Failure, Ids, RequestFacts
 from tapeproxy.providers.request import read_request
 from tapeproxy.providers.write import write, write_failure
 
-__all__ = ["DEFAULT_ANSWER", "FakeProvider"]
+__all__ = ["DEFAULT_ANSWER", "Behaviour", "FakeProvider"]
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, tls: ssl.SSLContext | None, answer: str) -> None:
+    def __init__(self, tls: ssl.SSLContext | None, answer: str, behaviour: Behaviour) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.tls = tls
         self.answer = answer
+        self.behaviour = behaviour
         self.connections = 0
         self.requests = 0
         self.lock = threading.Lock()
@@ -66,16 +68,64 @@ class _Server(ThreadingHTTPServer):
 DEFAULT_ANSWER = "You said: {prompt}. This is the fake provider answering."
 
 
+class Behaviour:
+    """How the fake provider misbehaves on its own, drawn per request from a seeded random
+    generator: a share of error answers by status (429 and 503 with `retry-after`), and a
+    time to first byte drawn uniformly from a range. A recording of it has a known error
+    mix and latency (what `tapeproxy profile` must recover).
+
+    Args:
+        errors: status -> share of requests answered with it (e.g. {429: 0.1, 500: 0.05}).
+        ttfb_ms: (low, high) of the uniform pause before the headers.
+        retry_after: seconds 429 and 503 answers tell the client to wait.
+        seed: of the generator.
+    """
+
+    def __init__(
+        self,
+        errors: dict[int, float] | None = None,
+        ttfb_ms: tuple[float, float] | None = None,
+        retry_after: float = 0.2,
+        seed: int = 0,
+    ) -> None:
+        self.errors = tuple((errors or {}).items())
+        self.ttfb_ms = ttfb_ms
+        self.retry_after = retry_after
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def draw(self) -> tuple[int | None, float]:
+        """An error status for the next request (None: answer it) and its pause in seconds."""
+        with self._lock:
+            unit, pause = self._random.random(), self._random.random()
+        status, at = None, 0.0
+        for code, share in self.errors:
+            at += share
+            if unit < at:
+                status = code
+                break
+        if self.ttfb_ms is None:
+            return status, 0.0
+        low, high = self.ttfb_ms
+        return status, (low + (high - low) * pause) / 1000
+
+
 class FakeProvider:
     """Start with `start()` (or as a context manager); `url` is its base URL.
 
     Args:
         tls: serve HTTPS with this context (None: plain HTTP).
         answer: the assistant text, with `{prompt}` replaced by the last user message.
+        behaviour: errors and latency of its own (default: none).
     """
 
-    def __init__(self, tls: ssl.SSLContext | None = None, answer: str = DEFAULT_ANSWER) -> None:
-        self._server = _Server(tls, answer)
+    def __init__(
+        self,
+        tls: ssl.SSLContext | None = None,
+        answer: str = DEFAULT_ANSWER,
+        behaviour: Behaviour | None = None,
+    ) -> None:
+        self._server = _Server(tls, answer, behaviour or Behaviour())
         self._thread: threading.Thread | None = None
         self.scheme = "https" if tls else "http"
 
@@ -156,7 +206,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, doc: dict[str, Any]) -> None:
         with self.server.lock:
             self.server.requests += 1
-        time.sleep(int(self.headers.get("x-fake-ttfb-ms") or 0) / 1000)
+        drawn, pause = self.server.behaviour.draw()
+        time.sleep(int(self.headers.get("x-fake-ttfb-ms") or 0) / 1000 + pause)
         path = self.path.split("?")[0]
         if path.endswith("/reset"):
             self.connection.setsockopt(
@@ -165,6 +216,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.close()
             return
+        if drawn is not None:
+            return self._drawn_error(drawn, doc)
         status = int(self.headers.get("x-fake-status") or 200)
         if status != 200:
             return self._error(status)
@@ -206,6 +259,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def _error(self, status: int) -> None:
+        """The error a test asked for (`x-fake-status`): not to be retried."""
         failure = Failure(status, message=f"fake error {status}")
         written = write_failure(self._facts({}), failure, Ids(b"fake\0%d" % status))
         payload = written.body
@@ -215,6 +269,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+    def _drawn_error(self, status: int, doc: dict[str, Any]) -> None:
+        """An error of the provider's own `Behaviour`: in the shape of the request's API,
+        with its headers (`retry-after` on 429 and 503)."""
+        wait = self.server.behaviour.retry_after if status in (429, 503) else None
+        failure = Failure(status, message=f"fake error {status}", retry_after=wait)
+        written = write_failure(self._facts(doc), failure, Ids(b"fake\0%d" % self.server.requests))
+        self.send_response(status)
+        for name, value in written.headers:
+            if name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("content-length", str(len(written.body)))
+        self.end_headers()
+        self.wfile.write(written.body)
 
     def _stream(self, events: Iterator[bytes]) -> None:
         gap = int(self.headers.get("x-fake-gap-ms") or 50) / 1000
