@@ -251,6 +251,13 @@ def _fault_options(func: Callable[..., Any]) -> Callable[..., Any]:
         "retried_non_retryable, retry_storm, no_backoff (also in the summary).",
     )(func)
     func = click.option(
+        "--profile",
+        metavar="FILE",
+        help="Behave like the recordings profiled in FILE (tapeproxy profile --format toml): "
+        "its [faults] (unless --faults), its [latency] (unless --latency), and for stub "
+        "answers its [usage] token counts.",
+    )(func)
+    func = click.option(
         "--journal",
         metavar="FILE",
         help="Write every exchange the proxy answered (redacted, with its source: cassette, "
@@ -338,7 +345,11 @@ def record(cmd: tuple[str, ...], **flags: Any) -> None:
 @_proxy_options
 @_stub_options
 @_fault_options
-@click.option("--latency", help="recorded (default), none, or a factor such as x0.5.")
+@click.option(
+    "--latency",
+    help="recorded (default), none, a factor such as x0.5, or @FILE: each answer's timing "
+    "drawn from a profile's [latency] table (seeded by --seed).",
+)
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED, required=True)
 def replay(cmd: tuple[str, ...], **flags: Any) -> None:
     """Run CMD against the cassette, never the network: tapeproxy replay -- CMD ARGS...
@@ -401,7 +412,11 @@ def live(cmd: tuple[str, ...], journal: Path | None, **flags: Any) -> None:
     help=f"Record mode [default: none]. {mode_help()}.",
 )
 @click.option("--listen", help="Address to listen on [default: 127.0.0.1:8080].")
-@click.option("--latency", help="recorded (default), none, or a factor such as x0.5.")
+@click.option(
+    "--latency",
+    help="recorded (default), none, a factor such as x0.5, or @FILE: each answer's timing "
+    "drawn from a profile's [latency] table (seeded by --seed).",
+)
 @click.option(
     "--proxy-auth",
     metavar="USER:PASS",
@@ -673,6 +688,57 @@ def profile_command(cassettes: tuple[str, ...], fmt: str, output: str | None) ->
         return
     Path(output).write_text(text, encoding="utf-8")
     click.echo(f"profile written to {output}", err=True)
+
+
+def _profile_of(path: str) -> dict[str, Any]:
+    """A profile: read from a profile file (.toml, .json), else built from cassettes (a
+    file, a folder of them, or a journal)."""
+    from pathlib import Path
+
+    from tapeproxy.profilefile import load_profile
+    from tapeproxy.review.profile import build
+
+    given = Path(path)
+    if given.is_file() and given.suffix in (".toml", ".json"):
+        return load_profile(given)
+    return build(_cassette_files((path,)))
+
+
+@cli.command("parity")
+@click.argument("reference")
+@click.argument("observed")
+@click.option(
+    "--tolerance",
+    "tolerances",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a tolerance (repeatable): error_rate=0.01 and retry_success=0.01 (test "
+    "significance, 99 %), latency_mean=0.2, latency_min=0.5, latency_max=1.0, "
+    "tokens_mean=0.2 (shares of the reference), shape=exact|subset|off.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+    help="markdown is for a pull-request comment.",
+)
+def parity_command(reference: str, observed: str, tolerances: tuple[str, ...], fmt: str) -> None:
+    """Whether OBSERVED behaves like REFERENCE (each a cassette, a folder, a journal or a
+    profile): error rate by status and provider type (two-sample test at 99 %), retry
+    success rate, latency mean/min/max, token usage and response shape, per host, endpoint
+    and model. Prints each measure with reference, observed, tolerance and verdict.
+
+    Exits 0 when every measure is within its tolerance, 1 when one is beyond, 2 on bad
+    input.
+    """
+    from tapeproxy.review.parity import compare, parse_tolerances, render
+
+    limits = parse_tolerances(tolerances)
+    measures = compare(_profile_of(reference), _profile_of(observed), limits)
+    click.echo(render(measures, fmt, reference, observed), nl=False)
+    sys.exit(0 if all(m.within for m in measures) else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,8 +18,8 @@ import re
 import threading
 import tomllib
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -323,6 +323,9 @@ class Stubs:
         self._used: Counter[int] = Counter()  # by id() of the rule: inserts move indexes
         self._answers: dict[int, Answer] = {}  # by id() of an AnswerSpec the rules hold
         self._lock = threading.Lock()
+        self.usage: Callable[[str, int], tuple[int | None, int | None]] | None = None
+        """Draws (input, output) tokens for an answer whose rule sets no usage, from the
+        request key and occurrence (`--profile`: a profile's [usage] table)."""
 
     @classmethod
     def from_files(cls, paths: Iterable[str | Path], seed: int = 0) -> Stubs:
@@ -390,6 +393,10 @@ class Stubs:
             self._used[id(rule)] += 1
         ids = Ids(f"{self.seed}\0{key}\0{occurrence}".encode())
         answer = self._neutral(rule.nth(n))
+        sets_usage = answer.input_tokens is not None or answer.output_tokens is not None
+        if self.usage is not None and answer.error is None and not sets_usage:
+            inp, out = self.usage(key, occurrence)
+            answer = replace(answer, input_tokens=inp, output_tokens=out)
         written = write(facts, answer, ids)
         offsets = None
         if rule.stream is not None and written.streamed:

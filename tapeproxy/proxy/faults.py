@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-import tomllib
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from mitmproxy import http
 
 from tapeproxy.cassettes.model import Interaction
 from tapeproxy.errors import ConfigError
+from tapeproxy.profilefile import read_table
 from tapeproxy.providers.answer import Failure, Ids, RequestFacts, Written, json_bytes
 from tapeproxy.providers.write import write_failure
 from tapeproxy.proxy.flows import (
@@ -99,16 +99,7 @@ def parse_faults(spec: str) -> tuple[tuple[str, float], ...]:
 
 
 def _from_file(path: Path) -> list[tuple[Any, Any]]:
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(f"faults @{path}: cannot read it ({e.strerror or e})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"faults @{path}: not valid TOML ({e})") from None
-    table = doc.get("faults")
-    if not isinstance(table, dict):
-        raise ConfigError(f"faults @{path}: no [faults] table (KIND = RATE lines)")
-    return list(table.items())
+    return list(read_table(path, "faults", f"faults @{path}").items())
 
 
 @dataclass(frozen=True)

@@ -1,28 +1,35 @@
-"""How recorded timing is reproduced in replay: `recorded`, `none`, or a factor like `x0.5`."""
+"""How recorded timing is reproduced in replay: `recorded`, `none`, a factor like `x0.5`, or
+`@FILE`: drawn from a profile's `[latency]` table (`proxy.sampled`)."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from tapeproxy.errors import ConfigError
+from tapeproxy.proxy.sampled import ProfileLatency
 
 __all__ = ["Latency"]
 
 
 @dataclass(frozen=True, slots=True)
 class Latency:
-    """A scale applied to recorded offsets; 0 means answer at once."""
+    """A scale applied to recorded offsets; 0 means answer at once. With `sampled`, each
+    answer's timing is drawn from a profile instead (`for_answer`)."""
 
     factor: float = 1.0
+    sampled: ProfileLatency | None = field(default=None, compare=False)
 
     @classmethod
-    def parse(cls, text: str) -> Latency:
-        """Parse `recorded`, `none` or `xFACTOR` (e.g. `x0.5`, `x2`).
+    def parse(cls, text: str, seed: int = 0) -> Latency:
+        """Parse `recorded`, `none`, `xFACTOR` (e.g. `x0.5`, `x2`) or `@FILE`.
 
         Raises:
-            ConfigError: anything else.
+            ConfigError: anything else, or a FILE without a usable [latency] table.
         """
+        if text.strip().startswith("@"):
+            return cls(1.0, ProfileLatency.from_file(Path(text.strip()[1:]), seed))
         value = text.strip().lower()
         if value == "recorded":
             return cls(1.0)
@@ -36,13 +43,24 @@ class Latency:
             if factor >= 0:
                 return cls(factor)
         raise ConfigError(
-            f"--latency {text!r}: expected 'recorded', 'none' or a factor like 'x0.5'"
+            f"--latency {text!r}: expected 'recorded', 'none', a factor like 'x0.5', or @FILE "
+            "(a profile's [latency] table)"
         )
 
     @property
     def is_none(self) -> bool:
         """True when answers are sent at once."""
         return self.factor == 0.0
+
+    def for_answer(self, key: str, recorded_total_ms: float) -> Latency:
+        """The latency of one recorded answer: with `sampled`, its recorded offsets scaled
+        so that it ends at a total drawn for this request; else this latency."""
+        if self.sampled is None:
+            return self
+        drawn = self.sampled.draw(key).total_ms
+        if recorded_total_ms <= 0:
+            return Latency(0.0)
+        return Latency(drawn / recorded_total_ms)
 
     def delay(self, offset_ms: float) -> float:
         """Seconds to wait for a recorded offset in milliseconds."""

@@ -15,6 +15,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator
+from itertools import accumulate
 
 from mitmproxy import http
 from mitmproxy.proxy import server_hooks
@@ -107,7 +108,7 @@ class Replayer:
                             return
                     mark_handled(flow, "cassette")
                     session.count_hit(keyed.request)
-                    await self._serve(flow, found, started)
+                    await self._serve(flow, found, started, keyed.key)
                     return
             if self.stubs:
                 keyed = keyed or self._keyed(flow)
@@ -155,12 +156,17 @@ class Replayer:
             return True
         self.session.count_stub(found, facts.model, request)
         mark_handled(flow, "stub", found.rule)
-        if found.offsets_ms is not None and not self.latency.is_none:
+        offsets, latency = found.offsets_ms, self.latency
+        if offsets is None and latency.sampled is not None:  # timing drawn from a profile
+            timing = latency.sampled.draw(key, len(written.events) if written.streamed else 1)
+            if not written.streamed:
+                await _pause(timing.total_ms / 1000)
+            else:
+                offsets = tuple(accumulate(timing.gaps_ms, initial=timing.ttfb_ms))
+                latency = Latency(1.0)
+        if offsets is not None and not latency.is_none:
             route_to_tapeserver(
-                flow,
-                self.tapeserver,
-                _StubSource(written, found.offsets_ms, started, self.latency),
-                "stub",
+                flow, self.tapeserver, _StubSource(written, offsets, started, latency), "stub"
             )
             return True
         flow.response = WireResponse.of_written(written, "stub").make()
@@ -199,22 +205,25 @@ class Replayer:
             [("x-tapeproxy-miss", key), ("x-should-retry", "false")],
         )
 
-    async def _serve(self, flow: http.HTTPFlow, found: Interaction, started: float) -> None:
+    async def _serve(
+        self, flow: http.HTTPFlow, found: Interaction, started: float, key: str
+    ) -> None:
         recorded = found.response
+        latency = self.latency.for_answer(key, found.timing.total_ms)
         if recorded is None or (
             found.error is not None and not body_bytes(recorded.body) and recorded.chunks is None
         ):
-            await _pause(self.latency.delay(found.error.after_ms if found.error else 0.0))
+            await _pause(latency.delay(found.error.after_ms if found.error else 0.0))
             flow.kill()
             return
         if found.error is not None or (
-            recorded.chunks is not None and len(recorded.chunks) > 1 and not self.latency.is_none
+            recorded.chunks is not None and len(recorded.chunks) > 1 and not latency.is_none
         ):
             route_to_tapeserver(
-                flow, self.tapeserver, _ScheduledSource(found, started, self.latency), "cassette"
+                flow, self.tapeserver, _ScheduledSource(found, started, latency), "cassette"
             )
             return
-        await _pause(self.latency.delay(found.timing.total_ms))
+        await _pause(latency.delay(found.timing.total_ms))
         flow.response = WireResponse.of(recorded).make()
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:

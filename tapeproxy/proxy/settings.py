@@ -12,11 +12,13 @@ from tapeproxy.cassettes.model import MatchRules
 from tapeproxy.config import as_bool, setting
 from tapeproxy.errors import ConfigError
 from tapeproxy.modes import Mode, parse_mode
+from tapeproxy.profilefile import load_profile
 from tapeproxy.providers.stubs import Stubs
 from tapeproxy.proxy.access import check_exposure, parse_credentials
 from tapeproxy.proxy.faults import Faults, parse_faults
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.runner import ProxyConfig, default_confdir
+from tapeproxy.proxy.sampled import ProfileUsage
 from tapeproxy.redaction import Redactor
 
 __all__ = ["DEFAULT_CASSETTE", "DEFAULT_NO_PROXY", "build_config", "child_env", "parse_listen"]
@@ -101,7 +103,13 @@ def build_config(
     handshake_timeout = _positive(get("handshake_timeout", 30), "handshake_timeout")
     # `--stubs` is repeatable: click gives () when it is absent, which is not a value.
     stubs = _stubs(flags.get("stubs") or setting("stubs", None, config, None, env), get)
-    faults = faults_from(get, idle_timeout)
+    profile = _profile(get)
+    faults = faults_from(get, idle_timeout, profile)
+    latency = get("latency", None)
+    if latency is None and profile is not None:
+        latency = f"@{profile}"
+    if profile is not None and stubs is not None:
+        stubs.usage = ProfileUsage.from_file(profile, seed_from(get)).draw
     journal, report = get("journal", None), get("report", None)
     return ProxyConfig(
         cassette=Path(get("cassette", DEFAULT_CASSETTE)),
@@ -109,7 +117,7 @@ def build_config(
         listen_host=host,
         listen_port=port,
         confdir=Path(get("confdir", default_confdir())),
-        latency=Latency.parse(str(get("latency", "recorded"))),
+        latency=Latency.parse(str(latency or "recorded"), seed_from(get)),
         upstream_ca=Path(upstream_ca) if upstream_ca else None,
         insecure_upstream=as_bool(get("insecure_upstream", False), "insecure_upstream"),
         hosts=frozenset(_strings(hosts, "hosts")) if hosts else None,
@@ -146,14 +154,27 @@ def _seconds(value: Any, key: str) -> float:
     return number
 
 
-def faults_from(get: Any, idle_timeout: int) -> Faults | None:
-    """The faults of `--faults` (or `faults`, `TAPEPROXY_FAULTS`), checked now; None when
-    none were asked for. A timeout holds a request at most as long as an idle connection.
+def _profile(get: Any) -> Path | None:
+    """The `--profile FILE` (or `profile`, `TAPEPROXY_PROFILE`), checked to be a profile."""
+    path = get("profile", None)
+    if not path:
+        return None
+    load_profile(Path(path))
+    return Path(path)
+
+
+def faults_from(get: Any, idle_timeout: int, profile: Path | None = None) -> Faults | None:
+    """The faults of `--faults` (or `faults`, `TAPEPROXY_FAULTS`), else of the profile's
+    [faults] table, checked now; None when none were asked for. A timeout holds a request
+    at most as long as an idle connection.
 
     Args:
         get: `get(key, default)` of a setting, by the usual precedence.
+        profile: the `--profile` file, if any.
     """
     spec = get("faults", None)
+    if spec is None and profile is not None:
+        spec = f"@{profile}"
     if spec is None or str(spec).strip() == "":
         return None
     return Faults(

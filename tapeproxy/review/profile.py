@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tapeproxy.cassettes.model import Cassette, Interaction, body_bytes
+from tapeproxy.profilefile import FORMAT
 from tapeproxy.providers.messages import messages
 from tapeproxy.providers.read import error_type, extract
 
@@ -40,7 +41,6 @@ __all__ = [
     "summary",
 ]
 
-FORMAT = "tapeproxy-profile/1"
 QUANTILES = 21
 """Each distribution a mock run samples from is kept as its 0, 5, 10 ... 100 % quantiles."""
 

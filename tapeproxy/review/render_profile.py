@@ -8,14 +8,9 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
-from pathlib import Path
 from typing import Any
 
-from tapeproxy.errors import BadInputError
-from tapeproxy.review.profile import FORMAT
-
-__all__ = ["FORMATS", "load_profile", "render", "to_toml"]
+__all__ = ["FORMATS", "render", "to_toml"]
 
 FORMATS = ("text", "json", "toml")
 
@@ -118,25 +113,3 @@ def to_toml(doc: dict[str, Any]) -> str:
         lines += ["", "[[groups]]"]
         lines += [f"{_key(k)} = {_value(v)}" for k, v in group.items() if v is not None]
     return "\n".join(lines) + "\n"
-
-
-def load_profile(path: Path) -> dict[str, Any]:
-    """A profile written by `tapeproxy profile` (JSON or TOML).
-
-    Raises:
-        BadInputError: it cannot be read or is not a tapeproxy profile.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise BadInputError(f"{path}: cannot read the profile ({e})") from None
-    try:
-        doc = json.loads(text) if text.lstrip().startswith("{") else tomllib.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as e:
-        raise BadInputError(f"{path}: not a JSON or TOML profile ({e})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise BadInputError(
-            f"{path}: not a tapeproxy profile (no format = {FORMAT!r}); make one with "
-            "tapeproxy profile CASSETTE --format toml -o FILE"
-        )
-    return doc

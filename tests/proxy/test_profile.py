@@ -9,7 +9,9 @@ import math
 import ssl
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +31,15 @@ from tapeproxy.cassettes.model import (
     Timing,
 )
 from tapeproxy.fakeprovider import Behaviour, FakeProvider
+from tapeproxy.profilefile import load_profile
+from tapeproxy.providers.stubs import Stubs
 from tapeproxy.proxy.faults import parse_faults
+from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.runner import ProxyConfig, ProxyRunner
 from tapeproxy.review.profile import build
-from tapeproxy.review.render_profile import load_profile, render
+from tapeproxy.review.render_profile import render
 from tapeproxy.testing_ca import ThrowawayCA
+from tests.proxy.conftest import ProxyFactory, client_for
 
 _N = 300
 _ERRORS = {429: 0.10, 500: 0.05}
@@ -222,3 +228,169 @@ def test_profile_bad_input_is_exit_2(tmp_path: Path) -> None:
         )  # fmt: skip
         assert done.returncode == 2, done.stderr
         assert "Error:" in done.stderr
+
+
+_CLIENT = """
+import os, sys
+from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
+import openai
+
+client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="sk-test", max_retries=4)
+
+def ask(i):
+    words = " ".join(["word"] * (1 + i % 7))
+    try:
+        done = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": f"{i} {words}"}]
+        )
+    except openai.APIError:  # the SDK gave up retrying
+        return None
+    return done.choices[0].message.content
+
+with ThreadPoolExecutor(16) as pool:
+    answers = list(pool.map(ask, range(int(sys.argv[2]))))
+print(sum(a is not None for a in answers))
+"""
+
+
+def _mock_run(
+    tmp_path: Path, confdir: Path, url: str, profile: Path, name: str, *options: str
+) -> tuple[Path, int]:
+    """The client of the recording, against stubs and the profile: its journal, and how many
+    of its calls got an answer."""
+    stubs = tmp_path / "stubs.yaml"
+    stubs.write_text('- answer: {text: "You said it. This is a stub answering."}\n', "utf-8")
+    client = tmp_path / "client.py"
+    client.write_text(_CLIENT, encoding="utf-8")
+    journal = tmp_path / f"{name}.json.zst"
+    done = subprocess.run(
+        [sys.executable, "-m", "tapeproxy", "replay", "--cassette", str(tmp_path / "none.json.zst"),
+         "--stubs", str(stubs), "--profile", str(profile), "--journal", str(journal),
+         "--fault-retry-after", "0.2", "--confdir", str(confdir), "--no-proxy", "", *options,
+         "--", sys.executable, str(client), url, str(_N)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return journal, int(done.stdout)
+
+
+def _parity(reference: Path, observed: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tapeproxy", "parity", str(reference), str(observed), *options],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_a_mock_run_with_the_profile_is_at_parity_and_one_with_3x_errors_is_not(
+    known: tuple[Path, list[Any], Behaviour], tmp_path: Path, confdir: Path
+) -> None:
+    cassette = known[0]
+    url = store.load(cassette).interactions[0].request.url.split("/v1/")[0]
+    profile = tmp_path / "profile.toml"
+    profile.write_text(render(build([(str(cassette), store.load(cassette))]), "toml"), "utf-8")
+
+    journal, answered = _mock_run(tmp_path, confdir, url, profile, "mock")
+    assert answered == _N
+    same = _parity(cassette, journal)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "at parity" in same.stdout and "BEYOND" not in same.stdout
+    for measure in ("error rate 429", "retry success rate", "latency mean", "tokens output mean",
+                    "shape plain"):  # fmt: skip
+        assert measure in same.stdout
+    # the profile itself is a side parity reads too
+    assert _parity(profile, journal).returncode == 0
+
+    rates = build([(str(cassette), store.load(cassette))])["faults"]
+    tripled = ",".join(f"{k}={3 * v:.4f}" for k, v in rates.items())
+    worse, _ = _mock_run(tmp_path, confdir, url, profile, "worse", "--faults", tripled)
+    beyond = _parity(cassette, worse, "--format", "json")
+    assert beyond.returncode == 1, beyond.stdout + beyond.stderr
+    doc = json.loads(beyond.stdout)
+    assert doc["parity"] is False
+    assert "error rate" in doc["beyond"] and "error rate 429" in doc["beyond"]
+    markdown = _parity(cassette, worse, "--format", "markdown")
+    assert markdown.returncode == 1 and "| error rate 429 |" in markdown.stdout
+
+
+def test_parity_bad_input_and_tolerances(
+    known: tuple[Path, list[Any], Behaviour], tmp_path: Path
+) -> None:
+    cassette = known[0]
+    assert _parity(cassette, tmp_path / "missing.json.zst").returncode == 2
+    bad = _parity(cassette, cassette, "--tolerance", "latency=3")
+    assert bad.returncode == 2 and "error_rate" in bad.stderr  # names the known tolerances
+    not_profile = tmp_path / "p.toml"
+    not_profile.write_text("[faults]\n'429' = 0.1\n", encoding="utf-8")
+    assert _parity(cassette, not_profile).returncode == 2
+    # a tolerance can loosen a measure
+    assert _parity(cassette, cassette, "--tolerance", "shape=off").returncode == 0
+
+
+def test_latency_from_a_profile_times_stub_streams_and_cassette_answers(
+    tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider
+) -> None:
+    table = tmp_path / "latency.toml"
+    table.write_text(
+        "[latency]\nttfb_ms = [150.0, 250.0]\ntotal_ms = [300.0, 400.0]\ngap_ms = [20.0, 30.0]\n",
+        encoding="utf-8",
+    )
+    rules = tmp_path / "stubs.yaml"
+    rules.write_text('- match: {last_user: "stub"}\n  answer: {text: "a b c d e f"}\n', "utf-8")
+    url = provider.url + "/v1/chat/completions"
+    cassette = tmp_path / "c.json.zst"
+    with run_proxy(cassette, "all") as runner, client_for(runner) as http:
+        http.post(url, json={"model": "m", "messages": [{"role": "user", "content": "rec"}]})
+    recorded = store.load(cassette).interactions[0].timing.total_ms
+
+    def timed(seed: int) -> tuple[list[float], float]:
+        latency = Latency.parse(f"@{table}", seed)
+        stubs = Stubs.from_files([rules], seed)
+        with (
+            run_proxy(cassette, "none", latency=latency, stubs=stubs) as runner,
+            client_for(runner) as http,
+        ):
+            ask = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "stub"}]}
+            start = time.monotonic()
+            arrivals = []
+            with http.stream("POST", url, json=ask) as resp:
+                for line in resp.iter_lines():
+                    if line.startswith("data: "):
+                        arrivals.append(time.monotonic() - start)
+            start = time.monotonic()
+            http.post(url, json={"model": "m", "messages": [{"role": "user", "content": "rec"}]})
+            return arrivals, time.monotonic() - start
+
+    arrivals, whole = timed(1)
+    # the first event after a drawn TTFB (150-250 ms), then drawn gaps (20-30 ms)
+    assert 0.14 <= arrivals[0] <= 0.5, arrivals
+    gaps = [b - a for a, b in pairwise(arrivals)]
+    assert len(gaps) >= 5 and sum(gaps) / len(gaps) >= 0.015, gaps
+    # a recorded answer (recorded in `recorded` ms) now takes a drawn total of 300-400 ms
+    assert recorded < 250 and 0.29 <= whole <= 1.0, (recorded, whole)
+
+
+def test_parity_pairs_groups_across_hosts_and_names_a_group_only_one_side_has() -> None:
+    from tapeproxy.review.parity import DEFAULT_TOLERANCES, compare
+
+    ok = {"model": "m", "choices": [{"message": {"content": "x"}}]}
+
+    def doc(host: str, models: list[str]) -> dict[str, Any]:
+        rows = []
+        for i, model in enumerate(models):
+            it = _it(f"k{i}", 200, {**ok, "model": model}, {"model": model, "messages": []})
+            url = it.request.url.replace("api.example.test", host)
+            rows.append(
+                it.model_copy(update={"request": it.request.model_copy(update={"url": url})})
+            )
+        meta = Meta(created="x", tapeproxy="0")
+        return build([("c", Cassette(meta=meta, interactions=tuple(rows)))])
+
+    measures = compare(doc("api.openai.com", ["a"] * 5), doc("127.0.0.1:8000", ["a"] * 5),
+                       DEFAULT_TOLERANCES)  # fmt: skip
+    assert measures and all(m.within for m in measures)  # one group each side: paired
+    lone = compare(doc("h", ["a"] * 5), doc("h", ["a"] * 5 + ["b"]), DEFAULT_TOLERANCES)
+    beyond = [m for m in lone if not m.within]
+    assert [(m.name, m.reference, m.observed) for m in beyond] == [
+        ("requests", "none", "1 requests")
+    ]
