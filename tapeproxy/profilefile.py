@@ -14,7 +14,7 @@ from typing import Any
 
 from tapeproxy.errors import ConfigError
 
-__all__ = ["FORMAT", "load_profile", "read_table"]
+__all__ = ["FORMAT", "has_table", "load_profile", "read_table"]
 
 FORMAT = "tapeproxy-profile/1"
 
@@ -66,3 +66,8 @@ def load_profile(path: Path) -> dict[str, Any]:
             "tapeproxy profile CASSETTE --format toml -o FILE"
         )
     return doc
+
+
+def has_table(path: Path, name: str) -> bool:
+    """Whether a profile has the `[name]` table (`--profile` applies those it has)."""
+    return isinstance(load_profile(path).get(name), dict)

@@ -27,7 +27,9 @@ the record mode of vcr cassettes and tapes alike. ``--tape-record-mode`` sets ta
 Keys of the marker and ``tape_config``: ``record_mode``, ``latency``, ``no_proxy``,
 ``upstream_ca``, ``confdir``, ``insecure_upstream``, ``hosts``, ``match_headers``,
 ``ignore_query``, ``ignore_json_paths``, ``repeat``, ``stubs`` (stubs files, from the rootdir;
-also ``[tool.tapeproxy] stubs``) and ``seed``. ``tape.stub(match=..., answer=...)`` adds a
+also ``[tool.tapeproxy] stubs``), ``seed``, ``faults``, ``fault_retry_after``, ``fault_delay``
+and ``profile`` (a profile file from the rootdir: its faults, its timing unless ``latency`` is
+set, its token usage for stub answers; per test). ``tape.stub(match=..., answer=...)`` adds a
 rule for one test, ahead of the files' rules; ``tape.calls`` lists what the test sent and
 what answered each request. In ``[tool.tapeproxy]`` the record mode
 is ``record_mode`` (``TAPEPROXY_RECORD_MODE``), and ``cassette_dir`` moves the cassettes to
@@ -89,7 +91,7 @@ _PROXY_KEYS = (
     "ignore_json_paths",
     "repeat",
 )
-_FAULT_KEYS = ("faults", "fault_retry_after", "fault_delay")
+_FAULT_KEYS = ("faults", "fault_retry_after", "fault_delay", "profile")
 _KEYS = frozenset({"record_mode", "no_proxy", "stubs", "seed", *_FAULT_KEYS, *_PROXY_KEYS})
 _UNSAFE = re.compile(r'[\x00-\x1f<>:"/\\|?*\s]+')
 
@@ -541,8 +543,9 @@ class _State:
         session = runner.switch(cassette, mode)
         session.track_calls = True
         stubs = self._stubs(overrides)
+        profile = self._profile(overrides, stubs)
         runner.use_stubs(stubs)
-        runner.use_faults(self._faults(overrides, runner.config.idle_timeout))
+        runner.use_faults(self._faults(overrides, runner.config.idle_timeout, profile))
         label = "record" if session.records else "replay"
         no_proxy = DEFAULT_NO_PROXY if no_proxy is None else str(no_proxy)
         env = child_env({}, runner.url, runner.config.ca_cert(), no_proxy, label)
@@ -565,12 +568,34 @@ class _State:
             [self.rootpath / f for f in files or ()], seed_from(self._get(overrides))
         )
 
-    def _faults(self, overrides: Mapping[str, Any], idle_timeout: int) -> Faults | None:
+    def _faults(
+        self, overrides: Mapping[str, Any], idle_timeout: int, profile: Path | None
+    ) -> Faults | None:
         """The test's faults: ``faults`` of the marker / ``tape_config``, else of
-        ``[tool.tapeproxy]`` / ``TAPEPROXY_FAULTS``; None for none."""
+        ``[tool.tapeproxy]`` / ``TAPEPROXY_FAULTS``, else the profile's; None for none."""
         from tapeproxy.proxy.settings import faults_from
 
-        return faults_from(self._get(overrides), idle_timeout)
+        return faults_from(self._get(overrides), idle_timeout, profile)
+
+    def _profile(self, overrides: Mapping[str, Any], stubs: Stubs) -> Path | None:
+        """The test's ``profile`` (a path from the rootdir), applied: its token usage to the
+        stub answers and, unless the test sets ``latency``, its timing to every answer."""
+        from tapeproxy.profilefile import has_table
+        from tapeproxy.proxy.latency import Latency
+        from tapeproxy.proxy.sampled import ProfileUsage
+        from tapeproxy.proxy.settings import profile_from, seed_from
+
+        get = self._get(overrides)
+        profile = profile_from(get, self.rootpath)
+        if profile is None:
+            return None
+        seed = seed_from(get)
+        if has_table(profile, "usage"):
+            stubs.usage = ProfileUsage.from_file(profile, seed).draw
+        explicit = get("latency", None) is not None
+        if not explicit and has_table(profile, "latency") and self.runner is not None:
+            self.runner.use_latency(Latency.parse(f"@{profile}", seed))
+        return profile
 
     def _get(self, overrides: Mapping[str, Any]) -> Callable[[str, Any], Any]:
         """A setting of this test: the marker / ``tape_config``, then the environment and
@@ -606,6 +631,7 @@ class _State:
         assert self.runner is not None
         self.runner.use_stubs(None)
         self.runner.use_faults(None)
+        self.runner.use_latency(self.runner.config.latency)
         self.runner.switch(self._idle, "none")
         counts = session.tally()
         self.results.append(

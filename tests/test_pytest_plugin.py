@@ -423,3 +423,53 @@ def test_faults_from_marker_and_config(pytester: pytest.Pytester, provider: Fake
     result = pytester.runpytest_subprocess(*ARGS)
     result.assert_outcomes(passed=3)
     assert provider.requests == 0 and provider.connections == 0
+
+
+PROFILED = """
+import os, time, openai, pytest
+
+URL = os.environ["FAKE_URL"]
+
+def ask(prompt):
+    with openai.OpenAI(base_url=URL + "/v1", api_key="unused", max_retries=0) as c:
+        return c.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}])
+
+@pytest.mark.tape(profile="slow.toml")
+def test_profile_sets_usage_and_timing(tape):
+    tape.stub(answer={"text": "fine"})
+    start = time.monotonic()
+    done = ask("hello")
+    assert time.monotonic() - start >= 0.25  # a total drawn from 300-310 ms
+    assert (done.usage.prompt_tokens, done.usage.completion_tokens) == (7, 11)
+
+@pytest.mark.tape(profile="failing.toml")
+def test_profile_faults(tape):
+    tape.stub(answer={"text": "fine"})
+    with pytest.raises(openai.InternalServerError):
+        ask("hello")
+
+@pytest.mark.tape
+def test_no_profile_afterwards(tape):
+    tape.stub(answer={"text": "fine"})
+    start = time.monotonic()
+    assert ask("hello").choices[0].message.content == "fine"
+    assert time.monotonic() - start < 0.25
+"""
+
+
+def test_profile_from_the_marker_applies_usage_timing_and_faults_per_test(
+    pytester: pytest.Pytester, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TAPEPROXY_LATENCY")  # a latency set anywhere wins over the profile's
+    pytester.makeini(INI)
+    pytester.makefile(
+        ".toml",
+        slow='format = "tapeproxy-profile/1"\n[latency]\ntotal_ms = [300.0, 310.0]\n'
+        "[usage]\ninput = [7, 7]\noutput = [11, 11]\n",
+        failing='format = "tapeproxy-profile/1"\n[faults]\n"500" = 1.0\n',
+    )
+    pytester.makepyfile(test_profiled=PROFILED)
+    result = pytester.runpytest_subprocess(*ARGS)
+    result.assert_outcomes(passed=3)
+    assert provider.requests == 0 and provider.connections == 0

@@ -231,6 +231,11 @@ class ProxyRunner:
         if self.replayer is not None:
             self.replayer.use_stubs(stubs)
 
+    def use_latency(self, latency: Latency) -> None:
+        """Time answers this way from now on (a test's profile; `config.latency` again after)."""
+        if self.replayer is not None:
+            self.replayer.latency = latency
+
     def use_faults(self, faults: Faults | None) -> None:
         """Draw these faults from now on (None: none)."""
         self.config = replace(self.config, faults=faults)

@@ -12,7 +12,7 @@ from tapeproxy.cassettes.model import MatchRules
 from tapeproxy.config import as_bool, setting
 from tapeproxy.errors import ConfigError
 from tapeproxy.modes import Mode, parse_mode
-from tapeproxy.profilefile import load_profile
+from tapeproxy.profilefile import has_table, load_profile
 from tapeproxy.providers.stubs import Stubs
 from tapeproxy.proxy.access import check_exposure, parse_credentials
 from tapeproxy.proxy.faults import Faults, parse_faults
@@ -21,7 +21,16 @@ from tapeproxy.proxy.runner import ProxyConfig, default_confdir
 from tapeproxy.proxy.sampled import ProfileUsage
 from tapeproxy.redaction import Redactor
 
-__all__ = ["DEFAULT_CASSETTE", "DEFAULT_NO_PROXY", "build_config", "child_env", "parse_listen"]
+__all__ = [
+    "DEFAULT_CASSETTE",
+    "DEFAULT_NO_PROXY",
+    "build_config",
+    "child_env",
+    "faults_from",
+    "parse_listen",
+    "profile_from",
+    "seed_from",
+]
 
 DEFAULT_CASSETTE = "cassettes/tapeproxy.json.zst"
 DEFAULT_NO_PROXY = "localhost,127.0.0.1,::1"
@@ -103,12 +112,12 @@ def build_config(
     handshake_timeout = _positive(get("handshake_timeout", 30), "handshake_timeout")
     # `--stubs` is repeatable: click gives () when it is absent, which is not a value.
     stubs = _stubs(flags.get("stubs") or setting("stubs", None, config, None, env), get)
-    profile = _profile(get)
+    profile = profile_from(get)
     faults = faults_from(get, idle_timeout, profile)
     latency = get("latency", None)
-    if latency is None and profile is not None:
+    if latency is None and profile is not None and has_table(profile, "latency"):
         latency = f"@{profile}"
-    if profile is not None and stubs is not None:
+    if profile is not None and stubs is not None and has_table(profile, "usage"):
         stubs.usage = ProfileUsage.from_file(profile, seed_from(get)).draw
     journal, report = get("journal", None), get("report", None)
     return ProxyConfig(
@@ -154,13 +163,15 @@ def _seconds(value: Any, key: str) -> float:
     return number
 
 
-def _profile(get: Any) -> Path | None:
-    """The `--profile FILE` (or `profile`, `TAPEPROXY_PROFILE`), checked to be a profile."""
-    path = get("profile", None)
-    if not path:
+def profile_from(get: Any, base: Path | None = None) -> Path | None:
+    """The `--profile FILE` (or `profile`, `TAPEPROXY_PROFILE`), checked to be a profile;
+    a relative path from `base` when given."""
+    given = get("profile", None)
+    if not given:
         return None
-    load_profile(Path(path))
-    return Path(path)
+    path = base / given if base is not None else Path(given)
+    load_profile(path)
+    return path
 
 
 def faults_from(get: Any, idle_timeout: int, profile: Path | None = None) -> Faults | None:
@@ -173,7 +184,7 @@ def faults_from(get: Any, idle_timeout: int, profile: Path | None = None) -> Fau
         profile: the `--profile` file, if any.
     """
     spec = get("faults", None)
-    if spec is None and profile is not None:
+    if spec is None and profile is not None and has_table(profile, "faults"):
         spec = f"@{profile}"
     if spec is None or str(spec).strip() == "":
         return None

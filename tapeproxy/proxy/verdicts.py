@@ -11,10 +11,10 @@ the first answer that did not fail. The verdicts, per client:
 - `retried_non_retryable`: a request was tried again after a 400, 401, 403, 404 or 422,
   answers a retry cannot change.
 - `retry_storm`: more than 6 tries of one request in one chain.
-- `no_backoff`: the waits before retries the server set no wait for do not grow: of two or
-  more in a chain, one is no longer than 1.1 times the one before it; a single one is
-  shorter than 50 ms (no delay at all). Every official SDK starts at 0.5 s or more and
-  doubles.
+- `no_backoff`: the waits before retries the server set no wait for do not grow: one is
+  shorter than 100 ms (no delay at all), or, of two or more in a chain, one is no longer
+  than 1.1 times the one before it. The official SDKs wait 0.375 s or more before a first
+  retry (OpenAI's and Anthropic's 0.5 s less up to 25 % jitter) and double it.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ MAX_TRIES = 6
 _EARLY_SHARE = 0.9
 _SLACK_S = 0.05
 _GROWTH = 1.1
-_NO_DELAY_S = 0.05
+_NO_DELAY_S = 0.1
 
 
 @dataclass
@@ -141,10 +141,8 @@ def _judge(r: ClientReport, key: str, chain: list[Exchange]) -> None:
             free_gaps.append(gap)
     if len(chain) > MAX_TRIES:
         r.flag("retry_storm", f"{request}: {len(chain)} tries")
-    flat = (
-        any(later <= earlier * _GROWTH for earlier, later in pairwise(free_gaps))
-        if len(free_gaps) > 1
-        else bool(free_gaps) and free_gaps[0] < _NO_DELAY_S
+    flat = any(gap < _NO_DELAY_S for gap in free_gaps) or any(
+        later <= earlier * _GROWTH for earlier, later in pairwise(free_gaps)
     )
     if flat:
         waits = ", ".join(f"{g:.3f}" for g in free_gaps[:6])

@@ -10,7 +10,8 @@ tolerance and a verdict:
   continuity correction): beyond when the two rates differ by more than 2.576 standard errors
   plus the correction. Small samples have large standard errors: the tolerance widens
   instead of failing at random.
-- retry success rate: the same test, on the failed requests that were retried.
+- retry success rate (the share of failed requests whose retries ended in success): the
+  same test.
 - latency (total, of answers that did not fail) mean: beyond when the means differ by more
   than 20 % of the reference mean and by more than 2.576 standard errors of the difference;
   min and max: beyond when they differ by more than 50 % and 100 % of the reference, widened
@@ -209,14 +210,14 @@ def _error_rates(label: str, a: dict[str, Any], b: dict[str, Any], alpha: float)
 
 def _retries(label: str, a: dict[str, Any], b: dict[str, Any], alpha: float) -> list[Measure]:
     r1, r2 = a["retries"], b["retries"]
-    if not r1["retried"] or not r2["retried"]:
-        return []  # nothing to compare: a side had no retried failures
+    if not r1["failed"] or not r2["failed"]:
+        return []  # nothing to compare: a side had no failed requests
     allowed, ok = _two_proportions(
-        r1["recovered"], r1["retried"], r2["recovered"], r2["retried"], alpha
+        r1["recovered"], r1["failed"], r2["recovered"], r2["failed"], alpha
     )
     return [
-        Measure(label, "retry success rate", _rate(r1["recovered"], r1["retried"]),
-                _rate(r2["recovered"], r2["retried"]),
+        Measure(label, "retry success rate", _rate(r1["recovered"], r1["failed"]),
+                _rate(r2["recovered"], r2["failed"]),
                 f"+/-{allowed:.2%} ({1 - alpha:.0%} two-sample)", ok)
     ]  # fmt: skip
 

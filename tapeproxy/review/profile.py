@@ -310,7 +310,7 @@ def _document(
                     "failed": g.failed,
                     "retried": g.retried,
                     "recovered": g.recovered,
-                    "success_rate": round(g.recovered / g.retried, 4) if g.retried else None,
+                    "success_rate": round(g.recovered / g.failed, 4) if g.failed else None,
                 },
                 "latency_ms": {"ttfb": summary(g.ttfb), "total": summary(g.total)},
                 "stream": {"chunks": summary(g.chunks), "gap_ms": summary(g.gaps)},

@@ -211,7 +211,7 @@ def test_retry_chains_misses_and_transport_failures() -> None:
     (g,) = doc["groups"]
     assert doc["skipped"] == 1 and g["requests"] == 7
     assert g["status"] == {"200": 3, "400": 1, "500": 2, "reset": 1}
-    assert g["retries"] == {"failed": 3, "retried": 2, "recovered": 1, "success_rate": 0.5}
+    assert g["retries"] == {"failed": 3, "retried": 2, "recovered": 1, "success_rate": 0.3333}
     assert g["error_types"] == {"server_error": 2, "reset": 1, "invalid_request_error": 1}
     assert "400" not in doc["faults"]  # caused by the request: never drawn as a fault
     assert doc["faults"] == {"500": round(2 / 7, 4), "reset": round(1 / 7, 4)}
