@@ -19,7 +19,7 @@ import threading
 import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -259,6 +259,8 @@ class StubAnswer:
     offsets_ms: tuple[float, ...] | None
     input_tokens: int = 0
     output_tokens: int = 0
+    rule_id: int = field(default=0, repr=False, compare=False)
+    """Which rule object answered (`Stubs.give_back`)."""
 
 
 def _dig(doc: Any, dotted: str) -> Any:
@@ -402,12 +404,19 @@ class Stubs:
         if rule.stream is not None and written.streamed:
             offsets = _offsets(rule.stream, len(written.events), ids)
         if answer.error is not None:
-            return StubAnswer(label, written, offsets)
+            return StubAnswer(label, written, offsets, rule_id=id(rule))
         used = (
             input_tokens(answer, facts),
             0 if facts.endpoint == "embeddings" else output_tokens(answer),
         )
-        return StubAnswer(label, written, offsets, *used)
+        return StubAnswer(label, written, offsets, *used, rule_id=id(rule))
+
+    def give_back(self, answer: StubAnswer) -> None:
+        """The answer was not served (a fault was, instead): the rule's next match gets the
+        same scripted answer again, as the client's retry should."""
+        with self._lock:
+            if self._used[answer.rule_id] > 0:
+                self._used[answer.rule_id] -= 1
 
 
 def _offsets(stream: StreamSpec, count: int, ids: Ids) -> tuple[float, ...]:

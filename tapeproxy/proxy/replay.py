@@ -151,6 +151,7 @@ class Replayer:
             return False
         written = found.written
         if self.faults is not None and (drawn := self.faults.draw(key)) is not None:
+            self.stubs.give_back(found)  # a scripted answer the client never got comes again
             reply = Reply.of_written(written, found.offsets_ms)
             await self._fault(flow, keyed, drawn, reply, started, facts=facts)
             return True

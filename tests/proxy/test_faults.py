@@ -455,3 +455,25 @@ def test_cli_replay_with_faults_summarises_them(tmp_path: Path, confdir: Path) -
     assert done.stdout.count("HTTP/1.1 503") == 4
     assert done.stdout.lower().count("x-tapeproxy-source: fault") == 4
     assert "faults injected: 4 (503 4)" in done.stderr
+
+
+def test_a_faulted_scripted_stub_answer_comes_again_on_the_retry(
+    tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider
+) -> None:
+    script = [{"text": f"answer {i}"} for i in range(4)]
+    stubs = _stubs(tmp_path, [{"answers": script}])
+    faults = Faults(parse_faults("500=50%"), seed=2)
+    got, failures = [], 0
+    with (
+        run_proxy(tmp_path / "n.json.zst", "none", stubs=stubs, faults=faults) as runner,
+        _openai(runner, provider) as client,
+    ):
+        for turn in range(4):
+            while True:  # a client retrying each turn until it gets an answer
+                try:
+                    got.append(_ask(client, f"turn {turn}"))
+                    break
+                except openai.InternalServerError:
+                    failures += 1
+    assert failures > 0  # the seed faults some turns
+    assert got == [s["text"] for s in script]  # each scripted answer reached the client, in order
