@@ -9,14 +9,24 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tapeproxy.errors import ConfigError
 
-__all__ = ["FORMAT", "has_table", "load_profile", "read_table"]
+__all__ = ["FORMAT", "has_table", "load_profile", "percentile", "read_table"]
 
 FORMAT = "tapeproxy-profile/1"
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """The q-quantile (0..1) of ascending values, linear between ranks: how statistics and
+    profiles read their quantiles, and how a draw reads a profile's (inverse CDF)."""
+    rank = q * (len(ordered) - 1)
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def _document(path: Path, where: str) -> dict[str, Any]:

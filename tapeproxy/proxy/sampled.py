@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tapeproxy.errors import ConfigError
-from tapeproxy.profilefile import read_table
+from tapeproxy.profilefile import percentile, read_table
 
 __all__ = ["Drawn", "ProfileLatency", "ProfileUsage", "Quantiles"]
 
@@ -43,10 +43,7 @@ class Quantiles:
 
     def at(self, unit: float) -> float:
         """The value at this cumulative share (0..1)."""
-        rank = unit * (len(self.values) - 1)
-        low = int(rank)
-        high = min(low + 1, len(self.values) - 1)
-        return self.values[low] + (self.values[high] - self.values[low]) * (rank - low)
+        return percentile(self.values, unit)
 
 
 def _quantiles(table: dict[str, Any], name: str, where: str) -> Quantiles | None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,16 +26,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tapeproxy.cassettes.model import Cassette, Interaction, body_bytes
-from tapeproxy.profilefile import FORMAT
+from tapeproxy.profilefile import FORMAT, percentile
 from tapeproxy.providers.messages import messages
 from tapeproxy.providers.read import error_type, extract
+from tapeproxy.review.stats import requested_model
 
 __all__ = [
     "FORMAT",
     "NOT_FAULTS",
     "QUANTILES",
     "build",
-    "percentile",
     "quantiles",
     "summary",
 ]
@@ -50,15 +49,6 @@ NOT_FAULTS = frozenset({"400", "401", "403", "404", "422"})
 _NO_STATUS_FAULTS = frozenset({"reset", "timeout", "truncate", "malformed"})
 _TOKENS = ("input", "output", "reasoning", "cached_input")
 _CONTENT = frozenset({"messages", "input", "contents", "prompt", "system", "instructions", "model"})
-_GEMINI_MODEL = re.compile(r"/models/([^/:]+)")
-
-
-def percentile(ordered: Sequence[float], q: float) -> float:
-    """The q-quantile (0..1) of sorted values, linear between ranks."""
-    rank = q * (len(ordered) - 1)
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def quantiles(values: Iterable[float]) -> list[float]:
@@ -124,12 +114,7 @@ def _failed(outcome: str) -> bool:
 
 
 def _model(it: Interaction) -> str:
-    found = _GEMINI_MODEL.search(urlsplit(it.request.url).path)
-    if found:
-        return found.group(1)
-    body = _request_doc(it)
-    model = body.get("model")
-    return model if isinstance(model, str) and model else "(none)"
+    return requested_model(it) or "(none)"
 
 
 def _request_doc(it: Interaction) -> dict[str, Any]:

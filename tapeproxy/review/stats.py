@@ -14,11 +14,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tapeproxy.cassettes.model import Cassette, Interaction, body_bytes
+from tapeproxy.profilefile import percentile
 from tapeproxy.providers.llm import Usage
 from tapeproxy.providers.pricing import price
 from tapeproxy.providers.read import error_type, extract
 
-__all__ = ["TOKEN_FIELDS", "Stats", "collect", "latency_summary"]
+__all__ = ["TOKEN_FIELDS", "Stats", "collect", "latency_summary", "requested_model"]
 
 TOKEN_FIELDS = ("input", "output", "cached_input", "reasoning", "cache_write")
 _GEMINI_MODEL = re.compile(r"/models/([^/:]+)")
@@ -91,17 +92,10 @@ def latency_summary(values: Sequence[float]) -> dict[str, float | int | None]:
         "count": len(ordered),
         "min": round(ordered[0], 1),
         "mean": round(sum(ordered) / len(ordered), 1),
-        "p50": round(_percentile(ordered, 0.50), 1),
-        "p95": round(_percentile(ordered, 0.95), 1),
+        "p50": round(percentile(ordered, 0.50), 1),
+        "p95": round(percentile(ordered, 0.95), 1),
         "max": round(ordered[-1], 1),
     }
-
-
-def _percentile(ordered: Sequence[float], q: float) -> float:
-    rank = q * (len(ordered) - 1)
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def collect(cassettes: Iterable[tuple[str, Cassette]], stubbed: Iterable[str] = ()) -> Stats:
@@ -131,7 +125,7 @@ def _add(stats: Stats, item: Interaction) -> None:
         stats.total_ms.append(item.timing.total_ms)
     body = body_bytes(item.response.body) if item.response else b""
     llm = extract(body) if item.response and item.response.status < 400 else None
-    model = (llm.model if llm else None) or _requested_model(item)
+    model = (llm.model if llm else None) or requested_model(item)
     stats.by_model[model or "(none)"] += 1
     status = str(item.response.status) if item.response else "error"
     stats.by_status[status] += 1
@@ -164,7 +158,8 @@ def _add_usage(stats: Stats, name: str | None, usage: Usage, url: str) -> None:
         stats.cost_by_model[model] = stats.cost_by_model.get(model, Decimal(0)) + cost
 
 
-def _requested_model(item: Interaction) -> str | None:
+def requested_model(item: Interaction) -> str | None:
+    """The model a request names: in a Gemini URL path, else the JSON body's `model`."""
     found = _GEMINI_MODEL.search(urlsplit(item.request.url).path)
     if found:
         return found.group(1)
