@@ -219,6 +219,13 @@ def _proxy_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Config file (default: nearest tapeproxy.toml or pyproject.toml).",
         ),
         click.option("--hosts", help="Record only these hosts (comma-separated); others pass."),
+        click.option(
+            "--route",
+            multiple=True,
+            metavar="NAME=URL",
+            help="Also answer http://PROXY/NAME/... as URL/... (repeatable; besides the "
+            "openai, anthropic and gemini routes, whose SDK base-URL variables CMD gets).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)

@@ -548,7 +548,9 @@ class _State:
         runner.use_faults(self._faults(overrides, runner.config.idle_timeout, profile))
         label = "record" if session.records else "replay"
         no_proxy = DEFAULT_NO_PROXY if no_proxy is None else str(no_proxy)
-        env = child_env({}, runner.url, runner.config.ca_cert(), no_proxy, label)
+        env = child_env(
+            {}, runner.url, runner.config.ca_cert(), no_proxy, label, runner.route_env()
+        )
         saved = {name: os.environ.get(name) for name in env}
         os.environ.update(env)
         ca = runner.config.ca_cert()
@@ -609,7 +611,8 @@ class _State:
 
         runner = self._proxy(self._config(self._idle, "none", {}))
         no_proxy = setting("no_proxy", None, self.table, DEFAULT_NO_PROXY, self.env)
-        env = child_env({}, runner.url, runner.config.ca_cert(), str(no_proxy), "replay")
+        ca = runner.config.ca_cert()
+        env = child_env({}, runner.url, ca, str(no_proxy), "replay", runner.route_env())
         self._session_env = {name: os.environ.get(name) for name in env}
         os.environ.update(env)
 

@@ -168,7 +168,8 @@ def _run(
     """CMD under the proxy until it ends or a stop signal; its code and the session used."""
     preflight(config)
     with _StopSignals() as signals, ProxyRunner(config) as runner:
-        env = child_env(os.environ, runner.url, config.ca_cert(), no_proxy, label)
+        routes = runner.route_env()
+        env = child_env(os.environ, runner.url, config.ca_cert(), no_proxy, label, routes)
         proc = _spawn(cmd, env)
         signals.armed = signals.received is None
         try:
@@ -181,7 +182,7 @@ def _run(
     if summary:
         print(_summary(runner), file=sys.stderr)
     if not any(runner.session.tally().values()):
-        print(_nothing_reached(no_proxy), file=sys.stderr)
+        print(_nothing_reached(no_proxy, routes), file=sys.stderr)
     stopped = signals.received
     if stopped is not None:
         name = signal.Signals(stopped).name
@@ -220,15 +221,23 @@ def _summary(runner: ProxyRunner) -> str:
     return "\n".join(lines)
 
 
-def _nothing_reached(no_proxy: str) -> str:
-    """Why a run whose CMD sent nothing through the proxy may have done so."""
+def _nothing_reached(no_proxy: str, routes: dict[str, str]) -> str:
+    """Why a run whose CMD sent nothing through the proxy may have done so, and the fix."""
+    example = next(iter(routes.items()), None)
+    fix = (
+        f"  The fix that needs no proxy support: a base URL on a route, e.g. "
+        f"{example[0]}={example[1]}\n  (CMD had {', '.join(routes)} set that way; a client "
+        "given its base URL in code must be given the route instead).\n"
+        if example
+        else ""
+    )
     return (
         "tapeproxy: nothing reached the proxy: CMD made no request through it. If it did make\n"
         f"  requests, they went around it: to a host in NO_PROXY ({no_proxy or 'none'}: loopback\n"
         "  by default, so a local server is only recorded with --no-proxy ''), or from a client\n"
         "  that ignores HTTPS_PROXY (Node's fetch before Node 24 without NODE_USE_ENV_PROXY=1,\n"
-        "  a client built with trust_env=False or its own transport)."
-    )
+        "  a client built with trust_env=False or its own transport).\n" + fix
+    ).rstrip("\n")
 
 
 def _shown_url(runner: ProxyRunner) -> str:
@@ -291,11 +300,13 @@ def serve_forever(config: ProxyConfig, no_proxy: str, verbose: bool = False) -> 
     with ProxyRunner(config) as runner:
         ca = config.ca_cert()
         url = _shown_url(runner)
+        routes = " ".join(f"{k}={v}" for k, v in runner.route_env().items())
         print(
             f"tapeproxy serving ({config.mode}) on {url} with cassette {config.cassette}\n"
             f"  export HTTPS_PROXY={url} HTTP_PROXY={url} NO_PROXY={no_proxy}\n"
             f"  export SSL_CERT_FILE={ca} REQUESTS_CA_BUNDLE={ca} CURL_CA_BUNDLE={ca} "
             f"NODE_EXTRA_CA_CERTS={ca}\n"
+            f"  or by base URL, no proxy nor CA needed: export {routes}\n"
             "  stop with Ctrl-C",
             file=sys.stderr,
             flush=True,

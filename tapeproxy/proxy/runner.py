@@ -34,6 +34,7 @@ from tapeproxy.proxy.faults import Faults
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.lean import HookTable, lean_mitmproxy
 from tapeproxy.proxy.replay import Replayer
+from tapeproxy.proxy.routes import DEFAULT_ROUTES, Route, Routes, route_env
 from tapeproxy.proxy.session import TapeSession
 from tapeproxy.proxy.tapeserver import TapeServer
 from tapeproxy.redaction import Redactor
@@ -82,6 +83,7 @@ class ProxyConfig:
     faults: Faults | None = None
     journal: Path | None = None
     report: Path | None = None
+    routes: tuple[Route, ...] = DEFAULT_ROUTES
 
     def ca_cert(self) -> Path:
         """The CA certificate clients must trust (mitmproxy's layout in `confdir`)."""
@@ -174,6 +176,11 @@ class ProxyRunner:
             )
         gc.freeze()
         return session
+
+    def route_env(self) -> dict[str, str]:
+        """The SDK base-URL variables pointed at this proxy's routes (once it listens)."""
+        assert self.address is not None, "the proxy is not running"
+        return route_env(self.config.routes, self.address)
 
     @property
     def url(self) -> str:
@@ -344,6 +351,7 @@ class ProxyRunner:
             Access(c.proxy_auth, c.max_connections, c.handshake_timeout, server),
             self.diagnostics,
             mitm["mitmproxy.addons.next_layer"].NextLayer(),
+            Routes(c.routes),  # before anything reads a request: routed ones are rewritten
             *([journal] if journal is not None else []),  # takes requests as they arrived
             self.replayer,
             # the recorder goes here, when a session records (`_add_recorder`)

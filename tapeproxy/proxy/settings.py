@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from tapeproxy.providers.stubs import Stubs
 from tapeproxy.proxy.access import check_exposure, parse_credentials
 from tapeproxy.proxy.faults import Faults, parse_faults
 from tapeproxy.proxy.latency import Latency
+from tapeproxy.proxy.routes import parse_routes
 from tapeproxy.proxy.runner import ProxyConfig, default_confdir
 from tapeproxy.proxy.sampled import ProfileUsage
 from tapeproxy.redaction import Redactor
@@ -142,6 +144,7 @@ def build_config(
         faults=faults,
         journal=Path(journal) if journal else None,
         report=Path(report) if report else None,
+        routes=parse_routes(flags.get("route") or get("routes", None), os.environ),
     )
 
 
@@ -207,10 +210,17 @@ def seed_from(get: Any) -> int:
 
 
 def child_env(
-    base: Mapping[str, str], proxy_url: str, ca_cert: Path, no_proxy: str, mode: str
+    base: Mapping[str, str],
+    proxy_url: str,
+    ca_cert: Path,
+    no_proxy: str,
+    mode: str,
+    routes: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment CMD runs with: proxy, CA bundle and mode variables set."""
+    """The environment CMD runs with: proxy, CA bundle, mode and, given `routes`, the SDKs'
+    base-URL variables pointed at the proxy's routes."""
     env = dict(base)
+    env.update(routes or {})
     for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
         env[name] = proxy_url
     env["NO_PROXY"] = env["no_proxy"] = no_proxy

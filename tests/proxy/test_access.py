@@ -184,7 +184,7 @@ def test_serve_on_every_address_warns_and_hides_the_password(tmp_path: Path) -> 
     )
     try:
         assert proc.stderr is not None
-        banner = "".join(proc.stderr.readline() for _ in range(5))
+        banner = "".join(proc.stderr.readline() for _ in range(6))
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
