@@ -207,3 +207,48 @@ def test_node_global_fetch_records_and_replays_through_its_route(
     replayed = _run(tmp_path, confdir, cmd, "replay", **own)
     assert replayed.returncode == 0, replayed.stderr
     assert replayed.stdout == recorded.stdout
+
+
+_NODE_SDK = """
+import OpenAI from "openai";
+// configured only by OPENAI_BASE_URL (set by tapeproxy for CMD): no proxy, no CA
+const client = new OpenAI({ apiKey: "sk-x" });
+const done = await client.chat.completions.create({
+  model: "gpt-4o-mini", messages: [{ role: "user", content: "from the node sdk" }],
+});
+console.log(done.id, done.choices[0].message.content);
+"""
+
+
+@pytest.fixture(scope="module")
+def node_openai(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the `openai` npm package installed (from the npm registry)."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are not installed")
+    folder = tmp_path_factory.mktemp("node-openai")
+    done = subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--silent", "openai"],
+        cwd=folder, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"npm could not install openai: {done.stderr.strip()[-300:]}")
+    return folder
+
+
+def test_the_openai_npm_package_configured_by_base_url_records_and_replays(
+    node_openai: Path, tmp_path: Path, confdir: Path, provider: FakeProvider, throwaway_ca: Any
+) -> None:
+    script = node_openai / "client.mjs"
+    script.write_text(_NODE_SDK, encoding="utf-8")
+    cmd = ["node", str(script)]
+    own = {
+        "OPENAI_BASE_URL": provider.url + "/v1",
+        "TAPEPROXY_UPSTREAM_CA": str(throwaway_ca.ca_cert),
+    }
+    recorded = _run(tmp_path, confdir, cmd, "record", **own)
+    assert recorded.returncode == 0, recorded.stderr
+    assert "from the node sdk" in recorded.stdout
+    provider.stop()
+    replayed = _run(tmp_path, confdir, cmd, "replay", **own)
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout == recorded.stdout
