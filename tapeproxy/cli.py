@@ -220,6 +220,14 @@ def _proxy_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--hosts", help="Record only these hosts (comma-separated); others pass."),
         click.option(
+            "--resolve",
+            multiple=True,
+            metavar="HOST:PORT=ADDR:PORT",
+            help="Reach HOST:PORT at ADDR:PORT, keeping HOST for Host, SNI and certificate "
+            "checks (curl's word; repeatable). Java and Go never proxy loopback hosts: name a "
+            "provider and resolve it to a local server.",
+        ),
+        click.option(
             "--route",
             multiple=True,
             metavar="NAME=URL",

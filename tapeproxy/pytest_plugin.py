@@ -549,7 +549,7 @@ class _State:
         label = "record" if session.records else "replay"
         no_proxy = DEFAULT_NO_PROXY if no_proxy is None else str(no_proxy)
         env = child_env(
-            {}, runner.url, runner.config.ca_cert(), no_proxy, label, runner.route_env()
+            {}, runner.url, runner.config.ca_cert(), no_proxy, label, runner.client_env(no_proxy)
         )
         saved = {name: os.environ.get(name) for name in env}
         os.environ.update(env)
@@ -612,7 +612,8 @@ class _State:
         runner = self._proxy(self._config(self._idle, "none", {}))
         no_proxy = setting("no_proxy", None, self.table, DEFAULT_NO_PROXY, self.env)
         ca = runner.config.ca_cert()
-        env = child_env({}, runner.url, ca, str(no_proxy), "replay", runner.route_env())
+        wiring = runner.client_env(str(no_proxy))
+        env = child_env({}, runner.url, ca, str(no_proxy), "replay", wiring)
         self._session_env = {name: os.environ.get(name) for name in env}
         os.environ.update(env)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import httpx
 from mitmproxy import http
@@ -65,6 +65,7 @@ class Recorder:
         client_factory: makes the upstream HTTP client for requests that ask for a stream
             (called once the loop runs, on the first such request).
         hosts: record only these hosts (None: every host); others pass through untouched.
+        resolve: (host, port) -> the address to reach it at (`--resolve`).
     """
 
     def __init__(
@@ -73,8 +74,10 @@ class Recorder:
         tapeserver: TapeServer,
         client_factory: Callable[[], httpx.AsyncClient],
         hosts: frozenset[str] | None = None,
+        resolve: Mapping[tuple[str, int], tuple[str, int]] | None = None,
     ) -> None:
         self.session = session
+        self._resolve = dict(resolve or {})
         self.tapeserver = tapeserver
         self._client_factory = client_factory
         self._client: httpx.AsyncClient | None = None
@@ -147,11 +150,19 @@ class Recorder:
             server.alpn_offers = (b"http/1.1",)
 
     async def _fetch(self, flow: http.HTTPFlow, request: Request, key: str | None) -> None:
+        req = flow.request
+        url, extensions = req.pretty_url, {}
+        target = self._resolve.get((req.host.lower(), req.port))
+        if target is not None:  # reach the host at its given address, under its own name
+            url = str(httpx.URL(url).copy_with(host=target[0], port=target[1]))
+            if req.scheme == "https":
+                extensions["sni_hostname"] = req.host
         outgoing = httpx.Request(
-            flow.request.method,
-            flow.request.pretty_url,
-            headers=[(k, v) for k, v in flow.request.headers.fields if k.lower() not in _HOP],
-            content=flow.request.raw_content or b"",
+            req.method,
+            url,
+            headers=[(k, v) for k, v in req.headers.fields if k.lower() not in _HOP],
+            content=req.raw_content or b"",
+            extensions=extensions,
         )
         loop = asyncio.get_running_loop()
         start = loop.time()

@@ -169,7 +169,8 @@ def _run(
     preflight(config)
     with _StopSignals() as signals, ProxyRunner(config) as runner:
         routes = runner.route_env()
-        env = child_env(os.environ, runner.url, config.ca_cert(), no_proxy, label, routes)
+        wiring = runner.client_env(no_proxy)
+        env = child_env(os.environ, runner.url, config.ca_cert(), no_proxy, label, wiring)
         proc = _spawn(cmd, env)
         signals.armed = signals.received is None
         try:

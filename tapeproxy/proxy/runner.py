@@ -13,7 +13,7 @@ import gc
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,7 @@ from tapeproxy.proxy.faults import Faults
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.lean import HookTable, lean_mitmproxy
 from tapeproxy.proxy.replay import Replayer
+from tapeproxy.proxy.resolve import Resolver
 from tapeproxy.proxy.routes import DEFAULT_ROUTES, Route, Routes, route_env
 from tapeproxy.proxy.session import TapeSession
 from tapeproxy.proxy.tapeserver import TapeServer
@@ -84,6 +85,7 @@ class ProxyConfig:
     journal: Path | None = None
     report: Path | None = None
     routes: tuple[Route, ...] = DEFAULT_ROUTES
+    resolve: Mapping[tuple[str, int], tuple[str, int]] = field(default_factory=dict)
 
     def ca_cert(self) -> Path:
         """The CA certificate clients must trust (mitmproxy's layout in `confdir`)."""
@@ -181,6 +183,15 @@ class ProxyRunner:
         """The SDK base-URL variables pointed at this proxy's routes (once it listens)."""
         assert self.address is not None, "the proxy is not running"
         return route_env(self.config.routes, self.address)
+
+    def client_env(self, no_proxy: str) -> dict[str, str]:
+        """What CMD gets beyond the proxy and CA variables: the SDKs' base URLs on the
+        routes, and the wiring Node and Java need (`proxy.runtimes`)."""
+        from tapeproxy.proxy.runtimes import runtime_env
+
+        assert self.address is not None, "the proxy is not running"
+        wiring = runtime_env(self.address, self.config.ca_cert(), no_proxy, os.environ)
+        return {**self.route_env(), **wiring}
 
     @property
     def url(self) -> str:
@@ -298,6 +309,7 @@ class ProxyRunner:
             self._tapeserver,
             lambda: make_client(c.upstream_ca, c.insecure_upstream),
             c.hosts,
+            c.resolve,
         )
         assert self._chain is not None, "the proxy loop builds the chain first"
         self._chain.addons.insert(self._chain.addons.index(self.replayer) + 1, self.recorder)
@@ -358,6 +370,7 @@ class ProxyRunner:
             # After the replayer: its CRL check returns at once for answered flows.
             tls_config(mitm["mitmproxy.addons.tlsconfig"].TlsConfig),
             *([journal.tail] if journal is not None else []),  # sees answers as sent
+            *([Resolver(c.resolve)] if c.resolve else []),  # after the recorder's host checks
             _Ready(self),
         )
         master.addons.add(

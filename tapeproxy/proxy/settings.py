@@ -18,6 +18,7 @@ from tapeproxy.providers.stubs import Stubs
 from tapeproxy.proxy.access import check_exposure, parse_credentials
 from tapeproxy.proxy.faults import Faults, parse_faults
 from tapeproxy.proxy.latency import Latency
+from tapeproxy.proxy.resolve import parse_resolve
 from tapeproxy.proxy.routes import parse_routes
 from tapeproxy.proxy.runner import ProxyConfig, default_confdir
 from tapeproxy.proxy.sampled import ProfileUsage
@@ -145,6 +146,7 @@ def build_config(
         journal=Path(journal) if journal else None,
         report=Path(report) if report else None,
         routes=parse_routes(flags.get("route") or get("routes", None), os.environ),
+        resolve=parse_resolve(flags.get("resolve") or get("resolve", None)),
     )
 
 
@@ -215,12 +217,13 @@ def child_env(
     ca_cert: Path,
     no_proxy: str,
     mode: str,
-    routes: Mapping[str, str] | None = None,
+    wiring: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment CMD runs with: proxy, CA bundle, mode and, given `routes`, the SDKs'
-    base-URL variables pointed at the proxy's routes."""
+    """The environment CMD runs with: proxy, CA bundle and mode variables, and `wiring`
+    (`ProxyRunner.client_env`: the SDKs' base URLs on the routes, Node's and Java's proxy
+    settings)."""
     env = dict(base)
-    env.update(routes or {})
+    env.update(wiring or {})
     for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
         env[name] = proxy_url
     env["NO_PROXY"] = env["no_proxy"] = no_proxy
