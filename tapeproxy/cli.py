@@ -196,6 +196,12 @@ def _proxy_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--cassette", help="Cassette file (.json.zst)."),
         click.option(
+            "--cassette-dir",
+            help="Where the control API's cassette names resolve (POST "
+            '$TAPEPROXY_CONTROL_URL/cassette {"name": "suite/test"} uses '
+            "DIR/suite/test.json.zst) [default: the --cassette's folder].",
+        ),
+        click.option(
             "--no-proxy",
             "no_proxy",
             help="Hosts reached directly, not through the proxy: NO_PROXY for CMD (record, "

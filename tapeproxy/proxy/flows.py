@@ -45,8 +45,9 @@ __all__ = [
     "take_keyed",
 ]
 
-Source = Literal["cassette", "stub", "fault", "live", "miss", "error"]
-"""Who answered a request: the one decision made for each flow, kept in its metadata."""
+Source = Literal["cassette", "stub", "fault", "live", "miss", "error", "control"]
+"""Who answered a request: the one decision made for each flow, kept in its metadata
+(`control`: the control API, a request to the proxy itself)."""
 
 SOURCE_HEADER = "x-tapeproxy-source"
 """Sent with every answer: `cassette`, `stub`, `fault` or `live`. Never stored in a cassette."""

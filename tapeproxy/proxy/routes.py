@@ -17,13 +17,14 @@ import functools
 import json
 import re
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from mitmproxy import connection, http
 
 from tapeproxy.errors import ConfigError
+from tapeproxy.proxy.control import CONTROL_PATH, Control
 from tapeproxy.proxy.flows import mark_handled
 
 __all__ = ["DEFAULT_ROUTES", "Route", "Routes", "parse_routes", "route_env"]
@@ -133,9 +134,10 @@ class Routes:
         routes: the run's routes.
     """
 
-    def __init__(self, routes: Iterable[Route]) -> None:
+    def __init__(self, routes: Iterable[Route], control: Control | None = None) -> None:
         self._by_name = {r.name: r for r in routes}
         self._tunnels: set[str] = set()
+        self._control = control
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         """Requests inside a CONNECT tunnel are proxied, never routed."""
@@ -157,12 +159,17 @@ class Routes:
             return False
         return req.host in _LOOPBACK or req.host == local[0] or _resolves_to(req.host, local[0])
 
-    def request(self, flow: http.HTTPFlow) -> None:
-        """Point a routed request at its upstream, as if it had come through the proxy."""
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        """Point a routed request at its upstream, as if it had come through the proxy; hand
+        a control API request to the control API (awaited by the hook table)."""
         if flow.response is not None or not self._to_me(flow):
-            return
+            return None
         req = flow.request
         path, _, query = req.path.partition("?")
+        if self._control is not None and (
+            path == CONTROL_PATH or path.startswith(CONTROL_PATH + "/")
+        ):
+            return self._control.handle(flow, path[len(CONTROL_PATH) :])
         name, _, rest = path.lstrip("/").partition("/")
         route = self._by_name.get(name)
         if route is None:
@@ -176,7 +183,8 @@ class Routes:
             flow.response = http.Response.make(
                 404, json.dumps(doc, indent=2) + "\n", {"content-type": "application/json"}
             )
-            return
+            return None
         target = f"{route.upstream}/{rest}" + (f"?{query}" if query else "")
         req.url = target
         req.host_header = urlsplit(target).netloc
+        return None

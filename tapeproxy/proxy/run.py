@@ -24,7 +24,6 @@ from tapeproxy.cassettes.model import Interaction
 from tapeproxy.errors import BadInputError, TapeproxyError
 from tapeproxy.proxy.access import is_loopback
 from tapeproxy.proxy.runner import ProxyConfig, ProxyRunner
-from tapeproxy.proxy.session import TapeSession
 from tapeproxy.proxy.settings import child_env
 
 __all__ = [
@@ -133,7 +132,8 @@ def preflight(config: ProxyConfig) -> None:
         BadInputError: the cassette is missing in replay (with no stubs to answer instead),
             or its destination is not writable.
     """
-    if config.mode == "none" and not config.cassette.exists() and not config.stubs:
+    switches = config.cassette_dir is not None  # the control API names the cassettes
+    if config.mode == "none" and not config.cassette.exists() and not config.stubs and not switches:
         raise BadInputError(
             f"{config.cassette}: no such cassette, so nothing can be replayed; check the path, "
             f"or record it first: tapeproxy record --cassette {config.cassette} -- CMD"
@@ -156,16 +156,16 @@ def run_command(config: ProxyConfig, cmd: Sequence[str], no_proxy: str) -> int:
     if not cmd:
         raise BadInputError("no command given: put it after --, e.g. tapeproxy replay -- pytest")
     label = "replay" if config.mode == "none" else "record"
-    code, session = _run(config, cmd, no_proxy, label)
-    if code == 0 and session.misses:
+    code, runner = _run(config, cmd, no_proxy, label)
+    if code == 0 and runner.misses():
         return MISS_EXIT
     return code
 
 
 def _run(
     config: ProxyConfig, cmd: Sequence[str], no_proxy: str, label: str, summary: bool = True
-) -> tuple[int, TapeSession]:
-    """CMD under the proxy until it ends or a stop signal; its code and the session used."""
+) -> tuple[int, ProxyRunner]:
+    """CMD under the proxy until it ends or a stop signal; its code and the runner used."""
     preflight(config)
     with _StopSignals() as signals, ProxyRunner(config) as runner:
         routes = runner.route_env()
@@ -190,8 +190,8 @@ def _run(
         print(
             f"tapeproxy: stopped by {name}; CMD was stopped and the cassette saved", file=sys.stderr
         )
-        return 128 + stopped, runner.session
-    return (128 - code if code < 0 else code), runner.session
+        return 128 + stopped, runner
+    return (128 - code if code < 0 else code), runner
 
 
 def _save_now(runner: ProxyRunner) -> None:
@@ -209,6 +209,12 @@ def _summary(runner: ProxyRunner) -> str:
     """The session's summary, with the clients' behaviour and where the journal and the
     report went, when they were asked for."""
     lines = [runner.session.summary()]
+    if runner.switched:  # the control API switched cassettes: each one's counts
+        earlier = [
+            f"    {path}: served {t['hits']}, recorded {t['recorded']}, misses {t['misses']}"
+            for path, t in runner.switched[-10:]
+        ]
+        lines += [f"  cassettes used before this one: {len(runner.switched)}", *earlier]
     if runner.journal is not None:
         from tapeproxy.proxy.verdicts import summary_lines
 
@@ -283,8 +289,8 @@ def run_live(
     with tempfile.TemporaryDirectory(prefix="tapeproxy-live-") as scratch:
         target = journal or Path(scratch) / "live.json.zst"
         config = dataclasses.replace(config, cassette=target, mode="all")
-        code, session = _run(config, cmd, no_proxy, "live", summary=False)
-        return code, session.recorded()
+        code, runner = _run(config, cmd, no_proxy, "live", summary=False)
+        return code, runner.session.recorded()
 
 
 def serve_forever(config: ProxyConfig, no_proxy: str, verbose: bool = False) -> int:
@@ -321,4 +327,4 @@ def serve_forever(config: ProxyConfig, no_proxy: str, verbose: bool = False) -> 
                 last_save = time.monotonic()
                 _save_now(runner)
     print(_summary(runner), file=sys.stderr)
-    return MISS_EXIT if runner.session.misses else 0
+    return MISS_EXIT if runner.misses() else 0

@@ -29,6 +29,7 @@ from tapeproxy.modes import Mode
 from tapeproxy.providers.stubs import Stubs
 from tapeproxy.proxy.access import Access
 from tapeproxy.proxy.ca import tls_config
+from tapeproxy.proxy.control import CONTROL_PATH, Control
 from tapeproxy.proxy.diagnostics import Diagnostics
 from tapeproxy.proxy.faults import Faults
 from tapeproxy.proxy.latency import Latency
@@ -36,7 +37,7 @@ from tapeproxy.proxy.lean import HookTable, lean_mitmproxy
 from tapeproxy.proxy.replay import Replayer
 from tapeproxy.proxy.resolve import Resolver
 from tapeproxy.proxy.routes import DEFAULT_ROUTES, Route, Routes, route_env
-from tapeproxy.proxy.session import TapeSession
+from tapeproxy.proxy.session import Miss, TapeSession
 from tapeproxy.proxy.tapeserver import TapeServer
 from tapeproxy.redaction import Redactor
 
@@ -86,6 +87,8 @@ class ProxyConfig:
     report: Path | None = None
     routes: tuple[Route, ...] = DEFAULT_ROUTES
     resolve: Mapping[tuple[str, int], tuple[str, int]] = field(default_factory=dict)
+    cassette_dir: Path | None = None
+    """Where control API cassette names resolve (None: the cassette's folder)."""
 
     def ca_cert(self) -> Path:
         """The CA certificate clients must trust (mitmproxy's layout in `confdir`)."""
@@ -159,6 +162,9 @@ class ProxyRunner:
         self.diagnostics: Diagnostics | None = None
         self.recorder: Recorder | None = None
         self.journal: Journal | None = None
+        self._earlier_misses: list[Miss] = []
+        self.switched: list[tuple[Path, dict[str, int]]] = []
+        """The cassettes used before the current one, with their counts."""
         if config.journal is not None or config.report is not None:
             from tapeproxy.proxy.journal import Journal
 
@@ -191,7 +197,10 @@ class ProxyRunner:
 
         assert self.address is not None, "the proxy is not running"
         wiring = runtime_env(self.address, self.config.ca_cert(), no_proxy, os.environ)
-        return {**self.route_env(), **wiring}
+        host, port = self.address
+        host = f"[{host}]" if ":" in host else host
+        control = {"TAPEPROXY_CONTROL_URL": f"http://{host}:{port}{CONTROL_PATH}"}
+        return {**self.route_env(), **wiring, **control}
 
     @property
     def url(self) -> str:
@@ -230,9 +239,20 @@ class ProxyRunner:
                 f"cannot start the proxy on {c.listen_host}:{c.listen_port}: {self._failure}"
             ) from self._failure
 
+    @property
+    def cassette_dir(self) -> Path:
+        """Where control API cassette names resolve."""
+        return self.config.cassette_dir or self.config.cassette.parent
+
+    def misses(self) -> list[Miss]:
+        """Every miss of the run: of the cassettes used before (`switch`) and the current."""
+        return [*self._earlier_misses, *self.session.misses]
+
     def switch(self, cassette: Path, mode: Mode) -> TapeSession:
         """Save the current cassette and continue with another (for per-test cassettes)."""
         self.session.save()
+        self._earlier_misses += self.session.misses
+        self.switched.append((self.session.path, self.session.tally()))
         self.session = self._new_session(cassette, mode)
         for addon in (self.replayer, self.recorder, self.diagnostics, self.journal):
             if addon is not None:
@@ -363,7 +383,8 @@ class ProxyRunner:
             Access(c.proxy_auth, c.max_connections, c.handshake_timeout, server),
             self.diagnostics,
             mitm["mitmproxy.addons.next_layer"].NextLayer(),
-            Routes(c.routes),  # before anything reads a request: routed ones are rewritten
+            # before anything reads a request: routed ones are rewritten
+            Routes(c.routes, Control(self.switch, lambda: self.session, self.cassette_dir, c.mode)),
             *([journal] if journal is not None else []),  # takes requests as they arrived
             self.replayer,
             # the recorder goes here, when a session records (`_add_recorder`)

@@ -147,6 +147,7 @@ def build_config(
         report=Path(report) if report else None,
         routes=parse_routes(flags.get("route") or get("routes", None), os.environ),
         resolve=parse_resolve(flags.get("resolve") or get("resolve", None)),
+        cassette_dir=Path(cassette_dir) if (cassette_dir := get("cassette_dir", None)) else None,
     )
 
 
