@@ -7,6 +7,7 @@ exit code, never a traceback.
 from __future__ import annotations
 
 import difflib
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -186,6 +187,58 @@ def import_vcr(files: tuple[Path, ...], out_dir: Path | None, pytest_root: Path 
         click.echo(f"{r.source} -> {r.target} ({r.interactions} interaction(s), {state})")
     total = sum(r.interactions for r in results)
     click.echo(f"Imported {len(results)} file(s), {total} interaction(s)")
+
+
+@cli.command("export")
+@click.argument("cassette", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--har", "har", is_flag=True, required=True, help="As HAR 1.2 (the one format).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here, not stdout.")
+def export_command(cassette: Path, har: bool, output: str | None) -> None:
+    """Write CASSETTE as HAR 1.2, which browser devtools and HAR viewers open: tapeproxy
+    export --har CASSETTE -o FILE.har
+
+    Every interaction is an entry (pages: [], timings with wait = time to first byte),
+    request bodies as postData.text, response bodies as content.text (binary ones base64).
+    The key, a stream's chunk offsets and a transport failure are kept in _tapeproxy fields,
+    so import-har gives the cassette back.
+    """
+    from tapeproxy.cassettes import store
+    from tapeproxy.cassettes.har import export_har
+
+    text = json.dumps(export_har(store.load(cassette)), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    Path(output).write_text(text, encoding="utf-8")
+    click.echo(f"HAR written to {output}", err=True)
+
+
+@cli.command("import-har")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder the cassettes go to (one per HAR file, named after it).",
+)
+def import_har_command(files: tuple[Path, ...], out_dir: Path) -> None:
+    """Convert HAR files (devtools, Playwright's recordHar, tapeproxy export) into cassettes.
+
+    Each entry is redacted and keyed like a recording (credentials never reach the
+    cassette); every file is read before any is written: one unreadable file writes nothing
+    and exits with status 2.
+    """
+    import datetime as dt
+
+    from tapeproxy.cassettes.har import import_har
+    from tapeproxy.redaction import Redactor
+
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    results = import_har(files, out_dir, redactor=Redactor(), created=now)
+    for r in results:
+        state = "written" if r.written else "unchanged"
+        click.echo(f"{r.source} -> {r.target} ({r.interactions} interaction(s), {state})")
 
 
 # ---- proxy: record, replay, serve, ca, demo --------------------------------------------------

@@ -52,7 +52,9 @@ from tapeproxy.errors import BadInputError, CassetteError
 
 __all__ = [
     "Imported",
+    "Redacts",
     "convert_file",
+    "decode_content",
     "import_vcr",
     "output_path",
     "pytest_recording_files",
@@ -281,7 +283,7 @@ def _response(raw: Any, url: str, where: str) -> Response:
         if container is not None and not isinstance(container, dict):
             raise CassetteError(f"{where}.body: expected a mapping with 'string'")
         body = _bytes((container or {}).get("string"), f"{where}.body.string")
-    body, headers = _decode_content(body, headers, where)
+    body, headers = decode_content(body, headers, where)
     kind = stream_kind(headers, url, body)
     pieces = split_events(kind, body) if kind else []
     return Response(
@@ -341,9 +343,11 @@ def _bytes(raw: Any, where: str) -> bytes:
     raise CassetteError(f"{where}: expected a string or !!binary, got {type(raw).__name__}")
 
 
-def _decode_content(
+def decode_content(
     body: bytes, headers: tuple[Header, ...], where: str
 ) -> tuple[bytes, tuple[Header, ...]]:
+    """A body with its Content-Encoding undone and the header dropped; a body already decoded
+    but still labelled keeps its bytes and loses the stale header (lenient)."""
     codings = split_codings([v for name, v in headers if name.lower() == "content-encoding"])
     if not codings:
         return body, headers
