@@ -279,6 +279,18 @@ def _proxy_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--hosts", help="Record only these hosts (comma-separated); others pass."),
         click.option(
+            "--max-age",
+            metavar="DURATION",
+            help="Answers recorded longer ago than this (30d, 12h, 2w) are expired: see "
+            "--on-expiry [default: never].",
+        ),
+        click.option(
+            "--on-expiry",
+            type=click.Choice(["warn", "fail", "rerecord"]),
+            help="warn: serve and name them in the summary (default); fail: answer 599 like a "
+            "miss; rerecord: fetch and record again (recording modes; fail in replay).",
+        ),
+        click.option(
             "--resolve",
             multiple=True,
             metavar="HOST:PORT=ADDR:PORT",
@@ -685,7 +697,13 @@ def diff_command(
     show_default=True,
     help="json is documented in README.",
 )
-def stats_command(cassettes: tuple[str, ...], fmt: str) -> None:
+@click.option(
+    "--max-age",
+    metavar="DURATION",
+    help="Count interactions recorded longer ago than this (30d, 2w) and name the date-pinned "
+    "models among them (gpt-4o-2024-08-06, claude-...-20241022).",
+)
+def stats_command(cassettes: tuple[str, ...], fmt: str, max_age: str | None) -> None:
     """Summarise cassettes: traffic, errors, latency, tokens and estimated cost.
 
     Counts interactions by host, endpoint, model and status; error rate by status and
@@ -694,12 +712,14 @@ def stats_command(cassettes: tuple[str, ...], fmt: str) -> None:
     the list prices bundled in genai-prices (offline). Stubs files (.yaml, .json, .toml)
     count too, one answer per rule answer, apart from recorded ones (by source).
     """
+    from tapeproxy.cassettes.age import parse_age
     from tapeproxy.review import render_stats
     from tapeproxy.review.stats import collect
     from tapeproxy.review.stubview import is_stubs_file, load_any
 
     stubbed = [path for path in cassettes if is_stubs_file(path)]
-    stats = collect(((path, load_any(path)) for path in cassettes), stubbed)
+    limit = parse_age(max_age) if max_age else None
+    stats = collect(((path, load_any(path)) for path in cassettes), stubbed, limit)
     click.echo(render_stats.render(stats, fmt), nl=False)
 
 

@@ -82,6 +82,8 @@ __all__ = [
 
 _PROXY_KEYS = (
     "latency",
+    "max_age",
+    "on_expiry",
     "upstream_ca",
     "confdir",
     "insecure_upstream",
@@ -670,7 +672,16 @@ class _State:
         from tapeproxy.proxy.runner import ProxyRunner
 
         c = config
-        key = (c.confdir, c.latency, c.upstream_ca, c.insecure_upstream, c.hosts, c.rules, c.repeat)
+        key = (
+            c.confdir,
+            c.latency,
+            c.upstream_ca,
+            c.insecure_upstream,
+            c.hosts,
+            c.rules,
+            c.repeat,
+            c.expiry,
+        )
         if self.runner is not None and key == self._proxy_key:
             return self.runner
         self.stop()

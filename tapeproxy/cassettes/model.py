@@ -225,6 +225,9 @@ class Interaction(_Frozen):
     timing: Timing = Timing()
     source: str | None = None
     detail: str | None = None
+    recorded_at: str | None = None
+    """When it was recorded (ISO 8601, UTC, seconds); None in cassettes older than the field
+    and in imports, whose age is then the cassette's `meta.created`."""
 
     @model_validator(mode="after")
     def _has_outcome(self) -> Self:

@@ -100,6 +100,10 @@ class Replayer:
             if self._covers(flow) and session.serves_from_cassette:
                 keyed = self._keyed(flow)
                 found = session.lookup(keyed.key)
+                if found is not None and session.expiry is not None:
+                    found = self._unless_expired(flow, keyed, found)
+                    if flow.response is not None:
+                        return
                 if found is not None:
                     if self.faults is not None and (drawn := self.faults.draw(keyed.key)):
                         reply = Reply.of_interaction(found)
@@ -127,6 +131,33 @@ class Replayer:
                 {"error": f"tapeproxy: replay failed: {type(e).__name__}: {e}"},
                 [("x-tapeproxy-error", type(e).__name__)],
             )
+
+    def _unless_expired(
+        self, flow: http.HTTPFlow, keyed: Keyed, found: Interaction
+    ) -> Interaction | None:
+        """The recorded answer, unless it is past `--max-age`: then, as configured, it is
+        still served (`warn`, counted), left to the recorder (`rerecord` while recording:
+        None), or refused like a miss (`fail`; `rerecord` in replay)."""
+        session = self.session
+        days = session.expired(found)
+        if days is None:
+            return found
+        assert session.expiry is not None
+        action = session.expiry.on_expiry
+        if action == "warn":
+            session.count_expired(days)
+            return found
+        if action == "rerecord" and session.records:
+            session.rerecord(keyed.key)
+            return None
+        miss = session.refuse_expired(keyed, days)
+        mark_handled(flow, "miss")
+        flow.response = _json_response(
+            MISS_STATUS,
+            miss.to_json(session.path, session.mode),
+            [("x-tapeproxy-miss", keyed.key), ("x-should-retry", "false")],
+        )
+        return None
 
     def _keyed(self, flow: http.HTTPFlow) -> Keyed:
         """The request captured and keyed, once. While the run also records, it is captured

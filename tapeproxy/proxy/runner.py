@@ -31,6 +31,7 @@ from tapeproxy.proxy.access import Access
 from tapeproxy.proxy.ca import tls_config
 from tapeproxy.proxy.control import CONTROL_PATH, Control
 from tapeproxy.proxy.diagnostics import Diagnostics
+from tapeproxy.proxy.expiry import Expiry
 from tapeproxy.proxy.faults import Faults
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.lean import HookTable, lean_mitmproxy
@@ -89,6 +90,7 @@ class ProxyConfig:
     resolve: Mapping[tuple[str, int], tuple[str, int]] = field(default_factory=dict)
     cassette_dir: Path | None = None
     """Where control API cassette names resolve (None: the cassette's folder)."""
+    expiry: Expiry | None = None
 
     def ca_cert(self) -> Path:
         """The CA certificate clients must trust (mitmproxy's layout in `confdir`)."""
@@ -183,6 +185,7 @@ class ProxyRunner:
                 cassette, mode, c.rules, c.redactor, c.repeat, c.on_event, c.verbose
             )
         gc.freeze()
+        session.expiry = c.expiry
         return session
 
     def route_env(self) -> dict[str, str]:

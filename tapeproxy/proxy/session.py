@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from tapeproxy.cassettes.model import (
 )
 from tapeproxy.modes import Mode, parse_mode
 from tapeproxy.providers.stubs import StubAnswer
+from tapeproxy.proxy.expiry import Expiry
 from tapeproxy.redaction import Redactor
 
 __all__ = ["Call", "Captured", "Keyed", "Miss", "TapeSession"]
@@ -54,9 +56,21 @@ class Miss:
     method: str
     url: str
     nearest: tuple[Nearest, ...]
+    expired: str | None = None
+    """Set when a recorded answer exists but is past `--max-age` (`--on-expiry fail`): why."""
 
     def to_json(self, cassette: Path, mode: str) -> dict[str, Any]:
         """The JSON body of the 599 miss response."""
+        if self.expired is not None:
+            return {
+                "error": f"tapeproxy: the recorded answer is too old: {self.expired}",
+                "cassette": str(cassette),
+                "mode": mode,
+                "key": self.key,
+                "request": {"method": self.method, "url": self.url},
+                "hint": "re-record it: tapeproxy record --mode all (or --on-expiry rerecord "
+                "with --mode new_episodes), or raise --max-age",
+            }
         return {
             "error": "tapeproxy: no recorded response matches this request",
             "cassette": str(cassette),
@@ -81,6 +95,8 @@ class Miss:
     def one_line(self) -> str:
         """The miss on one line, with how the nearest recorded request differs (a log line)."""
         line = f"miss: {self.method} {self.url} (key {self.key[:12]})"
+        if self.expired is not None:
+            return line + f"; its recorded answer is too old: {self.expired}"
         if not self.nearest:
             return line + "; the cassette has no recorded requests"
         n = self.nearest[0]
@@ -91,7 +107,9 @@ class Miss:
     def describe(self) -> str:
         """A few lines for a terminal: the request and how the nearest recorded ones differ."""
         lines = [f"miss: {self.method} {self.url} (key {self.key[:12]})"]
-        if not self.nearest:
+        if self.expired is not None:
+            lines.append(f"  its recorded answer is too old: {self.expired}")
+        elif not self.nearest:
             lines.append("  the cassette has no recorded requests")
         for n in self.nearest:
             lines.append(f"  nearest #{n.index}: {n.method} {n.url}")
@@ -125,6 +143,8 @@ class Captured:
     error: RecordedError | None
     timing: Timing
     key: str | None = None
+    at: float = field(default_factory=time.time)
+    """When it was captured (wall clock): the interaction's `recorded_at`."""
 
 
 @dataclass
@@ -135,6 +155,7 @@ class _Counts:
     recorded: int = 0
     passed_through: int = 0
     errors: int = 0
+    expired: list[float] = field(default_factory=list)
     misses: list[Miss] = field(default_factory=list)
     upstream_failures: list[str] = field(default_factory=list)
     client_tls_failures: list[str] = field(default_factory=list)
@@ -192,6 +213,9 @@ class TapeSession:
         self.track_calls = False
         self._calls: list[Call] = []
         self._stub_tokens: dict[tuple[str, str], list[int]] = {}
+        self.expiry: Expiry | None = None
+        """The `--max-age` limit and what to do past it (None: answers never expire)."""
+        self._replaced: set[str] = set()
 
     @property
     def serves_from_cassette(self) -> bool:
@@ -236,6 +260,35 @@ class TapeSession:
             self._counts.hits += 1
         self.note_call(request, "cassette")
 
+    def expired(self, found: Interaction) -> float | None:
+        """A recorded answer's age in days when it is past `expiry`, else None."""
+        if self.expiry is None:
+            return None
+        return self.expiry.expired(found, self._cassette.meta.created)
+
+    def count_expired(self, days: float) -> None:
+        """Count an answer served past `--max-age` (`--on-expiry warn`)."""
+        with self._lock:
+            self._counts.expired.append(days)
+
+    def rerecord(self, key: str) -> None:
+        """Record this key again in place of its expired answers (`--on-expiry rerecord`)."""
+        with self._lock:
+            self._replaced.add(key)
+
+    def refuse_expired(self, keyed: Keyed, days: float) -> Miss:
+        """Count and explain an answer not served because it is past `--max-age`."""
+        assert self.expiry is not None
+        r = keyed.redacted
+        why = f"recorded {days:.0f} days ago, past --max-age {self.expiry.describe()}"
+        m = Miss(keyed.key, r.method, r.url, (), expired=why)
+        with self._lock:
+            self._counts.misses.append(m)
+        self.note_call(keyed.request, "miss")
+        if self._on_event is not None:
+            self._on_event(m.one_line())
+        return m
+
     def miss(self, keyed: Keyed) -> Miss:
         """Count and explain a request that has no recorded answer."""
         r = keyed.redacted
@@ -271,12 +324,14 @@ class TapeSession:
             )
 
     def _interaction(self, c: Captured) -> Interaction:
+        at = dt.datetime.fromtimestamp(int(c.at), dt.UTC).isoformat().replace("+00:00", "Z")
         raw = Interaction(
             key=c.key or self.key(c.request),
             request=c.request,
             response=c.response,
             error=c.error,
             timing=c.timing,
+            recorded_at=at,
         )
         return self.redactor.redact_interaction(raw)
 
@@ -358,6 +413,7 @@ class TapeSession:
                 "misses": len(c.misses),
                 "passed_through": c.passed_through,
                 "errors": c.errors,
+                "expired": len(c.expired),
                 "upstream_failures": len(c.upstream_failures),
                 "client_tls_failures": len(c.client_tls_failures),
             }
@@ -428,6 +484,8 @@ class TapeSession:
             elif self.mode == "rewrite":
                 if it.key not in loaded and it.key not in touched:
                     old.append(it)  # another writer's, since this session loaded the file
+            elif it.key in self._replaced and it.key in touched:
+                continue  # expired and recorded again (`--on-expiry rerecord`)
             elif it.key not in touched or (self.mode != "all" and it.key in loaded):
                 old.append(it)
         return base.model_copy(update={"interactions": (*old, *mine)})
@@ -447,6 +505,12 @@ class TapeSession:
             if c.faults:
                 kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(c.faults.items()))
                 lines.append(f"  faults injected: {sum(c.faults.values())} ({kinds})")
+            if c.expired and self.expiry is not None:
+                lines.append(
+                    f"  answers past --max-age {self.expiry.describe()} served: "
+                    f"{len(c.expired)} (the oldest {max(c.expired):.0f} days); re-record "
+                    "them: tapeproxy record --mode all, or --on-expiry rerecord"
+                )
             lines += _failure_lines(c)
             stubbed = c.stubbed
             unused = self.index.unused() if self.serves_from_cassette else []

@@ -16,6 +16,7 @@ from tapeproxy.modes import Mode, parse_mode
 from tapeproxy.profilefile import has_table, load_profile
 from tapeproxy.providers.stubs import Stubs
 from tapeproxy.proxy.access import check_exposure, parse_credentials
+from tapeproxy.proxy.expiry import Expiry
 from tapeproxy.proxy.faults import Faults, parse_faults
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.resolve import parse_resolve
@@ -148,6 +149,7 @@ def build_config(
         routes=parse_routes(flags.get("route") or get("routes", None), os.environ),
         resolve=parse_resolve(flags.get("resolve") or get("resolve", None)),
         cassette_dir=Path(cassette_dir) if (cassette_dir := get("cassette_dir", None)) else None,
+        expiry=Expiry.parse(get("max_age", None), get("on_expiry", None)),
     )
 
 

@@ -36,6 +36,7 @@ def render(stats: Stats, fmt: str) -> str:
         "",
         "tokens: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in data["tokens"].items()),
         *_cost(data["cost"]),
+        *_stale(data["stale"]),
     ]
     return "\n".join(lines) + "\n"
 
@@ -61,5 +62,17 @@ def _cost(cost: dict[str, Any]) -> list[str]:
     if cost["unpriced_models"]:
         lines.append(
             "  not priced (unknown to genai-prices): " + ", ".join(cost["unpriced_models"])
+        )
+    return lines
+
+
+def _stale(stale: dict[str, Any]) -> list[str]:
+    if stale["max_age_days"] is None:
+        return []
+    lines = ["", f"older than {stale['max_age_days']:g} days: {stale['interactions']} interactions"]
+    for row in stale["date_pinned"]:
+        lines.append(
+            f"  date-pinned model {row['model']} in {row['cassette']}: recorded {row['days']:.0f} "
+            "days ago (dated snapshots are retired: re-record)"
         )
     return lines

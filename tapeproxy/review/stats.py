@@ -13,6 +13,7 @@ from importlib.metadata import version
 from typing import Any
 from urllib.parse import urlsplit
 
+from tapeproxy.cassettes.age import age_days
 from tapeproxy.cassettes.model import Cassette, Interaction, body_bytes
 from tapeproxy.profilefile import percentile
 from tapeproxy.providers.llm import Usage
@@ -45,6 +46,10 @@ class Stats:
     cost_by_model: dict[str, Decimal] = field(default_factory=dict)
     unpriced_models: set[str] = field(default_factory=set)
     by_source: Counter[str] = field(default_factory=Counter)
+    max_age_days: float | None = None
+    stale: int = 0
+    stale_pinned: dict[tuple[str, str], float] = field(default_factory=dict)
+    """(cassette, model) -> the oldest age in days, for date-pinned models past the limit."""
 
     def to_json(self) -> dict[str, Any]:
         """The statistics as JSON-ready data."""
@@ -72,6 +77,14 @@ class Stats:
                 model: {name: counts[name] for name in TOKEN_FIELDS}
                 for model, counts in sorted(self.tokens_by_model.items())
             },
+            "stale": {
+                "max_age_days": self.max_age_days,
+                "interactions": self.stale,
+                "date_pinned": [
+                    {"cassette": c, "model": m, "days": round(d, 1)}
+                    for (c, m), d in sorted(self.stale_pinned.items())
+                ],
+            },
             "cost": {
                 "label": "cost a live run would have had",
                 "currency": "USD",
@@ -98,13 +111,22 @@ def latency_summary(values: Sequence[float]) -> dict[str, float | int | None]:
     }
 
 
-def collect(cassettes: Iterable[tuple[str, Cassette]], stubbed: Iterable[str] = ()) -> Stats:
+_PINNED = re.compile(r"[-@](\d{4}-\d{2}-\d{2}|\d{8})$")
+"""A model name pinned to a dated snapshot: gpt-4o-2024-08-06, claude-3-5-sonnet-20241022,
+claude-3-5-sonnet-v2@20241022. Such snapshots are retired on a schedule."""
+
+
+def collect(
+    cassettes: Iterable[tuple[str, Cassette]],
+    stubbed: Iterable[str] = (),
+    max_age_s: float | None = None,
+) -> Stats:
     """Statistics over named cassettes. Latency counts only interactions with a recorded
     timing (a total above zero); imported vcrpy cassettes carry none. The cassettes named in
     `stubbed` are stubs files seen as cassettes: their answers count as `stubbed`, the
     others' as `recorded`, or in a journal by their source: `cassette`, `stub`, `fault`,
     `live`, `miss` (`by_source`)."""
-    stats = Stats()
+    stats = Stats(max_age_days=max_age_s / 86400.0 if max_age_s is not None else None)
     stubs = set(stubbed)
     for name, cassette in cassettes:
         stats.cassettes.append(name)
@@ -112,7 +134,20 @@ def collect(cassettes: Iterable[tuple[str, Cassette]], stubbed: Iterable[str] = 
         for item in cassette.interactions:
             _add(stats, item)
             stats.by_source[item.source or plain] += 1  # a journal says who answered
+            if max_age_s is not None and name not in stubs:
+                _age(stats, name, item, cassette.meta.created, max_age_s)
     return stats
+
+
+def _age(stats: Stats, name: str, item: Interaction, created: str, max_age_s: float) -> None:
+    days = age_days(item.recorded_at, created)
+    if days is None or days * 86400.0 <= max_age_s:
+        return
+    stats.stale += 1
+    model = requested_model(item) or ""
+    if _PINNED.search(model):
+        where = (name, model)
+        stats.stale_pinned[where] = max(days, stats.stale_pinned.get(where, 0.0))
 
 
 def _add(stats: Stats, item: Interaction) -> None:

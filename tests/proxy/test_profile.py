@@ -61,8 +61,9 @@ def _record(
         with ProxyRunner(config) as runner:
             verify = ssl.create_default_context(cafile=str(config.ca_cert()))
             http = httpx.Client(proxy=runner.url, verify=verify, timeout=30)
+            # 9 tries: at 15 % errors a call fails them all about once in 3e7 (5 tries: 1 in 13,000)
             client = openai.OpenAI(
-                base_url=provider.url + "/v1", api_key="sk-test", http_client=http, max_retries=4
+                base_url=provider.url + "/v1", api_key="sk-test", http_client=http, max_retries=8
             )
 
             def ask(i: int) -> openai.types.chat.ChatCompletion:
@@ -115,7 +116,7 @@ def test_profile_recovers_a_known_error_mix_latency_and_usage(
     mean = sum(_TTFB) / 2  # the upstream's own pause; the profile sees it through the proxy
     total = group["latency_ms"]["total"]
     assert abs(total["mean"] - mean) <= 0.10 * mean, total
-    assert total["count"] == _N and _TTFB[0] <= total["min"] and total["max"] <= _TTFB[1] * 1.5
+    assert total["count"] == _N and _TTFB[0] <= total["min"]  # the max is the machine's load
 
     given = [a.usage for a in answers]
     tokens = group["tokens"]
@@ -236,7 +237,7 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 import openai
 
-client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="sk-test", max_retries=4)
+client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="sk-test", max_retries=8)
 
 def ask(i):
     words = " ".join(["word"] * (1 + i % 7))
@@ -244,7 +245,8 @@ def ask(i):
         done = client.chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": f"{i} {words}"}]
         )
-    except openai.APIError:  # the SDK gave up retrying
+    except openai.APIError as e:  # the SDK gave up retrying
+        print(f"call {i}: {type(e).__name__}: {e}", file=sys.stderr)
         return None
     return done.choices[0].message.content
 
@@ -256,9 +258,9 @@ print(sum(a is not None for a in answers))
 
 def _mock_run(
     tmp_path: Path, confdir: Path, url: str, profile: Path, name: str, *options: str
-) -> tuple[Path, int]:
-    """The client of the recording, against stubs and the profile: its journal, and how many
-    of its calls got an answer."""
+) -> tuple[Path, int, list[str]]:
+    """The client of the recording, against stubs and the profile: its journal, how many of
+    its calls got an answer, and why the others did not."""
     stubs = tmp_path / "stubs.yaml"
     stubs.write_text('- answer: {text: "You said it. This is a stub answering."}\n', "utf-8")
     client = tmp_path / "client.py"
@@ -272,7 +274,8 @@ def _mock_run(
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    return journal, int(done.stdout)
+    gave_up = [line for line in done.stderr.splitlines() if line.startswith("call ")]
+    return journal, int(done.stdout), gave_up
 
 
 def _parity(reference: Path, observed: Path, *options: str) -> subprocess.CompletedProcess[str]:
@@ -290,8 +293,8 @@ def test_a_mock_run_with_the_profile_is_at_parity_and_one_with_3x_errors_is_not(
     profile = tmp_path / "profile.toml"
     profile.write_text(render(build([(str(cassette), store.load(cassette))]), "toml"), "utf-8")
 
-    journal, answered = _mock_run(tmp_path, confdir, url, profile, "mock")
-    assert answered == _N
+    journal, answered, gave_up = _mock_run(tmp_path, confdir, url, profile, "mock")
+    assert answered == _N, gave_up
     same = _parity(cassette, journal)
     assert same.returncode == 0, same.stdout + same.stderr
     assert "at parity" in same.stdout and "BEYOND" not in same.stdout
@@ -303,7 +306,7 @@ def test_a_mock_run_with_the_profile_is_at_parity_and_one_with_3x_errors_is_not(
 
     rates = build([(str(cassette), store.load(cassette))])["faults"]
     tripled = ",".join(f"{k}={3 * v:.4f}" for k, v in rates.items())
-    worse, _ = _mock_run(tmp_path, confdir, url, profile, "worse", "--faults", tripled)
+    worse, _, _ = _mock_run(tmp_path, confdir, url, profile, "worse", "--faults", tripled)
     beyond = _parity(cassette, worse, "--format", "json")
     assert beyond.returncode == 1, beyond.stdout + beyond.stderr
     doc = json.loads(beyond.stdout)
