@@ -68,3 +68,21 @@ def test_requests_that_went_around_the_proxy_are_explained(
     assert provider.requests == 1 and not cassette.exists()
     assert "nothing reached the proxy" in done.stderr
     assert "--no-proxy ''" in done.stderr
+
+
+def test_replay_that_nothing_reached_says_so_and_names_the_route_fix(
+    tmp_path: Path, provider: FakeProvider, throwaway_ca: ThrowawayCA, confdir: Path
+) -> None:
+    from tapeproxy.cassettes import store
+    from tapeproxy.cassettes.model import new_cassette
+
+    cassette = tmp_path / "c.json.zst"
+    store.save(cassette, new_cassette("test", "2026-01-01T00:00:00Z"))
+    curl = _curl(provider.url + "/v1/chat/completions", "--cacert", str(throwaway_ca.ca_cert))
+    done = subprocess.run(
+        [sys.executable, "-m", "tapeproxy", "replay", "--cassette", str(cassette), "--confdir",
+         str(confdir), "--", *curl],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert "nothing reached the proxy" in done.stderr, done.stderr
+    assert "OPENAI_BASE_URL=http://127.0.0.1:" in done.stderr  # the fix that needs no proxy
