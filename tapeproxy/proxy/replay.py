@@ -38,7 +38,7 @@ from tapeproxy.proxy.flows import (
     stream_if_routed,
 )
 from tapeproxy.proxy.latency import Latency
-from tapeproxy.proxy.session import Keyed, TapeSession
+from tapeproxy.proxy.session import Keyed, Miss, TapeSession
 from tapeproxy.proxy.tapeserver import Head, TapeServer
 
 __all__ = ["MISS_STATUS", "Replayer"]
@@ -150,13 +150,7 @@ class Replayer:
         if action == "rerecord" and session.records:
             session.rerecord(keyed.key)
             return None
-        miss = session.refuse_expired(keyed, days)
-        mark_handled(flow, "miss")
-        flow.response = _json_response(
-            MISS_STATUS,
-            miss.to_json(session.path, session.mode),
-            [("x-tapeproxy-miss", keyed.key), ("x-should-retry", "false")],
-        )
+        self._answer(flow, session.refuse_expired(keyed, days))
         return None
 
     def _keyed(self, flow: http.HTTPFlow) -> Keyed:
@@ -226,15 +220,17 @@ class Replayer:
         )
 
     def _answer_miss(self, flow: http.HTTPFlow, keyed: Keyed) -> None:
-        miss = self.session.miss(keyed)
-        key = keyed.key
+        self._answer(flow, self.session.miss(keyed))
+
+    def _answer(self, flow: http.HTTPFlow, miss: Miss) -> None:
+        """Answer a miss (or a refused expired answer) with the 599 that explains it."""
         logger.warning("tapeproxy %s", miss.describe())
         mark_handled(flow, "miss")
         flow.response = _json_response(
             MISS_STATUS,
             miss.to_json(self.session.path, self.session.mode),
             # SDKs (openai, anthropic) retry 5xx answers unless told not to: a miss stays a miss.
-            [("x-tapeproxy-miss", key), ("x-should-retry", "false")],
+            [("x-tapeproxy-miss", miss.key), ("x-should-retry", "false")],
         )
 
     async def _serve(

@@ -281,19 +281,15 @@ class TapeSession:
         assert self.expiry is not None
         r = keyed.redacted
         why = f"recorded {days:.0f} days ago, past --max-age {self.expiry.describe()}"
-        m = Miss(keyed.key, r.method, r.url, (), expired=why)
-        with self._lock:
-            self._counts.misses.append(m)
-        self.note_call(keyed.request, "miss")
-        if self._on_event is not None:
-            self._on_event(m.one_line())
-        return m
+        return self._count_miss(Miss(keyed.key, r.method, r.url, (), expired=why), keyed)
 
     def miss(self, keyed: Keyed) -> Miss:
         """Count and explain a request that has no recorded answer."""
         r = keyed.redacted
         nearest = tuple(self.index.nearest(keyed.canonical, self.rules))
-        m = Miss(keyed.key, r.method, r.url, nearest)
+        return self._count_miss(Miss(keyed.key, r.method, r.url, nearest), keyed)
+
+    def _count_miss(self, m: Miss, keyed: Keyed) -> Miss:
         with self._lock:
             self._counts.misses.append(m)
         self.note_call(keyed.request, "miss")

@@ -156,25 +156,31 @@ def _run(tmp_path: Path, confdir: Path, cmd: list[str], command: str, **env: str
     )  # fmt: skip
 
 
+def _record_then_replay(
+    tmp_path: Path, confdir: Path, cmd: list[str], provider: FakeProvider, ca: Any
+) -> str:
+    """CMD recorded with the user's OPENAI_BASE_URL on the fake provider, then replayed with
+    the provider stopped: the same output both times, which is returned."""
+    own = {"OPENAI_BASE_URL": provider.url + "/v1", "TAPEPROXY_UPSTREAM_CA": str(ca.ca_cert)}
+    recorded = _run(tmp_path, confdir, cmd, "record", **own)
+    assert recorded.returncode == 0, recorded.stderr
+    provider.stop()
+    replayed = _run(tmp_path, confdir, cmd, "replay", **own)
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout == recorded.stdout
+    return str(recorded.stdout)
+
+
 def test_record_and_replay_point_the_sdk_variable_at_its_route(
     tmp_path: Path, confdir: Path, provider: FakeProvider, throwaway_ca: Any
 ) -> None:
     script = tmp_path / "client.py"
     script.write_text(_PY_CLIENT, encoding="utf-8")
     cmd = [sys.executable, str(script)]
-    own = {
-        "OPENAI_BASE_URL": provider.url + "/v1",
-        "TAPEPROXY_UPSTREAM_CA": str(throwaway_ca.ca_cert),
-    }
-    recorded = _run(tmp_path, confdir, cmd, "record", **own)
-    assert recorded.returncode == 0, recorded.stderr
-    assert recorded.stdout.startswith("http://127.0.0.1 ")  # the SDK was pointed at the route
+    output = _record_then_replay(tmp_path, confdir, cmd, provider, throwaway_ca)
+    assert output.startswith("http://127.0.0.1 ")  # the SDK was pointed at the route...
     (it,) = store.load(tmp_path / "c.json.zst").interactions
     assert it.request.url == provider.url + "/v1/chat/completions"  # ...which forwarded
-    provider.stop()
-    replayed = _run(tmp_path, confdir, cmd, "replay", **own)
-    assert replayed.returncode == 0, replayed.stderr
-    assert replayed.stdout == recorded.stdout
 
 
 _NODE_FETCH = """
@@ -195,18 +201,8 @@ def test_node_global_fetch_records_and_replays_through_its_route(
 ) -> None:
     script = tmp_path / "client.mjs"
     script.write_text(_NODE_FETCH, encoding="utf-8")
-    cmd = ["node", str(script)]
-    own = {
-        "OPENAI_BASE_URL": provider.url + "/v1",
-        "TAPEPROXY_UPSTREAM_CA": str(throwaway_ca.ca_cert),
-    }
-    recorded = _run(tmp_path, confdir, cmd, "record", **own)
-    assert recorded.returncode == 0, recorded.stderr
-    assert recorded.stdout.startswith("200 ") and "from node" in recorded.stdout
-    provider.stop()
-    replayed = _run(tmp_path, confdir, cmd, "replay", **own)
-    assert replayed.returncode == 0, replayed.stderr
-    assert replayed.stdout == recorded.stdout
+    output = _record_then_replay(tmp_path, confdir, ["node", str(script)], provider, throwaway_ca)
+    assert output.startswith("200 ") and "from node" in output
 
 
 _NODE_SDK = """
@@ -240,15 +236,5 @@ def test_the_openai_npm_package_configured_by_base_url_records_and_replays(
 ) -> None:
     script = node_openai / "client.mjs"
     script.write_text(_NODE_SDK, encoding="utf-8")
-    cmd = ["node", str(script)]
-    own = {
-        "OPENAI_BASE_URL": provider.url + "/v1",
-        "TAPEPROXY_UPSTREAM_CA": str(throwaway_ca.ca_cert),
-    }
-    recorded = _run(tmp_path, confdir, cmd, "record", **own)
-    assert recorded.returncode == 0, recorded.stderr
-    assert "from the node sdk" in recorded.stdout
-    provider.stop()
-    replayed = _run(tmp_path, confdir, cmd, "replay", **own)
-    assert replayed.returncode == 0, replayed.stderr
-    assert replayed.stdout == recorded.stdout
+    output = _record_then_replay(tmp_path, confdir, ["node", str(script)], provider, throwaway_ca)
+    assert "from the node sdk" in output
