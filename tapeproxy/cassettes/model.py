@@ -42,6 +42,8 @@ __all__ = [
     "Request",
     "Response",
     "Timing",
+    "WsClose",
+    "WsMessage",
     "body_bytes",
     "new_cassette",
 ]
@@ -177,6 +179,9 @@ class Response(_Frozen):
     headers: _Headers = ()
     body: Body | None = None
     chunks: tuple[tuple[float, int], ...] | None = None
+    messages: tuple[WsMessage, ...] | None = None
+    """A WebSocket session (the response is its 101 handshake): every message, in order."""
+    close: WsClose | None = None
 
     @model_validator(mode="after")
     def _chunks_cover_body(self) -> Self:
@@ -188,6 +193,19 @@ class Response(_Frozen):
                     f"{len(body_bytes(self.body))}"
                 )
         return self
+
+
+WsMessage = tuple[float, Literal["client", "server"], Literal["text", "binary"], Body]
+"""One WebSocket message: offset in ms from the handshake's answer, who sent it, its kind, its
+bytes (`{"text": ...}` or `{"base64": ...}`)."""
+
+
+class WsClose(_Frozen):
+    """How a WebSocket session ended: the close code and reason, and who closed it."""
+
+    code: int | None = None
+    reason: str = ""
+    by: Literal["client", "server"] | None = None
 
 
 class RecordedError(_Frozen):

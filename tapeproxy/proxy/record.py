@@ -26,8 +26,9 @@ import httpx
 from mitmproxy import http
 from mitmproxy.connection import ConnectionState
 from mitmproxy.proxy import server_hooks
+from mitmproxy.websocket import WebSocketMessage
 
-from tapeproxy.cassettes.model import RecordedError, Request, Timing
+from tapeproxy.cassettes.model import Body, RecordedError, Request, Timing, WsClose, WsMessage
 from tapeproxy.proxy.flows import (
     HOP_BY_HOP,
     SOURCE_HEADER,
@@ -48,6 +49,7 @@ __all__ = ["Recorder"]
 logger = logging.getLogger(__name__)
 
 _NATIVE = "tapeproxy_native"
+_SESSION = "tapeproxy_websocket"
 _PROXY_ONLY = ("proxy-connection", "proxy-authorization")
 """Request headers meant for the proxy: never forwarded on the native path."""
 
@@ -119,10 +121,25 @@ class Recorder:
         resp.headers[SOURCE_HEADER] = "live"  # for the client only: `keep` leaves it out
 
     def response(self, flow: http.HTTPFlow) -> None:
-        """Keep a natively forwarded answer."""
+        """Keep a natively forwarded answer (a WebSocket handshake's once its session ends)."""
         native: _Native | None = flow.metadata.pop(_NATIVE, None)
         if native is not None and flow.response is not None:
+            if flow.websocket is not None:
+                flow.metadata[_SESSION] = native
+                return
             native.keep(flow.response, None)
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
+        """Keep a WebSocket session: its handshake, every message and how it closed."""
+        native: _Native | None = flow.metadata.pop(_SESSION, None)
+        if native is None or flow.response is None or flow.websocket is None:
+            return
+        ws = flow.websocket
+        start = flow.response.timestamp_end or flow.response.timestamp_start
+        messages: tuple[WsMessage, ...] = tuple(_message(start, m) for m in ws.messages)
+        by = None if ws.closed_by_client is None else "client" if ws.closed_by_client else "server"
+        close = WsClose(code=ws.close_code, reason=ws.close_reason or "", by=by)
+        native.keep(flow.response, None, (messages, close))
 
     def error(self, flow: http.HTTPFlow) -> None:
         """Keep a natively forwarded request that failed (refused, reset, timed out, cut
@@ -240,6 +257,16 @@ _HOP = {h.encode() for h in HOP_BY_HOP}
 _LIVE = (SOURCE_HEADER.encode(), b"live")
 
 
+def _message(start: float, m: WebSocketMessage) -> WsMessage:
+    body = Body.from_bytes(m.content) or Body(text="")
+    return (
+        _ms(start, m.timestamp),
+        "client" if m.from_client else "server",
+        "text" if m.is_text else "binary",
+        body,
+    )
+
+
 def _describe(e: Exception) -> str:
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
@@ -309,8 +336,14 @@ class _Native:
             self.raw += data
         return data
 
-    def keep(self, resp: http.Response | None, error: RecordedError | None) -> None:
-        """Add the exchange to the session: the answer (if its head arrived) and the failure."""
+    def keep(
+        self,
+        resp: http.Response | None,
+        error: RecordedError | None,
+        session: tuple[tuple[WsMessage, ...], WsClose] | None = None,
+    ) -> None:
+        """Add the exchange to the session: the answer (if its head arrived), the failure, and
+        for a WebSocket handshake the session's messages and close."""
         if resp is None:
             self._add(Captured(self.request, None, error, Timing(), self.key))
             return
@@ -318,6 +351,9 @@ class _Native:
             recorded = from_mitmproxy(resp, bytes(self.raw), self.pieces)
         else:
             recorded = from_mitmproxy(resp, resp.raw_content or b"", None)
+        if session is not None:
+            messages, close = session
+            recorded = recorded.model_copy(update={"messages": messages, "close": close})
         end = resp.timestamp_end or time.time()
         ttfb = _ms(self.start, resp.timestamp_start)
         timing = Timing(ttfb_ms=ttfb, total_ms=_ms(self.start, end))

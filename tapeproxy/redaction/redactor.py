@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from tapeproxy.cassettes.model import Body, Header, Interaction, Request, Response
+from tapeproxy.cassettes.model import Body, Header, Interaction, Request, Response, WsMessage
 from tapeproxy.errors import ConfigError
 from tapeproxy.redaction.bodies import body_edits
 from tapeproxy.redaction.context import Names
@@ -127,7 +127,26 @@ class Redactor:
         update: dict[str, Any] = {"headers": headers, "body": body}
         if response.chunks is not None and byte_edits:
             update["chunks"] = rechunk(response.chunks, byte_edits)
+        if response.messages:
+            update["messages"], found = self._messages(response.messages, f"{where}.messages")
+            more = more + found
         return response.model_copy(update=update), hits + more
+
+    def _messages(
+        self, messages: tuple[WsMessage, ...], where: str
+    ) -> tuple[tuple[WsMessage, ...], list[Hit]]:
+        """WebSocket messages redacted like bodies: a client's as requests are (keys in a
+        `session.update`), a server's as answers are."""
+        out: list[WsMessage] = []
+        hits: list[Hit] = []
+        for i, (at, who, kind, body) in enumerate(messages):
+            text = body.text or ""
+            kind_of = "application/json" if text.lstrip()[:1] in ("{", "[") else "text/plain"
+            scanner = self.scanner if who == "client" else self.answers
+            new, found, _ = self._body(body, kind_of, f"{where}[{i}]", scanner)
+            out.append((at, who, kind, new or body))
+            hits += found
+        return tuple(out), hits
 
     def _headers(
         self, headers: tuple[Header, ...], where: str, host: str, scanner: Scanner | None = None

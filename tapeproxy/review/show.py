@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 from tapeproxy.cassettes.framing import StreamKind, media_type, split_events, stream_kind
-from tapeproxy.cassettes.model import Body, Cassette, Header, Interaction, body_bytes
+from tapeproxy.cassettes.model import Body, Cassette, Header, Interaction, Response, body_bytes
 
 __all__ = ["render", "show_file"]
 
@@ -71,6 +71,7 @@ def _interaction(it: Interaction, label: str, matched: set[str]) -> list[str]:
         lines.append(f"< {resp.http_version} {resp.status} {resp.reason}".rstrip())
         lines.extend(f"< {n}: {v}" for n, v in resp.headers)
         lines.extend(_body("response body", resp.body, resp.headers, req.url))
+        lines.extend(_messages(resp))
     timing = f"timing: ttfb {_ms(it.timing.ttfb_ms)}, total {_ms(it.timing.total_ms)}"
     if resp is not None and resp.chunks is not None:
         last = max((offset for offset, _ in resp.chunks), default=0.0)
@@ -79,6 +80,22 @@ def _interaction(it: Interaction, label: str, matched: set[str]) -> list[str]:
     if it.error is not None:
         who = f" (ended by the {it.error.by})" if it.error.by else ""
         lines.append(f"error after {_ms(it.error.after_ms)}{who}: {it.error.message}")
+    return lines
+
+
+def _messages(resp: Response) -> list[str]:
+    """A WebSocket session's messages, one a line: offset, direction, and the text (binary
+    ones by size)."""
+    if resp.messages is None:
+        return []
+    lines = [f"websocket: {len(resp.messages)} message(s)"]
+    for at, who, kind, body in resp.messages:
+        arrow = ">" if who == "client" else "<"
+        shown = (body.text or "") if kind == "text" else f"[binary, {len(body_bytes(body))} bytes]"
+        lines.append(f"  {_ms(at):>8} {arrow} {shown}")
+    if resp.close is not None:
+        by = f" by the {resp.close.by}" if resp.close.by else ""
+        lines.append(f"  closed{by}: {resp.close.code} {resp.close.reason}".rstrip())
     return lines
 
 
