@@ -24,7 +24,7 @@ from tapeproxy.cassettes.model import (
     body_bytes,
 )
 from tapeproxy.providers.answer import Written
-from tapeproxy.proxy.tapeserver import BodySource, TapeServer
+from tapeproxy.proxy.tapeserver import BodySource, SessionSource, TapeServer
 
 __all__ = [
     "FRAMING_HEADERS",
@@ -247,18 +247,24 @@ def take_keyed(flow: http.HTTPFlow) -> Any:
 
 
 def route_to_tapeserver(
-    flow: http.HTTPFlow, tapeserver: TapeServer, source: BodySource, answers: Source
+    flow: http.HTTPFlow,
+    tapeserver: TapeServer,
+    source: BodySource | SessionSource,
+    answers: Source,
+    keep: frozenset[str] = frozenset(),
 ) -> None:
     """Point a flow at the loopback tape server, which writes `source` piece by piece;
-    `stream_if_routed` then has mitmproxy pass each piece on as it arrives."""
+    `stream_if_routed` then has mitmproxy pass each piece on as it arrives. `keep` names the
+    request headers the tape server needs (a WebSocket handshake's)."""
     host, port = tapeserver.address
     req = flow.request
+    kept = [(k, v) for k, v in req.headers.fields if k.decode("latin-1").lower() in keep]
     req.scheme = "http"
     req.host = host
     req.port = port
     req.method = "GET"
     req.path = tapeserver.register(source)
-    req.headers = http.Headers(host=f"{host}:{port}")
+    req.headers = http.Headers([(b"host", f"{host}:{port}".encode()), *kept])
     req.content = b""
     flow.metadata[_HANDLED] = answers
     flow.metadata[_STREAMED] = True

@@ -40,6 +40,7 @@ from tapeproxy.proxy.flows import (
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.session import Keyed, Miss, TapeSession
 from tapeproxy.proxy.tapeserver import Head, TapeServer
+from tapeproxy.proxy.wsreplay import WEBSOCKET_HEADERS, WsReplay
 
 __all__ = ["MISS_STATUS", "Replayer"]
 
@@ -237,19 +238,17 @@ class Replayer:
         self, flow: http.HTTPFlow, found: Interaction, started: float, key: str
     ) -> None:
         recorded = found.response
-        if recorded is not None and recorded.messages is not None:
-            # A recorded WebSocket session: refused at once (a served 101 with no session
-            # behind it would hang the client until its own timeout).
-            self.session.count_error()
-            flow.response = _json_response(
-                501,
-                {"error": "tapeproxy: this WebSocket session is recorded "
-                 f"({len(recorded.messages)} messages) but replaying WebSocket sessions is not "
-                 "supported yet; `tapeproxy show` prints it"},
-                [("x-tapeproxy-error", "websocket-replay")],
-            )  # fmt: skip
-            return
         latency = self.latency.for_answer(key, found.timing.total_ms)
+        if recorded is not None and recorded.messages is not None:  # a WebSocket session
+            request = flow.request
+            method, url = request.method, request.pretty_url
+
+            def miss(why: str) -> None:
+                self.session.refuse_message(key, method, url, why)
+
+            session = WsReplay(recorded, latency, miss)
+            route_to_tapeserver(flow, self.tapeserver, session, "cassette", WEBSOCKET_HEADERS)
+            return
         if recorded is None or (
             found.error is not None and not body_bytes(recorded.body) and recorded.chunks is None
         ):

@@ -56,14 +56,15 @@ class Miss:
     method: str
     url: str
     nearest: tuple[Nearest, ...]
-    expired: str | None = None
-    """Set when a recorded answer exists but is past `--max-age` (`--on-expiry fail`): why."""
+    why: str | None = None
+    """Set when a recorded answer exists but was not served: why (it is past `--max-age`; a
+    WebSocket client message has no recorded counterpart)."""
 
     def to_json(self, cassette: Path, mode: str) -> dict[str, Any]:
         """The JSON body of the 599 miss response."""
-        if self.expired is not None:
+        if self.why is not None:
             return {
-                "error": f"tapeproxy: the recorded answer is too old: {self.expired}",
+                "error": f"tapeproxy: {self.why}",
                 "cassette": str(cassette),
                 "mode": mode,
                 "key": self.key,
@@ -95,8 +96,8 @@ class Miss:
     def one_line(self) -> str:
         """The miss on one line, with how the nearest recorded request differs (a log line)."""
         line = f"miss: {self.method} {self.url} (key {self.key[:12]})"
-        if self.expired is not None:
-            return line + f"; its recorded answer is too old: {self.expired}"
+        if self.why is not None:
+            return line + f"; {self.why}"
         if not self.nearest:
             return line + "; the cassette has no recorded requests"
         n = self.nearest[0]
@@ -107,8 +108,8 @@ class Miss:
     def describe(self) -> str:
         """A few lines for a terminal: the request and how the nearest recorded ones differ."""
         lines = [f"miss: {self.method} {self.url} (key {self.key[:12]})"]
-        if self.expired is not None:
-            lines.append(f"  its recorded answer is too old: {self.expired}")
+        if self.why is not None:
+            lines.append(f"  {self.why}")
         elif not self.nearest:
             lines.append("  the cassette has no recorded requests")
         for n in self.nearest:
@@ -280,8 +281,20 @@ class TapeSession:
         """Count and explain an answer not served because it is past `--max-age`."""
         assert self.expiry is not None
         r = keyed.redacted
-        why = f"recorded {days:.0f} days ago, past --max-age {self.expiry.describe()}"
-        return self._count_miss(Miss(keyed.key, r.method, r.url, (), expired=why), keyed)
+        why = (
+            f"the recorded answer is too old: recorded {days:.0f} days ago, past --max-age "
+            f"{self.expiry.describe()}"
+        )
+        return self._count_miss(Miss(keyed.key, r.method, r.url, (), why=why), keyed)
+
+    def refuse_message(self, key: str, method: str, url: str, why: str) -> Miss:
+        """Count and explain a WebSocket client message the recording has no answer for."""
+        m = Miss(key, method, url, (), why=why)
+        with self._lock:
+            self._counts.misses.append(m)
+        if self._on_event is not None:
+            self._on_event(m.one_line())
+        return m
 
     def miss(self, keyed: Keyed) -> Miss:
         """Count and explain a request that has no recorded answer."""

@@ -17,7 +17,7 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-__all__ = ["TOKEN_PATH", "BodySource", "Head", "TapeServer"]
+__all__ = ["TOKEN_PATH", "BodySource", "Head", "SessionSource", "TapeServer"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +41,24 @@ class BodySource(Protocol):
         ...
 
 
+class SessionSource(Protocol):
+    """A WebSocket session the server plays itself (`proxy.wsreplay.WsReplay`)."""
+
+    def handshake(self, key: str, protocol: str | None) -> bytes:
+        """The 101 answer to the client's handshake."""
+        ...
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Play the session after the handshake."""
+        ...
+
+
 class TapeServer:
-    """Serves registered `BodySource`s to the proxy on 127.0.0.1, one per token."""
+    """Serves registered `BodySource`s (and WebSocket `SessionSource`s) to the proxy on
+    127.0.0.1, one per token."""
 
     def __init__(self) -> None:
-        self._sources: dict[str, BodySource] = {}
+        self._sources: dict[str, BodySource | SessionSource] = {}
         self._server: asyncio.Server | None = None
         self.port = 0
 
@@ -67,7 +80,7 @@ class TapeServer:
                 await asyncio.wait_for(self._server.wait_closed(), 1)
             self._server = None
 
-    def register(self, source: BodySource) -> str:
+    def register(self, source: BodySource | SessionSource) -> str:
         """Keep a source for one request; returns the path the proxy should request."""
         token = secrets.token_hex(12)
         self._sources[token] = source
@@ -80,37 +93,48 @@ class TapeServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                source = await self._read_request(reader)
+                source, headers = await self._read_request(reader)
                 if source is None:
                     break
-                if not await self._write_response(source, writer):
+                if not hasattr(source, "chunks"):  # a WebSocket session: it has the line now
+                    session: SessionSource = source
+                    key = headers.get("sec-websocket-key", "")
+                    writer.write(session.handshake(key, headers.get("sec-websocket-protocol")))
+                    await writer.drain()
+                    await session.serve(reader, writer)
+                    break
+                body: BodySource = source  # type: ignore[assignment]
+                if not await self._write_response(body, writer):
                     break
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         finally:
             writer.close()
 
-    async def _read_request(self, reader: asyncio.StreamReader) -> BodySource | None:
+    async def _read_request(
+        self, reader: asyncio.StreamReader
+    ) -> tuple[BodySource | SessionSource | None, dict[str, str]]:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except asyncio.IncompleteReadError:
-            return None
+            return None, {}
         if len(head) > _MAX_HEAD:
-            return None
+            return None, {}
         lines = head.decode("latin-1").split("\r\n")
         parts = lines[0].split(" ")
-        length = 0
+        headers: dict[str, str] = {}
         for line in lines[1:]:
             name, _, value = line.partition(":")
-            if name.strip().lower() == "content-length":
-                length = int(value.strip() or 0)
+            if name.strip():
+                headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length") or 0)
         if length:
             await reader.readexactly(length)
         token = parts[1].removeprefix(TOKEN_PATH) if len(parts) > 1 else ""
         source = self._sources.pop(token, None)
         if source is None:
             logger.error("tapeproxy: loopback request for an unknown token %r", token)
-        return source
+        return source, headers
 
     async def _write_response(self, source: BodySource, writer: asyncio.StreamWriter) -> bool:
         status, reason, headers = await source.head()

@@ -1,6 +1,6 @@
-"""WebSocket sessions (issue 19, first step): recorded through the proxy with every message,
-redacted like bodies, printed by `show`, linted; a replay refuses them at once instead of
-hanging the client."""
+"""WebSocket sessions (issue 19): recorded through the proxy with every message, redacted like
+bodies, printed by `show`, linted, and replayed with the server gone: the same messages at
+their recorded offsets; a client message the recording has no answer for is a miss."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import secrets
 import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -25,32 +27,42 @@ from tests.proxy.conftest import ProxyFactory, written_bytes
 _BINARY = bytes(range(32))
 
 
-async def _realtime(request: web.Request) -> web.WebSocketResponse:
+def _realtime(gap_s: float) -> Any:
     """A Realtime-like server: a greeting, then answers to session.update and
-    response.create (text deltas, a binary frame, response.done)."""
-    ws = web.WebSocketResponse()
-    await ws.prepare(request)
-    await ws.send_str(json.dumps({"type": "session.created", "event_id": "ev_1"}))
-    async for msg in ws:
-        event = json.loads(msg.data)
-        if event["type"] == "session.update":
-            await ws.send_str(json.dumps({"type": "session.updated"}))
-        elif event["type"] == "response.create":
-            for delta in ("Hel", "lo"):
-                await ws.send_str(json.dumps({"type": "response.text.delta", "delta": delta}))
-            await ws.send_bytes(_BINARY)
-            await ws.send_str(json.dumps({"type": "response.done", "usage": {"total_tokens": 9}}))
-    return ws
+    response.create (text deltas, a binary frame, response.done), `gap_s` apart."""
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        greeting = {"type": "session.created", "event_id": "ev_1", "who": request.query.get("who")}
+        await ws.send_str(json.dumps(greeting))
+        async for msg in ws:
+            event = json.loads(msg.data)
+            if event["type"] == "session.update":
+                await ws.send_str(json.dumps({"type": "session.updated"}))
+            elif event["type"] == "response.create":
+                for delta in ("Hel", "lo"):
+                    await asyncio.sleep(gap_s)
+                    await ws.send_str(json.dumps({"type": "response.text.delta", "delta": delta}))
+                await asyncio.sleep(gap_s)
+                await ws.send_bytes(_BINARY)
+                await asyncio.sleep(gap_s)
+                done = {"type": "response.done", "usage": {"total_tokens": 9}}
+                await ws.send_str(json.dumps(done))
+        return ws
+
+    return handler
 
 
 class _Server:
-    def __init__(self, ca: ThrowawayCA) -> None:
+    def __init__(self, ca: ThrowawayCA, gap_s: float = 0.0) -> None:
         self._ca = ca
+        self._gap = gap_s
         self.port = 0
 
     async def __aenter__(self) -> _Server:
         app = web.Application()
-        app.router.add_get("/v1/realtime", _realtime)
+        app.router.add_get("/v1/realtime", _realtime(self._gap))
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ca.server_context())
@@ -151,12 +163,203 @@ def test_a_websocket_session_is_recorded_redacted_shown_and_linted(
         capture_output=True, timeout=60, check=False,
     ).returncode == 0  # fmt: skip
 
-    # replay (the server is gone) refuses the session at once instead of hanging the client
-    async def replay() -> tuple[int, str]:
+    # replay, the server gone: the same messages, in order, at their recorded offsets
+    async def replay() -> tuple[list[object], list[float]]:
         with run_proxy(cassette, "none") as runner:
-            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-                await asyncio.wait_for(_session(runner, port, key), timeout=30)
-            return refused.value.status, str(refused.value.message)
+            started = time.monotonic()
+            again = await asyncio.wait_for(_session(runner, port, key), timeout=30)
+            assert runner.session.tally()["hits"] == 1 and not runner.session.misses
+            return again, [time.monotonic() - started]
 
-    status, _ = asyncio.run(replay())
-    assert status == 501
+    again, _ = asyncio.run(replay())
+    assert again == got
+
+
+def test_replayed_messages_keep_their_offsets_and_an_unrecorded_one_is_a_miss(
+    tmp_path: Path, run_proxy: ProxyFactory, throwaway_ca: ThrowawayCA
+) -> None:
+    cassette = tmp_path / "ws.json.zst"
+
+    async def talk(runner: ProxyRunner, port: int, extra: bool) -> tuple[list[float], object]:
+        ca = ssl.create_default_context(cafile=str(runner.config.ca_cert()))
+        arrivals: list[float] = []
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(f"wss://localhost:{port}/v1/realtime", proxy=runner.url, ssl=ca) as ws,
+        ):
+            start = time.monotonic()
+            await ws.receive()
+            arrivals.append(time.monotonic() - start)
+            await ws.send_str(json.dumps({"type": "response.create"}))
+            sent = time.monotonic()
+            for _ in range(4):
+                await ws.receive()
+                arrivals.append(time.monotonic() - sent)
+            closing: object = None
+            if extra:  # a message the recording has no answer for
+                await ws.send_str(json.dumps({"type": "response.create"}))
+                closing = await ws.receive()
+            await ws.close()
+        return arrivals, closing
+
+    async def record() -> tuple[list[float], int]:
+        async with _Server(throwaway_ca, gap_s=0.1) as server:
+            with run_proxy(cassette, "all") as runner:
+                return (await talk(runner, server.port, False))[0], server.port
+
+    live, port = asyncio.run(record())
+
+    async def replay(extra: bool) -> tuple[list[float], object, int]:
+        with run_proxy(cassette, "none") as runner:
+            arrivals, closing = await asyncio.wait_for(talk(runner, port, extra), timeout=30)
+            return arrivals, closing, len(runner.session.misses)
+
+    replayed, _, misses = asyncio.run(replay(False))
+    assert misses == 0
+    # each message within 25 ms of when it came live (the recording's offsets, 100 ms apart)
+    assert all(abs(r - lv) <= 0.025 for r, lv in zip(replayed, live, strict=True)), (live, replayed)
+    assert replayed[-1] >= 0.25  # the gaps were kept, not sent at once
+    _, closing, misses = asyncio.run(replay(True))
+    assert misses == 1
+    assert isinstance(closing, aiohttp.WSMessage) and closing.type == aiohttp.WSMsgType.CLOSE
+    assert closing.data == 1008 and "no recorded counterpart" in str(closing.extra)
+
+
+async def _fake_realtime(request: web.Request) -> web.WebSocketResponse:
+    """Enough of OpenAI's Realtime API for its SDK: session.created, then text deltas and
+    response.done for each response.create."""
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    model = request.query.get("model", "?")
+    session = {"id": "sess_1", "object": "realtime.session", "model": model}
+    created = {"type": "session.created", "event_id": "ev_0", "session": session}
+    await ws.send_str(json.dumps(created))
+    n = 0
+    async for msg in ws:
+        event = json.loads(msg.data)
+        if event.get("type") != "response.create":
+            continue
+        n += 1
+        for i, delta in enumerate(("Hello ", f"number {n}")):
+            await ws.send_str(json.dumps({
+                "type": "response.output_text.delta", "event_id": f"ev_{n}_{i}",
+                "response_id": f"resp_{n}", "item_id": "item_1", "output_index": 0,
+                "content_index": 0, "delta": delta,
+            }))  # fmt: skip
+        await ws.send_str(json.dumps({
+            "type": "response.done", "event_id": f"ev_{n}_done",
+            "response": {"id": f"resp_{n}", "object": "realtime.response", "status": "completed",
+                         "usage": {"total_tokens": 7, "input_tokens": 3, "output_tokens": 4}},
+        }))  # fmt: skip
+    return ws
+
+
+# openai 3.60 calls websockets' connect() in a way websockets 16+ deprecates (not ours to fix)
+@pytest.mark.filterwarnings("ignore:connect\\(\\) must be used as a context manager")
+def test_the_openai_sdk_realtime_client_records_and_replays(
+    tmp_path: Path,
+    run_proxy: ProxyFactory,
+    throwaway_ca: ThrowawayCA,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    import openai
+
+    cassette = tmp_path / "realtime.json.zst"
+    port_box: list[int] = []
+    ready, stop = threading.Event(), threading.Event()
+
+    def serve() -> None:  # the fake server in a thread of its own: the SDK client is sync
+        async def main() -> None:
+            app = web.Application()
+            app.router.add_get("/v1/realtime", _fake_realtime)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=throwaway_ca.server_context())
+            await site.start()
+            port_box.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+            ready.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+            await runner.cleanup()
+
+        asyncio.run(main())
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    assert ready.wait(10)
+    port = port_box[0]
+
+    def converse(runner: ProxyRunner) -> list[str]:
+        monkeypatch.setenv("HTTPS_PROXY", runner.url)  # websockets reads the proxy variables
+        monkeypatch.setenv("NO_PROXY", "")
+        ca = ssl.create_default_context(cafile=str(runner.config.ca_cert()))
+        client = openai.OpenAI(api_key="sk-test", base_url=f"https://localhost:{port}/v1")
+        texts: list[str] = []
+        with client.realtime.connect(
+            model="gpt-realtime", websocket_connection_options={"ssl": ca}
+        ) as conn:
+            assert conn.recv().type == "session.created"
+            for _ in range(2):
+                conn.response.create()
+                text = ""
+                for event in conn:
+                    if event.type == "response.output_text.delta":
+                        text += event.delta
+                    elif event.type == "response.done":
+                        break
+                texts.append(text)
+        return texts
+
+    with run_proxy(cassette, "all") as runner:
+        live = converse(runner)
+    stop.set()
+    server.join(10)
+    assert live == ["Hello number 1", "Hello number 2"]
+    (it,) = store.load(cassette).interactions
+    assert it.request.url.startswith(f"https://localhost:{port}/v1/realtime?model=gpt-realtime")
+    assert it.response is not None and it.response.messages is not None
+    with run_proxy(cassette, "none") as runner:  # the server is gone
+        assert converse(runner) == live
+        assert not runner.session.misses
+
+
+def test_two_concurrent_sessions_in_one_cassette_replay_each_to_its_own_client(
+    tmp_path: Path, run_proxy: ProxyFactory, throwaway_ca: ThrowawayCA
+) -> None:
+    cassette = tmp_path / "two.json.zst"
+
+    async def chat(runner: ProxyRunner, port: int, who: str) -> list[object]:
+        ca = ssl.create_default_context(cafile=str(runner.config.ca_cert()))
+        url = f"wss://localhost:{port}/v1/realtime?who={who}"
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(url, proxy=runner.url, ssl=ca) as ws,
+        ):
+            got: list[object] = [json.loads((await ws.receive()).data)["who"]]
+            await ws.send_str(json.dumps({"type": "response.create"}))
+            for _ in range(4):
+                msg = await ws.receive()
+                got.append(msg.data)
+            await ws.close()
+        return got
+
+    async def record() -> tuple[list[list[object]], int]:
+        async with _Server(throwaway_ca, gap_s=0.05) as server:
+            with run_proxy(cassette, "all") as runner:
+                both = await asyncio.gather(*(chat(runner, server.port, w) for w in "ab"))
+                return list(both), server.port
+
+    live, port = asyncio.run(record())
+    assert [g[0] for g in live] == ["a", "b"]
+    assert len(store.load(cassette).interactions) == 2
+
+    async def replay() -> list[list[object]]:
+        with run_proxy(cassette, "none") as runner:
+            both = await asyncio.gather(*(chat(runner, port, w) for w in "ba"))
+            assert not runner.session.misses
+            return list(both)
+
+    b, a = asyncio.run(replay())
+    assert [a, b] == live
