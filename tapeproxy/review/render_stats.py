@@ -36,6 +36,7 @@ def render(stats: Stats, fmt: str) -> str:
         "",
         "tokens: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in data["tokens"].items()),
         *_cost(data["cost"]),
+        *_websocket(data["websocket"]),
         *_stale(data["stale"]),
     ]
     return "\n".join(lines) + "\n"
@@ -76,3 +77,13 @@ def _stale(stale: dict[str, Any]) -> list[str]:
             "days ago (dated snapshots are retired: re-record)"
         )
     return lines
+
+
+def _websocket(ws: dict[str, int]) -> list[str]:
+    if not ws["sessions"]:
+        return []
+    return [
+        "",
+        f"websocket sessions: {ws['sessions']}, messages: {ws['client_messages']} from clients, "
+        f"{ws['server_messages']} from servers; audio: {ws['audio_bytes']} bytes",
+    ]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib.metadata import version
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from tapeproxy.cassettes.age import age_days
 from tapeproxy.cassettes.model import Cassette, Interaction, body_bytes
@@ -46,6 +46,8 @@ class Stats:
     cost_by_model: dict[str, Decimal] = field(default_factory=dict)
     unpriced_models: set[str] = field(default_factory=set)
     by_source: Counter[str] = field(default_factory=Counter)
+    websocket: Counter[str] = field(default_factory=Counter)
+    """WebSocket sessions: `sessions`, `client_messages`, `server_messages`, `audio_bytes`."""
     max_age_days: float | None = None
     stale: int = 0
     stale_pinned: dict[tuple[str, str], float] = field(default_factory=dict)
@@ -76,6 +78,10 @@ class Stats:
             "tokens_by_model": {
                 model: {name: counts[name] for name in TOKEN_FIELDS}
                 for model, counts in sorted(self.tokens_by_model.items())
+            },
+            "websocket": {
+                name: self.websocket[name]
+                for name in ("sessions", "client_messages", "server_messages", "audio_bytes")
             },
             "stale": {
                 "max_age_days": self.max_age_days,
@@ -173,6 +179,40 @@ def _add(stats: Stats, item: Interaction) -> None:
         stats.errors_by_type[kind or "(unknown)"] += 1
     if llm is not None and llm.usage is not None:
         _add_usage(stats, model, llm.usage, item.request.url)
+    if item.response is not None and item.response.messages is not None:
+        _add_session(stats, item, model)
+
+
+def _add_session(stats: Stats, item: Interaction, model: str | None) -> None:
+    """A WebSocket session's messages: counts by direction, audio bytes (binary frames, and
+    the base64 `delta` of audio events), and the usage each `response.done` reports."""
+    assert item.response is not None and item.response.messages is not None
+    ws = stats.websocket
+    ws["sessions"] += 1
+    for _, who, kind, body in item.response.messages:
+        ws[f"{who}_messages"] += 1
+        if kind == "binary":
+            ws["audio_bytes"] += len(body_bytes(body))
+            continue
+        try:
+            event = json.loads(body.text or "")
+        except ValueError:
+            continue
+        if not isinstance(event, dict):
+            continue
+        kind_of = str(event.get("type", ""))
+        if (
+            "audio" in kind_of
+            and kind_of.endswith(".delta")
+            and isinstance(event.get("delta"), str)
+        ):
+            ws["audio_bytes"] += len(event["delta"]) * 3 // 4
+        usage = event.get("response", {}).get("usage") if kind_of == "response.done" else None
+        if isinstance(usage, dict):
+            found = Usage(
+                input_tokens=usage.get("input_tokens"), output_tokens=usage.get("output_tokens")
+            )
+            _add_usage(stats, model, found, item.request.url)
 
 
 def _add_usage(stats: Stats, name: str | None, usage: Usage, url: str) -> None:
@@ -195,9 +235,13 @@ def _add_usage(stats: Stats, name: str | None, usage: Usage, url: str) -> None:
 
 def requested_model(item: Interaction) -> str | None:
     """The model a request names: in a Gemini URL path, else the JSON body's `model`."""
-    found = _GEMINI_MODEL.search(urlsplit(item.request.url).path)
+    url = urlsplit(item.request.url)
+    found = _GEMINI_MODEL.search(url.path)
     if found:
         return found.group(1)
+    named = parse_qs(url.query).get("model")  # WebSocket APIs: wss://.../realtime?model=...
+    if named and named[0]:
+        return named[0]
     try:
         data = json.loads(body_bytes(item.request.body))
     except ValueError:

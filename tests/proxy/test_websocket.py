@@ -320,6 +320,19 @@ def test_the_openai_sdk_realtime_client_records_and_replays(
     (it,) = store.load(cassette).interactions
     assert it.request.url.startswith(f"https://localhost:{port}/v1/realtime?model=gpt-realtime")
     assert it.response is not None and it.response.messages is not None
+    stats = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "tapeproxy", "stats", str(cassette), "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+    )
+    sessions = {"sessions": 1, "client_messages": 2, "server_messages": 7, "audio_bytes": 0}
+    assert stats["websocket"] == sessions
+    assert stats["tokens_by_model"]["gpt-realtime"]["input"] == 6  # two response.done, 3 each
+    assert stats["tokens_by_model"]["gpt-realtime"]["output"] == 8
     with run_proxy(cassette, "none") as runner:  # the server is gone
         assert converse(runner) == live
         assert not runner.session.misses
