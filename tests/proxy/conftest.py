@@ -86,3 +86,20 @@ def replay_refused(cwd: Path, *options: str) -> subprocess.CompletedProcess[str]
     assert done.returncode == 2, done.stderr
     assert not marker.exists()  # refused before CMD started
     return done
+
+
+def npm_install(tmp_path_factory: pytest.TempPathFactory, package: str) -> Path:
+    """A folder with an npm package installed from the registry; the test is skipped, saying
+    why, when npm is missing or cannot install it."""
+    import shutil
+
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed")
+    folder = tmp_path_factory.mktemp("npm")
+    done = subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--silent", package],
+        cwd=folder, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"npm could not install {package}: {done.stderr.strip()[-300:]}")
+    return folder

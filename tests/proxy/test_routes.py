@@ -22,7 +22,7 @@ from tapeproxy.errors import ConfigError
 from tapeproxy.fakeprovider import FakeProvider
 from tapeproxy.proxy.routes import DEFAULT_ROUTES, Route, parse_routes
 from tapeproxy.proxy.runner import ProxyRunner
-from tests.proxy.conftest import ProxyFactory, client_for
+from tests.proxy.conftest import ProxyFactory, client_for, npm_install
 
 
 def _base(runner: ProxyRunner, name: str) -> str:
@@ -219,16 +219,9 @@ console.log(done.id, done.choices[0].message.content);
 @pytest.fixture(scope="module")
 def node_openai(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with the `openai` npm package installed (from the npm registry)."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are not installed")
-    folder = tmp_path_factory.mktemp("node-openai")
-    done = subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", "--silent", "openai"],
-        cwd=folder, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    if done.returncode != 0:
-        pytest.skip(f"npm could not install openai: {done.stderr.strip()[-300:]}")
-    return folder
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    return npm_install(tmp_path_factory, "openai")
 
 
 def test_the_openai_npm_package_configured_by_base_url_records_and_replays(

@@ -21,7 +21,7 @@ from tapeproxy.fakeprovider import FakeProvider
 from tapeproxy.proxy.resolve import parse_resolve
 from tapeproxy.proxy.runtimes import java_truststore, runtime_env
 from tapeproxy.testing_ca import ThrowawayCA
-from tests.proxy.conftest import ProxyFactory
+from tests.proxy.conftest import ProxyFactory, npm_install
 
 _NAME = "llm.provider.test"  # a reserved name: without --resolve it reaches nothing
 
@@ -170,16 +170,9 @@ console.log(r.status, await r.text());
 @pytest.fixture(scope="module")
 def node24(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Node 24 binary, from the `node@24` npm package (the machine's own Node is older)."""
-    if shutil.which("npm") is None:
-        pytest.skip("npm is not installed")
-    folder = tmp_path_factory.mktemp("node24")
-    done = subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", "--silent", "node@24"],
-        cwd=folder, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    binary = folder / "node_modules" / ".bin" / "node"
-    if done.returncode != 0 or not binary.exists():
-        pytest.skip(f"npm could not install node@24: {done.stderr.strip()[-300:]}")
+    binary = npm_install(tmp_path_factory, "node@24") / "node_modules" / ".bin" / "node"
+    if not binary.exists():
+        pytest.skip("the node@24 npm package installed no node binary")
     return binary
 
 
