@@ -11,6 +11,7 @@ from typing import Any
 from tapeproxy.cassettes.model import Interaction, body_bytes
 from tapeproxy.providers.llm import LLMResponse
 from tapeproxy.providers.read import extract
+from tapeproxy.providers.realtime import read_session
 
 __all__ = ["Change", "compare", "describe", "similarity"]
 
@@ -57,6 +58,10 @@ def compare(old: Interaction, new: Interaction, threshold: float) -> tuple[Chang
     new_error = new.error.message if new.error else None
     if old_error != new_error:
         changes.append(Change("error", old_error, new_error, drift=True))
+    old_session, new_session = _session(old), _session(new)
+    if old_session is not None and new_session is not None:  # WebSocket sessions
+        changes.extend(_llm_changes(old_session, new_session, threshold))
+        return tuple(changes)
     old_body = body_bytes(old.response.body) if old.response else b""
     new_body = body_bytes(new.response.body) if new.response else b""
     if old_body == new_body:
@@ -115,12 +120,30 @@ def _body_change(old: bytes, new: bytes, threshold: float) -> Change:
     )
 
 
+def _session(item: Interaction) -> LLMResponse | None:
+    """A WebSocket session's server messages read as one answer (None: not a session, or
+    no known events)."""
+    if item.response is None or item.response.messages is None:
+        return None
+    events = []
+    for _, who, kind, body in item.response.messages:
+        if who != "server" or kind != "text":
+            continue
+        try:
+            event = json.loads(body.text or "")
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return read_session(events)
+
+
 def describe(interaction: Interaction) -> str:
     """One line about an interaction's outcome, for added and removed ones."""
     if interaction.response is None:
         return f"error: {interaction.error.message if interaction.error else '?'}"
     parts = [str(interaction.response.status)]
-    llm = extract(body_bytes(interaction.response.body))
+    llm = _session(interaction) or extract(body_bytes(interaction.response.body))
     if llm is not None:
         parts.append(llm.model or llm.api)
         if llm.text:
