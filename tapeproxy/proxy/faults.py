@@ -15,9 +15,6 @@ that would have been sent (`truncate`, `stall`, `malformed`, `slow`) or on the c
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import threading
-from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +35,7 @@ from tapeproxy.proxy.flows import (
     route_to_tapeserver,
 )
 from tapeproxy.proxy.latency import Latency
+from tapeproxy.proxy.sampled import Occurrences, unit
 from tapeproxy.proxy.tapeserver import Head, TapeServer
 
 __all__ = ["KINDS", "Drawn", "Faults", "Reply", "apply_fault", "parse_faults"]
@@ -134,8 +132,7 @@ class Faults:
         self.retry_after = retry_after
         self.delay = delay
         self.hold = hold
-        self._seen: Counter[str] = Counter()
-        self._lock = threading.Lock()
+        self._seen = Occurrences()
 
     def describe(self) -> str:
         """The rates as `--faults` takes them (e.g. `429=10%,reset=4%`)."""
@@ -143,16 +140,13 @@ class Faults:
 
     def draw(self, key: str) -> Drawn | None:
         """The fault for this request (its key's next occurrence), or None."""
-        with self._lock:
-            occurrence = self._seen[key]
-            self._seen[key] = occurrence + 1
+        occurrence = self._seen.next(key)
         seed = f"{self.seed}\0{key}\0{occurrence}".encode()
-        digest = hashlib.blake2b(b"fault\0" + seed, digest_size=8).digest()
-        unit = int.from_bytes(digest) / (1 << 64)
+        drawn = unit(b"fault\0" + seed)
         at = 0.0
         for kind, rate in self.rates:
             at += rate
-            if unit < at:
+            if drawn < at:
                 return Drawn(kind, Ids(b"fault-shape\0" + seed))
         return None
 

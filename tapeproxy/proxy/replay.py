@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
-from collections import Counter
 from collections.abc import AsyncIterator
 from itertools import accumulate
 
@@ -38,6 +36,7 @@ from tapeproxy.proxy.flows import (
     stream_if_routed,
 )
 from tapeproxy.proxy.latency import Latency
+from tapeproxy.proxy.sampled import Occurrences
 from tapeproxy.proxy.session import Keyed, Miss, TapeSession
 from tapeproxy.proxy.tapeserver import Head, TapeServer
 from tapeproxy.proxy.wsreplay import WEBSOCKET_HEADERS, WsReplay
@@ -76,14 +75,12 @@ class Replayer:
         self._hosts = hosts
         self.stubs = stubs if stubs is not None else Stubs(())
         self.faults = faults
-        self._stub_seen: Counter[str] = Counter()
-        self._stub_lock = threading.Lock()
+        self._stub_seen = Occurrences()
 
     def use_stubs(self, stubs: Stubs | None) -> None:
         """Answer from these stub rules from now on (the pytest plugin's per-test rules)."""
-        with self._stub_lock:
-            self.stubs = stubs if stubs is not None else Stubs(())
-            self._stub_seen.clear()
+        self.stubs = stubs if stubs is not None else Stubs(())
+        self._stub_seen.clear()
 
     def _covers(self, flow: http.HTTPFlow) -> bool:
         return self._hosts is None or flow.request.pretty_host in self._hosts
@@ -169,10 +166,7 @@ class Replayer:
         if facts is None:
             return False
         headers = flow.request.headers  # case-insensitive: rules look names up as they like
-        with self._stub_lock:
-            occurrence = self._stub_seen[key]
-            self._stub_seen[key] += 1
-        found = self.stubs.answer(facts, headers, key, occurrence)
+        found = self.stubs.answer(facts, headers, key, self._stub_seen.next(key))
         if found is None:
             return False
         written = found.written

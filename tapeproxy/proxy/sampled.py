@@ -17,12 +17,17 @@ from typing import Any
 from tapeproxy.errors import ConfigError
 from tapeproxy.profilefile import percentile, read_table
 
-__all__ = ["Drawn", "ProfileLatency", "ProfileUsage", "Quantiles"]
+__all__ = ["Drawn", "Occurrences", "ProfileLatency", "ProfileUsage", "Quantiles", "unit"]
+
+
+def unit(data: bytes) -> float:
+    """A number in [0, 1) that is a pure function of `data` (blake2b): every seeded draw of
+    the proxy (faults, timing, usage) is one, over (seed, what, key, occurrence)."""
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest()) / (1 << 64)
 
 
 def _unit(seed: int, what: str, key: str, occurrence: int, index: int = 0) -> float:
-    data = f"{seed}\0{what}\0{key}\0{occurrence}\0{index}".encode()
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest()) / (1 << 64)
+    return unit(f"{seed}\0{what}\0{key}\0{occurrence}\0{index}".encode())
 
 
 class Quantiles:
@@ -55,16 +60,25 @@ def _quantiles(table: dict[str, Any], name: str, where: str) -> Quantiles | None
     return Quantiles(values, f"{where}: {name}")
 
 
-class _Occurrences:
+class Occurrences:
+    """How many times each request key was seen (thread-safe): the occurrence every seeded
+    draw and every scripted stub answer goes by."""
+
     def __init__(self) -> None:
         self._seen: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def next(self, key: str) -> int:
+        """This key's occurrence (0 the first time), counted."""
         with self._lock:
             n = self._seen[key]
             self._seen[key] = n + 1
         return n
+
+    def clear(self) -> None:
+        """Start counting again (a new test's stub rules)."""
+        with self._lock:
+            self._seen.clear()
 
 
 @dataclass(frozen=True)
@@ -92,7 +106,7 @@ class ProfileLatency:
         self.ttfb = _quantiles(table, "ttfb_ms", where)
         self.gap = _quantiles(table, "gap_ms", where)
         self.seed = seed
-        self._occurrences = _Occurrences()
+        self._occurrences = Occurrences()
 
     @classmethod
     def from_file(cls, path: Path, seed: int) -> ProfileLatency:
