@@ -34,6 +34,7 @@ __all__ = [
     "default_max_connections",
     "is_loopback",
     "parse_credentials",
+    "peer_address",
 ]
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,20 @@ def default_max_connections() -> int:
     if soft == resource.RLIM_INFINITY:
         return 4096
     return max(64, (soft - 64) // 2)
+
+
+def peer_address(peer: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """A client's address from its peername (IPv6 scope dropped, an IPv4-mapped IPv6 address
+    as the IPv4 one); None when it is not an IP address."""
+    if not isinstance(peer, tuple) or not peer:
+        return None
+    try:
+        address = ipaddress.ip_address(str(peer[0]).rsplit("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def is_loopback(host: str) -> bool:
@@ -126,13 +141,10 @@ class Access:
 
     def client_connected(self, client: connection.Client) -> None:
         """Close connections from public addresses (private networks and loopback may come)."""
-        host = client.peername[0].rsplit("%", 1)[0]
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
+        address = peer_address(client.peername)
+        if address is None:
             return
-        if isinstance(address, ipaddress.IPv6Address):
-            address = address.ipv4_mapped or address
+        host = client.peername[0].rsplit("%", 1)[0]  # as the client named itself, for the log
         if address.is_global:
             logger.warning("tapeproxy: refused a client from the public address %s", host)
             client.error = "tapeproxy refuses clients from public addresses"

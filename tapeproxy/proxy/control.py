@@ -15,7 +15,6 @@ request through the proxy; anyone else gets 403.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ from mitmproxy import http
 
 from tapeproxy.errors import TapeproxyError
 from tapeproxy.modes import MODES, Mode
+from tapeproxy.proxy.access import peer_address
 from tapeproxy.proxy.flows import mark_handled
 from tapeproxy.proxy.session import TapeSession
 
@@ -34,15 +34,8 @@ CONTROL_PATH = "/_tapeproxy"
 
 
 def _loopback(peer: Any) -> bool:
-    if not peer:
-        return False
-    try:
-        address = ipaddress.ip_address(str(peer[0]).split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback
+    address = peer_address(peer)
+    return address is not None and address.is_loopback
 
 
 def _answer(flow: http.HTTPFlow, status: int, doc: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ from statistics import NormalDist
 from typing import Any
 
 from tapeproxy.errors import BadInputError
+from tapeproxy.review.profile import failed as _failed
 
 __all__ = ["DEFAULT_TOLERANCES", "Measure", "compare", "parse_tolerances", "render"]
 
@@ -177,10 +178,6 @@ def _two_proportions(k1: int, n1: int, k2: int, n2: int, alpha: float) -> tuple[
 
 def _rate(k: int, n: int) -> str:
     return f"{k / n:.2%} ({k}/{n})" if n else "-"
-
-
-def _failed(outcome: str) -> bool:
-    return not outcome.isdigit() or int(outcome) >= 400
 
 
 def _error_rates(label: str, a: dict[str, Any], b: dict[str, Any], alpha: float) -> list[Measure]:

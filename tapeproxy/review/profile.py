@@ -36,6 +36,7 @@ __all__ = [
     "NOT_FAULTS",
     "QUANTILES",
     "build",
+    "failed",
     "quantiles",
     "summary",
 ]
@@ -109,7 +110,8 @@ def _outcome(it: Interaction) -> str:
     return str(it.response.status)
 
 
-def _failed(outcome: str) -> bool:
+def failed(outcome: str) -> bool:
+    """Whether a profile's outcome (a status, `reset`, `timeout`...) is a failure."""
     return not outcome.isdigit() or int(outcome) >= 400
 
 
@@ -187,7 +189,7 @@ def _add(g: _Group, it: Interaction) -> bool:
     outcome = _outcome(it)
     g.status[outcome] += 1
     body = body_bytes(it.response.body) if it.response is not None else b""
-    if _failed(outcome):
+    if failed(outcome):
         kind = error_type(body) if body else None
         g.error_types[kind or outcome] += 1
         return True
@@ -276,7 +278,7 @@ def _document(
     usage: dict[str, list[float]] = {}
     for (host, endpoint, model), g in sorted(groups.items()):
         for outcome, n in g.status.items():
-            if _failed(outcome) and outcome not in NOT_FAULTS:
+            if failed(outcome) and outcome not in NOT_FAULTS:
                 faults[outcome] += n
         every["ttfb"] += g.ttfb
         every["total"] += g.total
