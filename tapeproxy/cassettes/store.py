@@ -48,6 +48,7 @@ __all__ = [
     "stamp",
     "to_json_bytes",
     "update",
+    "write_atomic",
 ]
 
 MAX_DECOMPRESSED_BYTES = 1 << 30
@@ -266,7 +267,7 @@ def save(path: str | os.PathLike[str], cassette: Cassette) -> bool:
             return False
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(p, data)
+        write_atomic(p, data)
     except OSError as e:
         raise CassetteWriteError(f"{p}: cannot write cassette ({e.strerror or e})") from e
     return True
@@ -375,7 +376,9 @@ def _target(path: Path) -> Path:
     return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a file whole or not at all (temp file, fsync, rename); a file that exists keeps
+    its mode."""
     # Not tempfile.mkstemp: its 0600 mode would stick to a new cassette; os.open with 0o666
     # lets the umask decide, as for any file the user writes. A file that exists keeps its mode.
     try:

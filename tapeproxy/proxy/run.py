@@ -168,7 +168,6 @@ def _run(
     """CMD under the proxy until it ends or a stop signal; its code and the runner used."""
     preflight(config)
     with _StopSignals() as signals, ProxyRunner(config) as runner:
-        routes = runner.route_env()
         wiring = runner.client_env(no_proxy)
         env = child_env(os.environ, runner.url, config.ca_cert(), no_proxy, label, wiring)
         proc = _spawn(cmd, env)
@@ -183,7 +182,7 @@ def _run(
     if summary:
         print(_summary(runner), file=sys.stderr)
     if not any(runner.session.tally().values()):
-        print(_nothing_reached(no_proxy, routes), file=sys.stderr)
+        print(_nothing_reached(no_proxy, runner.route_env()), file=sys.stderr)
     stopped = signals.received
     if stopped is not None:
         name = signal.Signals(stopped).name

@@ -20,7 +20,6 @@ the first answer that did not fail. The verdicts, per client:
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from tapeproxy.cassettes import store
 from tapeproxy.errors import BadInputError
 from tapeproxy.proxy.journal import Exchange
 
@@ -193,12 +193,9 @@ def write_report(path: Path, exchanges: Sequence[Exchange]) -> None:
     Raises:
         BadInputError: it cannot be written.
     """
-    data = json.dumps(report(exchanges), indent=2, sort_keys=False) + "\n"
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    data = json.dumps(report(exchanges), indent=2) + "\n"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(data, encoding="utf-8")
-        os.replace(tmp, path)
+        store.write_atomic(path, data.encode("utf-8"))
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise BadInputError(f"{path}: cannot write the report ({e.strerror or e})") from e
