@@ -299,6 +299,14 @@ def _proxy_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "provider and resolve it to a local server.",
         ),
         click.option(
+            "--ws-match",
+            type=click.Choice(["position", "json"]),
+            help="How a replayed WebSocket session matches client messages: position (the "
+            "n-th is answered as the n-th recorded one, whatever it says; default) or json "
+            "(by content, redacted, ignoring event_id, item.id, previous_item_id and "
+            "ignore_json_paths; any order; a changed message is a miss).",
+        ),
+        click.option(
             "--route",
             multiple=True,
             metavar="NAME=URL",

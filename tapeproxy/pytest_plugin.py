@@ -26,10 +26,11 @@ the record mode of vcr cassettes and tapes alike. ``--tape-record-mode`` sets ta
 
 Keys of the marker and ``tape_config``: ``record_mode``, ``latency``, ``no_proxy``,
 ``upstream_ca``, ``confdir``, ``insecure_upstream``, ``hosts``, ``match_headers``,
-``ignore_query``, ``ignore_json_paths``, ``repeat``, ``stubs`` (stubs files, from the rootdir;
-also ``[tool.tapeproxy] stubs``), ``seed``, ``faults``, ``fault_retry_after``, ``fault_delay``
-and ``profile`` (a profile file from the rootdir: its faults, its timing unless ``latency`` is
-set, its token usage for stub answers; per test). ``tape.stub(match=..., answer=...)`` adds a
+``ignore_query``, ``ignore_json_paths``, ``repeat``, ``ws_match`` (``position`` or ``json``),
+``stubs`` (stubs files, from the rootdir; also ``[tool.tapeproxy] stubs``), ``seed``,
+``faults``, ``fault_retry_after``, ``fault_delay`` and ``profile`` (a profile file from the
+rootdir: its faults, its timing unless ``latency`` is set, its token usage for stub answers;
+per test). ``tape.stub(match=..., answer=...)`` adds a
 rule for one test, ahead of the files' rules; ``tape.calls`` lists what the test sent and
 what answered each request. In ``[tool.tapeproxy]`` the record mode
 is ``record_mode`` (``TAPEPROXY_RECORD_MODE``), and ``cassette_dir`` moves the cassettes to
@@ -92,6 +93,7 @@ _PROXY_KEYS = (
     "ignore_query",
     "ignore_json_paths",
     "repeat",
+    "ws_match",
 )
 _FAULT_KEYS = ("faults", "fault_retry_after", "fault_delay", "profile")
 _KEYS = frozenset({"record_mode", "no_proxy", "stubs", "seed", *_FAULT_KEYS, *_PROXY_KEYS})
@@ -681,6 +683,7 @@ class _State:
             c.rules,
             c.repeat,
             c.expiry,
+            c.ws_match,
         )
         if self.runner is not None and key == self._proxy_key:
             return self.runner

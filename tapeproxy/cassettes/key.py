@@ -24,6 +24,7 @@ __all__ = [
     "CREDENTIAL_QUERY_PARAMS",
     "CanonicalRequest",
     "canonical_request",
+    "drop_path",
     "key_of",
     "request_key",
 ]
@@ -174,7 +175,7 @@ def _canonical_body(body: bytes, content_type: str, ignore_paths: tuple[str, ...
     parsed = _parse_json(body)
     if parsed is not _NOT_JSON:
         for path in ignore_paths:
-            parsed = _drop_path(parsed, path.split("."))
+            parsed = drop_path(parsed, path.split("."))
         return {"json": parsed}
     return {"sha256": hashlib.sha256(body).hexdigest()}
 
@@ -192,7 +193,7 @@ def _parse_json(body: bytes) -> Any:
         return _NOT_JSON
 
 
-def _drop_path(value: Any, path: list[str]) -> Any:
+def drop_path(value: Any, path: list[str]) -> Any:
     """Remove a dotted path (``*`` matches any key or list item) from a JSON value."""
     if not path:
         return value
@@ -204,10 +205,10 @@ def _drop_path(value: Any, path: list[str]) -> Any:
             if name not in out:
                 continue
             if rest:
-                out[name] = _drop_path(out[name], rest)
+                out[name] = drop_path(out[name], rest)
             else:
                 del out[name]
         return out
     if isinstance(value, list) and head in ("*", "[]"):
-        return [_drop_path(item, rest) if rest else item for item in value]
+        return [drop_path(item, rest) if rest else item for item in value]
     return value

@@ -9,7 +9,8 @@ global random state.
 An HTTP fault is written by `providers.write_failure` in the shape of the request's API
 (error JSON, request id, `retry-after`, rate-limit headers); the others act on the answer
 that would have been sent (`truncate`, `stall`, `malformed`, `slow`) or on the connection
-(`reset`, `timeout`).
+(`reset`, `timeout`). For a replayed WebSocket session, `reset`, `truncate`, `stall`, `slow`
+and `malformed` act on its messages instead (`proxy.wsreplay`).
 """
 
 from __future__ import annotations

@@ -18,13 +18,14 @@ from itertools import accumulate
 from mitmproxy import http
 from mitmproxy.proxy import server_hooks
 
-from tapeproxy.cassettes.model import Interaction, body_bytes
+from tapeproxy.cassettes.model import Interaction, Response, body_bytes
 from tapeproxy.providers.answer import RequestFacts, Written
 from tapeproxy.providers.request import read_request
 from tapeproxy.providers.stubs import Stubs
 from tapeproxy.proxy.faults import Drawn, Faults, Reply, apply_fault
 from tapeproxy.proxy.flows import (
     SOURCE_HEADER,
+    Source,
     WireResponse,
     capture_request,
     framing_free,
@@ -39,7 +40,13 @@ from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.sampled import Occurrences
 from tapeproxy.proxy.session import Keyed, Miss, TapeSession
 from tapeproxy.proxy.tapeserver import Head, TapeServer
-from tapeproxy.proxy.wsreplay import WEBSOCKET_HEADERS, WsReplay
+from tapeproxy.proxy.wsreplay import (
+    SESSION_FAULTS,
+    WEBSOCKET_HEADERS,
+    SessionFault,
+    WsMatch,
+    WsReplay,
+)
 
 __all__ = ["MISS_STATUS", "Replayer"]
 
@@ -58,6 +65,7 @@ class Replayer:
         hosts: the hosts the cassette covers (None: every host).
         stubs: rules that answer what the cassette does not (after it, before a miss).
         faults: the faults drawn for answers from the cassette and the stubs (None: none).
+        ws_match: how replayed WebSocket sessions match client messages (`proxy.wsreplay`).
     """
 
     def __init__(
@@ -68,8 +76,10 @@ class Replayer:
         hosts: frozenset[str] | None = None,
         stubs: Stubs | None = None,
         faults: Faults | None = None,
+        ws_match: WsMatch = "position",
     ) -> None:
         self.session = session
+        self.ws_match: WsMatch = ws_match
         self.tapeserver = tapeserver
         self.latency = latency
         self._hosts = hosts
@@ -103,11 +113,15 @@ class Replayer:
                     if flow.response is not None:
                         return
                 if found is not None:
-                    if self.faults is not None and (drawn := self.faults.draw(keyed.key)):
-                        reply = Reply.of_interaction(found)
-                        if reply is not None:
-                            await self._fault(flow, keyed, drawn, reply, started)
-                            return
+                    drawn = None if self.faults is None else self.faults.draw(keyed.key)
+                    if drawn is not None and _is_session(found) and drawn.kind in SESSION_FAULTS:
+                        mark_handled(flow, "fault", drawn.kind)
+                        session.count_fault(drawn.kind, keyed.request)
+                        await self._serve(flow, found, started, keyed.key, drawn)
+                        return
+                    if drawn is not None and (reply := Reply.of_interaction(found)) is not None:
+                        await self._fault(flow, keyed, drawn, reply, started)
+                        return
                     mark_handled(flow, "cassette")
                     session.count_hit(keyed.request)
                     await self._serve(flow, found, started, keyed.key)
@@ -229,19 +243,17 @@ class Replayer:
         )
 
     async def _serve(
-        self, flow: http.HTTPFlow, found: Interaction, started: float, key: str
+        self,
+        flow: http.HTTPFlow,
+        found: Interaction,
+        started: float,
+        key: str,
+        drawn: Drawn | None = None,
     ) -> None:
         recorded = found.response
         latency = self.latency.for_answer(key, found.timing.total_ms)
         if recorded is not None and recorded.messages is not None:  # a WebSocket session
-            request = flow.request
-            method, url = request.method, request.pretty_url
-
-            def miss(why: str) -> None:
-                self.session.refuse_message(key, method, url, why)
-
-            session = WsReplay(recorded, latency, miss)
-            route_to_tapeserver(flow, self.tapeserver, session, "cassette", WEBSOCKET_HEADERS)
+            self._serve_session(flow, recorded, latency, key, drawn)
             return
         if recorded is None or (
             found.error is not None and not body_bytes(recorded.body) and recorded.chunks is None
@@ -258,6 +270,37 @@ class Replayer:
             return
         await _pause(latency.delay(found.timing.total_ms))
         flow.response = WireResponse.of(recorded).make()
+
+    def _serve_session(
+        self,
+        flow: http.HTTPFlow,
+        recorded: Response,
+        latency: Latency,
+        key: str,
+        drawn: Drawn | None,
+    ) -> None:
+        """Play a recorded WebSocket session on the tape server (with a fault, if drawn)."""
+        request = flow.request
+        method, url = request.method, request.pretty_url
+        session = self.session
+
+        def miss(why: str) -> None:
+            session.refuse_message(key, method, url, why)
+
+        fault = None
+        if drawn is not None and self.faults is not None:
+            fault = SessionFault(drawn.kind, drawn.ids.unit(), self.faults.delay)
+        ws = WsReplay(
+            recorded,
+            latency,
+            miss,
+            self.ws_match,
+            session.redactor,
+            session.rules.ignore_json_paths,
+            fault,
+        )
+        source: Source = "cassette" if fault is None else "fault"
+        route_to_tapeserver(flow, self.tapeserver, ws, source, WEBSOCKET_HEADERS)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         """Stream what the tape server writes, piece by piece."""
@@ -343,3 +386,7 @@ def _json_response(status: int, doc: object, extra: list[tuple[str, str]]) -> ht
     response = http.Response.make(status, body, headers)
     response.reason = "tapeproxy miss" if status == MISS_STATUS else response.reason
     return response
+
+
+def _is_session(found: Interaction) -> bool:
+    return found.response is not None and found.response.messages is not None

@@ -40,6 +40,7 @@ from tapeproxy.proxy.resolve import Resolver
 from tapeproxy.proxy.routes import DEFAULT_ROUTES, Route, Routes, route_env
 from tapeproxy.proxy.session import Miss, TapeSession
 from tapeproxy.proxy.tapeserver import TapeServer
+from tapeproxy.proxy.wsreplay import WsMatch
 from tapeproxy.redaction import Redactor
 
 if TYPE_CHECKING:
@@ -91,6 +92,8 @@ class ProxyConfig:
     cassette_dir: Path | None = None
     """Where control API cassette names resolve (None: the cassette's folder)."""
     expiry: Expiry | None = None
+    ws_match: WsMatch = "position"
+    """How replayed WebSocket sessions match client messages: position or json."""
 
     def ca_cert(self) -> Path:
         """The CA certificate clients must trust (mitmproxy's layout in `confdir`)."""
@@ -378,7 +381,9 @@ class ProxyRunner:
         mitm = lean_mitmproxy()
         master = mitm["mitmproxy.master"].Master(opts)
         server = mitm["mitmproxy.addons.proxyserver"].Proxyserver()
-        self.replayer = Replayer(self.session, tapeserver, c.latency, c.hosts, c.stubs, c.faults)
+        self.replayer = Replayer(
+            self.session, tapeserver, c.latency, c.hosts, c.stubs, c.faults, c.ws_match
+        )
         self.diagnostics = Diagnostics(self.session)
         journal = self.journal
         self._chain = _Chain(

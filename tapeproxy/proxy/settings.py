@@ -23,6 +23,7 @@ from tapeproxy.proxy.resolve import parse_resolve
 from tapeproxy.proxy.routes import parse_routes
 from tapeproxy.proxy.runner import ProxyConfig, default_confdir
 from tapeproxy.proxy.sampled import ProfileUsage
+from tapeproxy.proxy.wsreplay import WS_MATCHES, WsMatch
 from tapeproxy.redaction import Redactor
 
 __all__ = [
@@ -150,7 +151,15 @@ def build_config(
         resolve=parse_resolve(flags.get("resolve") or get("resolve", None)),
         cassette_dir=Path(cassette_dir) if (cassette_dir := get("cassette_dir", None)) else None,
         expiry=Expiry.parse(get("max_age", None), get("on_expiry", None)),
+        ws_match=_ws_match(get("ws_match", "position")),
     )
+
+
+def _ws_match(value: Any) -> WsMatch:
+    for match in WS_MATCHES:
+        if str(value).strip().lower() == match:
+            return match
+    raise ConfigError(f"ws_match {value!r}: expected one of {', '.join(WS_MATCHES)}")
 
 
 def _stubs(files: Any, get: Any) -> Stubs | None:

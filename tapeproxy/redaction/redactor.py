@@ -132,6 +132,12 @@ class Redactor:
             more = more + found
         return response.model_copy(update=update), hits + more
 
+    def redact_message(self, message: WsMessage) -> WsMessage:
+        """One WebSocket message redacted as it would be stored (a replayed client message is
+        compared with the recorded ones this way)."""
+        (redacted,), _ = self._messages((message,), "message")
+        return redacted
+
     def _messages(
         self, messages: tuple[WsMessage, ...], where: str
     ) -> tuple[tuple[WsMessage, ...], list[Hit]]:
