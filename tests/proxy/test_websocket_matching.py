@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import json
 import secrets
+import socket
 import ssl
 import time
 import uuid
@@ -18,6 +19,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from tapeproxy.cassettes import store
 from tapeproxy.proxy.faults import Faults, parse_faults
 from tapeproxy.proxy.runner import ProxyRunner
 from tapeproxy.testing_ca import ThrowawayCA
@@ -312,3 +314,52 @@ def test_an_http_fault_drawn_for_a_session_answers_its_handshake(
     error = asyncio.run(replay())
     assert isinstance(error, aiohttp.WSServerHandshakeError) and error.status == 429
     assert error.headers is not None and error.headers.get("retry-after") == "3"
+
+
+def test_record_modes_replay_known_sessions_and_record_new_ones(
+    tmp_path: Path, run_proxy: ProxyFactory, throwaway_ca: ThrowawayCA
+) -> None:
+    cassette = tmp_path / "modes.json.zst"
+    connected: list[str] = []
+
+    async def session(runner: ProxyRunner, port: int, who: str) -> list[object]:
+        ca = ssl.create_default_context(cafile=str(runner.config.ca_cert()))
+        url = f"wss://localhost:{port}/v1/realtime?who={who}"
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(url, proxy=runner.url, ssl=ca) as ws,
+        ):
+            got = [(await ws.receive(timeout=10)).data]
+            await ws.send_str(json.dumps({"type": "response.create"}))
+            got += [(await ws.receive(timeout=10)).data for _ in range(3)]
+        return got
+
+    @web.middleware
+    async def count(request: web.Request, handler: Any) -> web.StreamResponse:
+        connected.append(request.query["who"])
+        return await handler(request)  # type: ignore[no-any-return]
+
+    async def run(mode: str, who: str) -> list[object]:
+        app = web.Application(middlewares=[count])
+        app.router.add_get("/v1/realtime", _assistant)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=throwaway_ca.server_context())
+        await site.start()
+        try:
+            with run_proxy(cassette, mode) as proxy:
+                return await session(proxy, port, who)
+        finally:
+            await runner.cleanup()
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    first = asyncio.run(run("once", "a"))
+    assert connected == ["a"]
+    assert asyncio.run(run("new_episodes", "a")) == first  # known: replayed, not reconnected
+    assert connected == ["a"]
+    asyncio.run(run("new_episodes", "b"))  # new: recorded beside it
+    assert connected == ["a", "b"]
+    urls = sorted(it.request.url for it in store.load(cassette).interactions)
+    assert [u.rsplit("=", 1)[1] for u in urls] == ["a", "b"]
