@@ -1,6 +1,7 @@
 """Runtimes with no manual step: Java's `java.net.http` with JVM defaults records and replays
-under `record`/`replay` (JAVA_TOOL_OPTIONS and a truststore made once), with a provider name
-resolved to a local server by `--resolve`; Node gets NODE_USE_ENV_PROXY."""
+under `record`/`replay` (JAVA_TOOL_OPTIONS and a truststore made once), and Go's `net/http`
+(HTTPS_PROXY and SSL_CERT_FILE), with a provider name resolved to a local server by
+`--resolve`; Node gets NODE_USE_ENV_PROXY."""
 
 from __future__ import annotations
 
@@ -117,6 +118,83 @@ def test_java_http_client_records_and_replays_a_resolved_provider_name(
     assert recorded.stdout.startswith("200 ") and "from java" in recorded.stdout
     (it,) = store.load(tmp_path / "j.json.zst").interactions
     assert it.request.url == url  # keyed by the name the client used, not the address
+    named_provider.stop()
+    connections = named_provider.connections
+    replayed = run("replay")
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout == recorded.stdout
+    assert named_provider.connections == connections
+
+
+_GO = """
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+)
+
+func main() {
+	// http.Post uses the default client: the proxy from HTTPS_PROXY, the roots from
+	// SSL_CERT_FILE; nothing set by hand.
+	response, err := http.Post(os.Args[1], "application/json", strings.NewReader(os.Args[2]))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer response.Body.Close()
+	body, _ := io.ReadAll(response.Body)
+	fmt.Println(response.StatusCode, string(body))
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def go_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Go `net/http` client, built once (Debian's golang-go; the test skips without it)."""
+    go = shutil.which("go")
+    if go is None:
+        pytest.skip("go is not installed (Debian: apt-get install golang-go)")
+    folder = tmp_path_factory.mktemp("go-client")
+    (folder / "main.go").write_text(_GO, encoding="utf-8")
+    env = {**os.environ, "GO111MODULE": "off", "CGO_ENABLED": "0"}
+    env.setdefault("GOCACHE", str(Path.home() / ".cache" / "go-build"))
+    subprocess.run(
+        [go, "build", "-o", str(folder / "client"), str(folder / "main.go")],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    return folder / "client"
+
+
+def test_go_net_http_records_and_replays_a_resolved_provider_name(
+    go_client: Path,
+    tmp_path: Path,
+    confdir: Path,
+    named_ca: ThrowawayCA,
+    named_provider: FakeProvider,
+) -> None:
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "from go"}]})
+    url = f"https://{_NAME}/v1/chat/completions"
+    resolve = f"{_NAME}:443=127.0.0.1:{named_provider.port}"
+
+    def run(command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tapeproxy", command, "--cassette", str(tmp_path / "g.json.zst"),
+             "--confdir", str(confdir), "--upstream-ca", str(named_ca.ca_cert),
+             "--resolve", resolve, "--", str(go_client), url, body],
+            capture_output=True, text=True, timeout=180, check=False,
+        )  # fmt: skip
+
+    recorded = run("record")
+    assert recorded.returncode == 0, recorded.stderr
+    assert recorded.stdout.startswith("200 ") and "from go" in recorded.stdout
+    (it,) = store.load(tmp_path / "g.json.zst").interactions
+    assert it.request.url == url and "Go-http-client" in dict(it.request.headers).get(
+        "user-agent", ""
+    )
     named_provider.stop()
     connections = named_provider.connections
     replayed = run("replay")
