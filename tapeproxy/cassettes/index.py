@@ -99,6 +99,16 @@ class ReplayIndex:
             return answers[n]
         return answers[-1] if self._repeat == "last" else None
 
+    def peek(self, key: str) -> Interaction | None:
+        """The answer `next` would give now, without counting it served."""
+        entry = self._by_key.get(key)
+        if entry is None:
+            return None
+        answers, n = entry.answers, entry.served
+        if n < len(answers):
+            return answers[n]
+        return answers[-1] if self._repeat == "last" else None
+
     def unused(self) -> list[int]:
         """Positions of recorded interactions that no request has used."""
         position = {id(it): i for i, it in enumerate(self._all)}

@@ -32,6 +32,7 @@ __all__ = [
     "SOURCE_HEADER",
     "Source",
     "WireResponse",
+    "body_of",
     "capture_request",
     "detail_of",
     "framing_free",
@@ -102,7 +103,7 @@ def capture_request(flow: http.HTTPFlow, keep: frozenset[bytes] | None = None) -
         method=req.method,
         url=_pretty_url(req),
         headers=headers,
-        body=_body(content),
+        body=body_of(content),
     )
 
 
@@ -123,7 +124,8 @@ def _pretty_authority(scheme: str, host_header: str) -> str:
     return url.hostport(scheme, host, port or url.default_port(scheme) or 443)
 
 
-def _body(content: bytes) -> Body | None:
+def body_of(content: bytes) -> Body | None:
+    """Request body bytes as a cassette body (None when empty), built without validation."""
     if not content:
         return None
     try:

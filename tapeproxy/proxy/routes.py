@@ -134,10 +134,17 @@ class Routes:
         routes: the run's routes.
     """
 
-    def __init__(self, routes: Iterable[Route], control: Control | None = None) -> None:
+    def __init__(
+        self,
+        routes: Iterable[Route],
+        control: Control | None = None,
+        ports: frozenset[int] = frozenset(),
+    ) -> None:
         self._by_name = {r.name: r for r in routes}
         self._tunnels: set[str] = set()
         self._control = control
+        self._ports = ports
+        """Other ports of this proxy whose requests are routed too (`proxy.fastroutes`)."""
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         """Requests inside a CONNECT tunnel are proxied, never routed."""
@@ -155,7 +162,9 @@ class Routes:
         conn = flow.client_conn
         local = conn.sockname
         req = flow.request
-        if conn.id in self._tunnels or not local or req.port != local[1]:
+        if conn.id in self._tunnels or not local:
+            return False
+        if req.port != local[1] and req.port not in self._ports:
             return False
         return req.host in _LOOPBACK or req.host == local[0] or _resolves_to(req.host, local[0])
 

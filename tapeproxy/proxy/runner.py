@@ -32,6 +32,7 @@ from tapeproxy.proxy.ca import tls_config
 from tapeproxy.proxy.control import CONTROL_PATH, Control
 from tapeproxy.proxy.diagnostics import Diagnostics
 from tapeproxy.proxy.expiry import Expiry
+from tapeproxy.proxy.fastroutes import FastRoutes
 from tapeproxy.proxy.faults import Faults
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.lean import HookTable, lean_mitmproxy
@@ -94,6 +95,17 @@ class ProxyConfig:
     expiry: Expiry | None = None
     ws_match: WsMatch = "position"
     """How replayed WebSocket sessions match client messages: position or json."""
+    fast_routes: bool = True
+    """Answer routed cassette hits on a listener of their own (`proxy.fastroutes`), where the
+    run needs no addon to see every request."""
+
+    def wants_fast_routes(self) -> bool:
+        """Whether routed requests get their own listener: not when faults, a journal or
+        report, proxy authentication, a connection limit or expiry must see every request."""
+        return self.fast_routes and not (
+            self.faults or self.journal or self.report or self.proxy_auth
+            or self.max_connections or self.expiry
+        )  # fmt: skip
 
     def ca_cert(self) -> Path:
         """The CA certificate clients must trust (mitmproxy's layout in `confdir`)."""
@@ -167,6 +179,7 @@ class ProxyRunner:
         self.diagnostics: Diagnostics | None = None
         self.recorder: Recorder | None = None
         self.journal: Journal | None = None
+        self.fast_routes: FastRoutes | None = None
         self._earlier_misses: list[Miss] = []
         self.switched: list[tuple[Path, dict[str, int]]] = []
         """The cassettes used before the current one, with their counts."""
@@ -192,9 +205,14 @@ class ProxyRunner:
         return session
 
     def route_env(self) -> dict[str, str]:
-        """The SDK base-URL variables pointed at this proxy's routes (once it listens)."""
+        """The SDK base-URL variables pointed at this proxy's routes (once it listens): on
+        the fast routes' listener when there is one."""
         assert self.address is not None, "the proxy is not running"
-        return route_env(self.config.routes, self.address)
+        fast = self.fast_routes
+        address = self.address
+        if fast is not None and fast.address is not None:
+            address = (self.address[0], fast.address[1])
+        return route_env(self.config.routes, address)
 
     def client_env(self, no_proxy: str) -> dict[str, str]:
         """What CMD gets beyond the proxy and CA variables: the SDKs' base URLs on the
@@ -354,6 +372,8 @@ class ProxyRunner:
         if addrs:
             host, port = addrs[0][:2]
             self.address = (self.config.listen_host or host, port)
+            if self.fast_routes is not None:
+                self.fast_routes.proxy_port = port
         else:
             c = self.config
             self._failure = self._failure or _why_not_listening(c.listen_host, c.listen_port)
@@ -372,6 +392,10 @@ class ProxyRunner:
         self._loop = asyncio.get_running_loop()
         tapeserver = self._tapeserver = TapeServer()
         await tapeserver.start()
+        fast = None
+        if c.wants_fast_routes():
+            fast = self.fast_routes = FastRoutes(c.routes, lambda: self.session, c.latency, c.hosts)
+            await fast.start(c.listen_host or "127.0.0.1")
         opts = options.Options(
             listen_host=c.listen_host,
             listen_port=c.listen_port,
@@ -392,7 +416,11 @@ class ProxyRunner:
             self.diagnostics,
             mitm["mitmproxy.addons.next_layer"].NextLayer(),
             # before anything reads a request: routed ones are rewritten
-            Routes(c.routes, Control(self.switch, lambda: self.session, self.cassette_dir, c.mode)),
+            Routes(
+                c.routes,
+                Control(self.switch, lambda: self.session, self.cassette_dir, c.mode),
+                frozenset({fast.address[1]}) if fast is not None and fast.address else frozenset(),
+            ),
             *([journal] if journal is not None else []),  # takes requests as they arrived
             self.replayer,
             # the recorder goes here, when a session records (`_add_recorder`)
@@ -415,4 +443,6 @@ class ProxyRunner:
             await master.run()
         finally:
             await server.servers.update([])  # mitmproxy leaves its listening sockets open
+            if fast is not None:
+                await fast.stop()
             await tapeserver.stop()

@@ -255,6 +255,10 @@ class TapeSession:
         """The next recorded answer for this key, or None (`count_hit` when it is served)."""
         return self.index.next(key)
 
+    def peek(self, key: str) -> Interaction | None:
+        """The answer `lookup` would give now, without taking it."""
+        return self.index.peek(key)
+
     def count_hit(self, request: Request) -> None:
         """Count a request answered from the cassette."""
         with self._lock:
