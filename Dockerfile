@@ -29,12 +29,13 @@ RUN pip install . \
 USER 10001:10001
 WORKDIR /cassettes
 VOLUME ["/cassettes", "/ca"]
-EXPOSE 8080
+EXPOSE 8080 8081
 
 ENV TAPEPROXY_RECORD_MODE=none \
     TAPEPROXY_CASSETTE=/cassettes/tapeproxy.json.zst \
     TAPEPROXY_CONFDIR=/ca \
-    TAPEPROXY_LISTEN=0.0.0.0:8080
+    TAPEPROXY_LISTEN=0.0.0.0:8080 \
+    TAPEPROXY_ROUTES_PORT=8081
 
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import socket; socket.create_connection(('127.0.0.1', 8080), 2).close()"]

@@ -299,6 +299,13 @@ def _proxy_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "provider and resolve it to a local server.",
         ),
         click.option(
+            "--routes-port",
+            metavar="PORT",
+            help="Port of the routes' own listener, on the --listen host (the SDK base-URL "
+            "variables point at it; cassette hits are answered there without mitmproxy) "
+            "[default: any free port].",
+        ),
+        click.option(
             "--ws-match",
             type=click.Choice(["position", "json"]),
             help="How a replayed WebSocket session matches client messages: position (the "

@@ -7,11 +7,13 @@ Python server per request (../shared/MITMPROXY_NOTES.md). So the SDK base-URL va
 as the replayer would, byte for byte: a request whose key the cassette holds and whose answer
 is whole (not a recorded failure, not a WebSocket session, not a stream that keeps its timing).
 
-Everything else (a miss, a stub, anything recorded, an upgrade, an unusual request) is handed
-to the proxy's own listener, which routes it as usual: the bytes read so far are sent on and
-the rest of the connection is relayed both ways as it is, so misses are explained, stubs and
-the recorder answer, and a WebSocket handshake is upgraded by the same code as ever. The
-proxy's listener takes requests addressed to this server's port as routed ones.
+Clients from public addresses are refused, as the proxy refuses them, and a request in a
+proxy's form (absolute URL, CONNECT) is answered 400. Everything else (a miss, a stub, anything
+recorded, an upgrade, an unusual request) is handed to the proxy's own listener, which routes
+it as usual: the bytes read so far are sent on and the rest of the connection is relayed both
+ways as it is, so misses are explained, stubs and the recorder answer, and a WebSocket
+handshake is upgraded by the same code as ever. The proxy's listener takes requests addressed
+to this server's port as routed ones.
 
 Runs that need every request to pass the proxy's addons (faults, a journal or report, proxy
 authentication, a connection limit, expiry) do not start it: their routes are the proxy's.
@@ -26,6 +28,7 @@ from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from tapeproxy.cassettes.model import Interaction, Request
+from tapeproxy.proxy.access import peer_address
 from tapeproxy.proxy.flows import WireResponse, body_of
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.routes import Route
@@ -71,9 +74,9 @@ class FastRoutes:
         self.served = 0
         """Requests answered here (the rest were handed to the proxy)."""
 
-    async def start(self, host: str) -> None:
-        """Listen on a free port of `host` (the proxy's listening host)."""
-        self._server = await asyncio.start_server(self._handle, host, 0, limit=_MAX_HEAD)
+    async def start(self, host: str, port: int = 0) -> None:
+        """Listen on `host` (the proxy's listening host) at `port` (0: a free one)."""
+        self._server = await asyncio.start_server(self._handle, host, port, limit=_MAX_HEAD)
         self.address = (host, self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
@@ -86,6 +89,11 @@ class FastRoutes:
                 await asyncio.wait_for(self._server.wait_closed(), 1)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        address = peer_address(writer.get_extra_info("peername"))
+        if address is not None and address.is_global:  # as the proxy's Access refuses them
+            logger.warning("tapeproxy: refused a client from the public address %s", address)
+            writer.close()
+            return
         self._open.add(writer)
         try:
             while True:
@@ -94,6 +102,10 @@ class FastRoutes:
                 except asyncio.IncompleteReadError as e:
                     if e.partial:
                         await self._hand_on(e.partial, reader, writer)
+                    return
+                if not _origin_form(head):
+                    writer.write(_NOT_A_PROXY)  # a proxy's request form: not for this listener
+                    await writer.drain()
                     return
                 parsed = _parse(head)
                 if parsed is None:
@@ -127,7 +139,7 @@ class FastRoutes:
     ) -> tuple[float, bytes] | None:
         """The delay and bytes of a cassette hit, or None to leave the request to the proxy."""
         session = self._session()
-        if not session.serves_from_cassette or not target.startswith("/"):
+        if not session.serves_from_cassette:
             return None
         path, sep, query = target.partition("?")
         name, _, rest = path[1:].partition("/")
@@ -177,6 +189,19 @@ class FastRoutes:
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         finally:
             up_writer.close()
+
+
+_NOT_A_PROXY = (
+    b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\nconnection: close\r\n"
+    b"content-length: 86\r\n\r\n"
+    b"tapeproxy: this is the routes' listener (http://HOST:PORT/<route>/...), not the proxy\n"
+)
+
+
+def _origin_form(head: bytes) -> bool:
+    """Whether a request line's target is a path (not a proxy's absolute URL or authority)."""
+    parts = head.split(b" ", 2)
+    return len(parts) > 1 and parts[1].startswith(b"/")
 
 
 def _whole(found: Interaction, latency: Latency) -> bool:

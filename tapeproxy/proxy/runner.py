@@ -98,6 +98,8 @@ class ProxyConfig:
     fast_routes: bool = True
     """Answer routed cassette hits on a listener of their own (`proxy.fastroutes`), where the
     run needs no addon to see every request."""
+    routes_port: int = 0
+    """The port of that listener (0: a free one)."""
 
     def wants_fast_routes(self) -> bool:
         """Whether routed requests get their own listener: not when faults, a journal or
@@ -395,7 +397,10 @@ class ProxyRunner:
         fast = None
         if c.wants_fast_routes():
             fast = self.fast_routes = FastRoutes(c.routes, lambda: self.session, c.latency, c.hosts)
-            await fast.start(c.listen_host or "127.0.0.1")
+            try:
+                await fast.start(c.listen_host or "127.0.0.1", c.routes_port)
+            except OSError as e:
+                raise OSError(f"the routes' listener (port {c.routes_port}): {e}") from e
         opts = options.Options(
             listen_host=c.listen_host,
             listen_port=c.listen_port,

@@ -152,7 +152,15 @@ def build_config(
         cassette_dir=Path(cassette_dir) if (cassette_dir := get("cassette_dir", None)) else None,
         expiry=Expiry.parse(get("max_age", None), get("on_expiry", None)),
         ws_match=_ws_match(get("ws_match", "position")),
+        routes_port=_port(get("routes_port", 0), "routes_port"),
     )
+
+
+def _port(value: Any, key: str) -> int:
+    text = str(value).strip()
+    if not text.isdigit() or int(text) > 65535:
+        raise ConfigError(f"{key} {value!r}: expected a port number (0: any free port)")
+    return int(text)
 
 
 def _ws_match(value: Any) -> WsMatch:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import openai
+import pytest
 
 from tapeproxy.cassettes import store
 from tapeproxy.fakeprovider import FakeProvider
@@ -176,3 +177,39 @@ def test_proxied_and_fast_routed_requests_share_one_cassette(
         assert (
             got.json() == live and runner.fast_routes is not None and runner.fast_routes.served == 1
         )
+
+
+def test_the_routes_port_is_a_setting_and_a_taken_one_is_a_clear_error(
+    tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider
+) -> None:
+    import socket
+
+    from tapeproxy.errors import BadInputError, ConfigError
+    from tapeproxy.proxy.settings import build_config
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with (
+            pytest.raises(BadInputError, match=f"routes' listener \\(port {port}\\)"),
+            run_proxy(tmp_path / "c.json.zst", "all", routes_port=port),
+        ):
+            pass
+    with run_proxy(tmp_path / "c.json.zst", "all", routes_port=port) as runner:
+        assert runner.route_env()["OPENAI_BASE_URL"] == f"http://127.0.0.1:{port}/openai"
+    assert build_config({"routes_port": "8081"}, {}, "none", env={}).routes_port == 8081
+    with pytest.raises(ConfigError, match="routes_port"):
+        build_config({"routes_port": "http"}, {}, "none", env={})
+
+
+def test_the_routes_listener_is_not_a_proxy(
+    tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider
+) -> None:
+    with run_proxy(tmp_path / "c.json.zst", "all", routes=_routes(provider)) as runner:
+        assert runner.fast_routes is not None and runner.fast_routes.address is not None
+        fast = f"http://127.0.0.1:{runner.fast_routes.address[1]}"
+        with httpx.Client(proxy=fast, trust_env=False, timeout=30) as http:
+            got = http.get(provider.url.replace("https", "http") + "/v1/models")
+        assert got.status_code == 400 and "not the proxy" in got.text
+        assert runner.session.tally()["recorded"] == 0
