@@ -21,6 +21,7 @@ from aiohttp import web
 
 from tapeproxy.cassettes import store
 from tapeproxy.proxy.faults import Faults, parse_faults
+from tapeproxy.proxy.routes import DEFAULT_ROUTES, Route
 from tapeproxy.proxy.runner import ProxyRunner
 from tapeproxy.testing_ca import ThrowawayCA
 from tests.proxy.conftest import ProxyFactory
@@ -363,3 +364,39 @@ def test_record_modes_replay_known_sessions_and_record_new_ones(
     assert connected == ["a", "b"]
     urls = sorted(it.request.url for it in store.load(cassette).interactions)
     assert [u.rsplit("=", 1)[1] for u in urls] == ["a", "b"]
+
+
+def test_a_session_recorded_through_the_proxy_replays_by_base_url_on_either_listener(
+    tmp_path: Path, run_proxy: ProxyFactory, throwaway_ca: ThrowawayCA
+) -> None:
+    """A client configured by base URL (`ws://PROXY/<route>/...`, no proxy, no CA) gets the
+    session recorded through HTTPS_PROXY: on the proxy's port and on the routes' own listener,
+    which hands the upgrade on."""
+    cassette = tmp_path / "ws.json.zst"
+
+    async def record() -> tuple[list[object], tuple[Route, ...]]:
+        async with _Server(throwaway_ca) as server:
+            routes = (*DEFAULT_ROUTES, Route("local", f"https://localhost:{server.port}"))
+            with run_proxy(cassette, "all", routes=routes) as runner:
+                got, end = await _stream(runner, server.port)
+                assert end == "done"
+                return [data for _, data in got], routes
+
+    live, routes = asyncio.run(record())
+
+    async def replay(fast: bool) -> tuple[list[object], dict[str, int]]:
+        with run_proxy(cassette, "none", routes=routes) as runner:
+            assert runner.address is not None and runner.fast_routes is not None
+            port = runner.fast_routes.address[1] if fast else runner.address[1]  # type: ignore[index]
+            async with (
+                aiohttp.ClientSession() as http,
+                http.ws_connect(f"ws://127.0.0.1:{port}/local/v1/realtime") as ws,
+            ):
+                got: list[object] = [(await ws.receive(timeout=10)).data]
+                await ws.send_str(json.dumps({"type": "response.create"}))
+                got += [(await ws.receive(timeout=10)).data for _ in range(3)]
+            return got, runner.session.tally()
+
+    for fast in (False, True):
+        got, tally = asyncio.run(replay(fast))
+        assert got == live and tally["hits"] == 1 and tally["misses"] == 0
