@@ -27,6 +27,8 @@ from bench import payloads
 __all__ = ["fake_secret", "main", "percentile"]
 
 FAKE_KEY_HEADER = "authorization"
+_CHAT: Any = None
+"""The openai SDK's ChatCompletion, with --parse (imported only then)."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -93,6 +95,8 @@ async def _one(session: aiohttp.ClientSession, run: _Run, i: int, ssl_ctx: Any) 
         raise RuntimeError(f"status {status}: {body[:200]!r}")
     if run.args.check and body != run.expected[i]:
         run.wrong += 1
+    if run.args.parse:  # as an SDK does: JSON, then its typed model
+        _CHAT.model_validate(json.loads(body))
     return elapsed
 
 
@@ -182,10 +186,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--auth", action="store_true", help="send a fake credential header")
     p.add_argument("--check", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument(
+        "--parse",
+        action="store_true",
+        help="also parse every answer into the openai SDK's ChatCompletion (a heavier client)",
+    )
+    p.add_argument(
         "--stream", action="store_true", help='requests ask for a stream ("stream": true)'
     )
     p.add_argument("--request-timeout", type=float, default=30.0)
     args = p.parse_args(argv)
+    if args.parse:
+        global _CHAT
+        from openai.types.chat import ChatCompletion
+
+        _CHAT = ChatCompletion
     with contextlib.redirect_stdout(sys.stderr):
         result = _run(args)
     print(json.dumps(result), flush=True)

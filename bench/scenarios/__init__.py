@@ -9,6 +9,7 @@ from bench.report import Report
 from bench.scenarios import (
     client,
     faults,
+    heavy_client,
     latency,
     lint,
     lint_peers,
@@ -33,6 +34,7 @@ SCENARIOS: dict[str, Scenario] = {
     "stream": stream.run,
     "startup": startup.run,
     "replay": replay.run,
+    "heavy_client": heavy_client.run,
     "routes": routes.run,
     "record": record.run,
     "lint": lint.run,

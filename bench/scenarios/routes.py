@@ -36,7 +36,8 @@ def run(env: Env, report: Report) -> None:
     proc = env.start(cmd, "routes-serve")
     try:
         first_response_after(proc, port, _START_TIMEOUT)
-        found = _FAST.search(proc.log.read_bytes())
+        this_run = proc.log.read_bytes().rpartition(b"\n$ ")[2]  # the log is appended to
+        found = _FAST.search(this_run)
         if found is None:
             raise RuntimeError(f"serve printed no routes address:\n{proc.tail()}")
         fast_port = int(found.group(1))
