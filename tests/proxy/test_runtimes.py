@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tapeproxy.cassettes import store
+from tapeproxy.cassettes.model import Interaction
 from tapeproxy.errors import ConfigError
 from tapeproxy.fakeprovider import FakeProvider
 from tapeproxy.proxy.resolve import parse_resolve
@@ -95,28 +96,34 @@ public class Client {
 """
 
 
-@needs_java
-def test_java_http_client_records_and_replays_a_resolved_provider_name(
-    tmp_path: Path, confdir: Path, named_ca: ThrowawayCA, named_provider: FakeProvider
-) -> None:
-    client = tmp_path / "Client.java"
-    client.write_text(_JAVA, encoding="utf-8")
-    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "from java"}]})
+def _record_then_replay_named(
+    tmp_path: Path,
+    confdir: Path,
+    named_ca: ThrowawayCA,
+    named_provider: FakeProvider,
+    client: list[str],
+    said: str,
+) -> Interaction:
+    """`client URL BODY` under `record` then `replay` (the provider stopped), the provider
+    addressed by `_NAME` and `--resolve`: the same output, no new connection; the recorded
+    interaction."""
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": said}]})
     url = f"https://{_NAME}/v1/chat/completions"
     resolve = f"{_NAME}:443=127.0.0.1:{named_provider.port}"
+    cassette = tmp_path / "named.json.zst"
 
     def run(command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "tapeproxy", command, "--cassette", str(tmp_path / "j.json.zst"),
+            [sys.executable, "-m", "tapeproxy", command, "--cassette", str(cassette),
              "--confdir", str(confdir), "--upstream-ca", str(named_ca.ca_cert),
-             "--resolve", resolve, "--", "java", str(client), url, body],
+             "--resolve", resolve, "--", *client, url, body],
             capture_output=True, text=True, timeout=180, check=False,
         )  # fmt: skip
 
     recorded = run("record")
     assert recorded.returncode == 0, recorded.stderr
-    assert recorded.stdout.startswith("200 ") and "from java" in recorded.stdout
-    (it,) = store.load(tmp_path / "j.json.zst").interactions
+    assert recorded.stdout.startswith("200 ") and said in recorded.stdout
+    (it,) = store.load(cassette).interactions
     assert it.request.url == url  # keyed by the name the client used, not the address
     named_provider.stop()
     connections = named_provider.connections
@@ -124,6 +131,18 @@ def test_java_http_client_records_and_replays_a_resolved_provider_name(
     assert replayed.returncode == 0, replayed.stderr
     assert replayed.stdout == recorded.stdout
     assert named_provider.connections == connections
+    return it
+
+
+@needs_java
+def test_java_http_client_records_and_replays_a_resolved_provider_name(
+    tmp_path: Path, confdir: Path, named_ca: ThrowawayCA, named_provider: FakeProvider
+) -> None:
+    client = tmp_path / "Client.java"
+    client.write_text(_JAVA, encoding="utf-8")
+    _record_then_replay_named(
+        tmp_path, confdir, named_ca, named_provider, ["java", str(client)], "from java"
+    )
 
 
 _GO = """
@@ -176,31 +195,10 @@ def test_go_net_http_records_and_replays_a_resolved_provider_name(
     named_ca: ThrowawayCA,
     named_provider: FakeProvider,
 ) -> None:
-    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "from go"}]})
-    url = f"https://{_NAME}/v1/chat/completions"
-    resolve = f"{_NAME}:443=127.0.0.1:{named_provider.port}"
-
-    def run(command: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "tapeproxy", command, "--cassette", str(tmp_path / "g.json.zst"),
-             "--confdir", str(confdir), "--upstream-ca", str(named_ca.ca_cert),
-             "--resolve", resolve, "--", str(go_client), url, body],
-            capture_output=True, text=True, timeout=180, check=False,
-        )  # fmt: skip
-
-    recorded = run("record")
-    assert recorded.returncode == 0, recorded.stderr
-    assert recorded.stdout.startswith("200 ") and "from go" in recorded.stdout
-    (it,) = store.load(tmp_path / "g.json.zst").interactions
-    assert it.request.url == url and "Go-http-client" in dict(it.request.headers).get(
-        "user-agent", ""
+    it = _record_then_replay_named(
+        tmp_path, confdir, named_ca, named_provider, [str(go_client)], "from go"
     )
-    named_provider.stop()
-    connections = named_provider.connections
-    replayed = run("replay")
-    assert replayed.returncode == 0, replayed.stderr
-    assert replayed.stdout == recorded.stdout
-    assert named_provider.connections == connections
+    assert "Go-http-client" in dict(it.request.headers).get("user-agent", "")
 
 
 def test_resolve_reaches_a_named_host_for_streams_too(

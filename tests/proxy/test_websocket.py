@@ -54,15 +54,17 @@ def _realtime(gap_s: float) -> Any:
     return handler
 
 
-class _Server:
-    def __init__(self, ca: ThrowawayCA, gap_s: float = 0.0) -> None:
+class Server:
+    """A local `wss://` server at /v1/realtime: `_realtime` with its gap, or `handler`."""
+
+    def __init__(self, ca: ThrowawayCA, gap_s: float = 0.0, handler: Any = None) -> None:
         self._ca = ca
-        self._gap = gap_s
+        self._handler = handler or _realtime(gap_s)
         self.port = 0
 
-    async def __aenter__(self) -> _Server:
+    async def __aenter__(self) -> Server:
         app = web.Application()
-        app.router.add_get("/v1/realtime", _realtime(self._gap))
+        app.router.add_get("/v1/realtime", self._handler)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ca.server_context())
@@ -105,7 +107,7 @@ def test_a_websocket_session_is_recorded_redacted_shown_and_linted(
     cassette = tmp_path / "ws.json.zst"
 
     async def record() -> tuple[list[object], int]:
-        async with _Server(throwaway_ca) as server:
+        async with Server(throwaway_ca) as server:
             with run_proxy(cassette, "all") as runner:
                 return await _session(runner, server.port, key), server.port
 
@@ -203,7 +205,7 @@ def test_replayed_messages_keep_their_offsets_and_an_unrecorded_one_is_a_miss(
         return arrivals, closing
 
     async def record() -> tuple[list[float], int]:
-        async with _Server(throwaway_ca, gap_s=0.1) as server:
+        async with Server(throwaway_ca, gap_s=0.1) as server:
             with run_proxy(cassette, "all") as runner:
                 return (await talk(runner, server.port, False))[0], server.port
 
@@ -359,7 +361,7 @@ def test_two_concurrent_sessions_in_one_cassette_replay_each_to_its_own_client(
         return got
 
     async def record() -> tuple[list[list[object]], int]:
-        async with _Server(throwaway_ca, gap_s=0.05) as server:
+        async with Server(throwaway_ca, gap_s=0.05) as server:
             with run_proxy(cassette, "all") as runner:
                 both = await asyncio.gather(*(chat(runner, server.port, w) for w in "ab"))
                 return list(both), server.port

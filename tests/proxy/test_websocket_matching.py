@@ -25,6 +25,7 @@ from tapeproxy.proxy.routes import DEFAULT_ROUTES, Route
 from tapeproxy.proxy.runner import ProxyRunner
 from tapeproxy.testing_ca import ThrowawayCA
 from tests.proxy.conftest import ProxyFactory
+from tests.proxy.test_websocket import Server
 
 _REPLIES = {"session.update": 1, "conversation.item.create": 1, "response.create": 3}
 
@@ -51,25 +52,6 @@ async def _assistant(request: web.Request) -> web.WebSocketResponse:
                 )
             await ws.send_str(json.dumps({"type": "response.done", "usage": {"total_tokens": 5}}))
     return ws
-
-
-class _Server:
-    def __init__(self, ca: ThrowawayCA) -> None:
-        self._ca = ca
-        self.port = 0
-
-    async def __aenter__(self) -> _Server:
-        app = web.Application()
-        app.router.add_get("/v1/realtime", _assistant)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ca.server_context())
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._runner.cleanup()
 
 
 def _events(key: str, said: str = "What is 2+2?") -> dict[str, dict[str, Any]]:
@@ -126,7 +108,7 @@ def _record(
     events = _events(key)
 
     async def record() -> tuple[list[list[object]], int]:
-        async with _Server(ca) as server:
+        async with Server(ca, handler=_assistant) as server:
             with run_proxy(cassette, "all") as runner:
                 answers, early = await _converse(runner, server.port, list(events.values()))
                 assert early is None
@@ -250,7 +232,7 @@ def test_faults_drawn_for_a_session_act_on_it(
     cassette = tmp_path / "rt.json.zst"
 
     async def record() -> tuple[list[tuple[float, object]], int]:
-        async with _Server(throwaway_ca) as server:
+        async with Server(throwaway_ca, handler=_assistant) as server:
             with run_proxy(cassette, "all") as runner:
                 got, end = await _stream(runner, server.port)
                 assert end == "done"
@@ -297,7 +279,7 @@ def test_an_http_fault_drawn_for_a_session_answers_its_handshake(
     cassette = tmp_path / "rt.json.zst"
 
     async def record() -> int:
-        async with _Server(throwaway_ca) as server:
+        async with Server(throwaway_ca, handler=_assistant) as server:
             with run_proxy(cassette, "all") as runner:
                 await _stream(runner, server.port)
                 return server.port
@@ -375,7 +357,7 @@ def test_a_session_recorded_through_the_proxy_replays_by_base_url_on_either_list
     cassette = tmp_path / "ws.json.zst"
 
     async def record() -> tuple[list[object], tuple[Route, ...]]:
-        async with _Server(throwaway_ca) as server:
+        async with Server(throwaway_ca, handler=_assistant) as server:
             routes = (*DEFAULT_ROUTES, Route("local", f"https://localhost:{server.port}"))
             with run_proxy(cassette, "all", routes=routes) as runner:
                 got, end = await _stream(runner, server.port)
