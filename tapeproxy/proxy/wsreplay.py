@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import json
 import logging
@@ -104,14 +105,15 @@ class _Turn:
 
 
 def _turns(messages: tuple[WsMessage, ...]) -> list[_Turn]:
-    turns = [_Turn(0.0, None, ())]
+    starts: list[tuple[float, WsMessage | None]] = [(0.0, None)]
+    answers: list[list[WsMessage]] = [[]]
     for message in messages:
         if message[1] == "client":
-            turns.append(_Turn(message[0], message, ()))
+            starts.append((message[0], message))
+            answers.append([])
         else:
-            last = turns[-1]
-            turns[-1] = _Turn(last.at, last.message, (*last.answers, message))
-    return turns
+            answers[-1].append(message)
+    return [_Turn(at, m, tuple(a)) for (at, m), a in zip(starts, answers, strict=True)]
 
 
 class WsReplay:
@@ -139,7 +141,6 @@ class WsReplay:
     ) -> None:
         assert recorded.messages is not None
         self._recorded = recorded
-        self._messages: tuple[WsMessage, ...] = recorded.messages
         self._turns = _turns(recorded.messages)
         self._latency = latency
         self._on_miss = on_miss
@@ -222,9 +223,9 @@ class WsReplay:
             if isinstance(got, CloseConnection):
                 self._answer_close(conn, writer, got)
                 return
-            found = self._counterpart(got, turns, unanswered)
+            found = self._counterpart(got, unanswered)
             if found is None:
-                await self._refuse(conn, writer, self._why(got, turns, unanswered))
+                await self._refuse(conn, writer, self._why(got, unanswered))
                 return
             unanswered.remove(found)
             logger.debug("tapeproxy websocket: client message matched recorded turn %d", found)
@@ -232,22 +233,18 @@ class WsReplay:
             await self._answer(conn, writer, turn.answers, arrived, turn.at)
         await self._end(conn, writer, incoming)
 
-    def _counterpart(
-        self, got: TextMessage | BytesMessage, turns: list[_Turn], unanswered: list[int]
-    ) -> int | None:
+    def _counterpart(self, got: TextMessage | BytesMessage, unanswered: list[int]) -> int | None:
         """Which recorded turn answers this client message (None: none does)."""
         if self._match == "position":
             return unanswered[0]
-        wanted = self._comparable(got)
-        for i in unanswered:
-            message = turns[i].message
-            assert message is not None
-            if self._comparable_recorded(message) == wanted:
-                return i
-        return None
+        wanted = self._form(self._as_stored(got))
+        forms = self._recorded_forms
+        return next((i for i in unanswered if forms[i] == wanted), None)
 
-    def _comparable(self, got: TextMessage | BytesMessage) -> Any:
-        return self._comparable_recorded(self._as_stored(got))
+    @functools.cached_property
+    def _recorded_forms(self) -> list[Any]:
+        """The compared form of each recorded client message, in turn order (made once)."""
+        return [self._form(t.message) for t in self._turns[1:] if t.message is not None]
 
     def _as_stored(self, got: TextMessage | BytesMessage) -> WsMessage:
         """A client's message as the cassette would store it (redacted)."""
@@ -258,7 +255,8 @@ class WsReplay:
             live = (0.0, "client", "binary", Body.from_bytes(bytes(got.data)) or Body(text=""))
         return live if self._redactor is None else self._redactor.redact_message(live)
 
-    def _comparable_recorded(self, message: WsMessage) -> Any:
+    def _form(self, message: WsMessage) -> Any:
+        """What `json` matching compares: (kind, value)."""
         _, _, kind, body = message
         if kind == "binary":
             return ("binary", hashlib.sha256(body.to_bytes()).hexdigest())
@@ -273,16 +271,14 @@ class WsReplay:
             value = drop_path(value, path.split("."))
         return ("json", value)
 
-    def _why(
-        self, got: TextMessage | BytesMessage, turns: list[_Turn], unanswered: list[int]
-    ) -> str:
-        recorded = len(turns)
+    def _why(self, got: TextMessage | BytesMessage, unanswered: list[int]) -> str:
+        recorded = len(self._turns) - 1
         if not unanswered:
             return (
                 "a WebSocket message from the client has no recorded counterpart (the recorded "
                 f"session has {recorded} client messages, all answered)"
             )
-        kind, value = self._comparable(got)
+        kind, value = self._form(self._as_stored(got))
         shown = _preview(kind, value)
         why = (
             f"a WebSocket message from the client has no recorded counterpart under json "
@@ -291,9 +287,7 @@ class WsReplay:
         )
         nearest: tuple[int, list[str]] | None = None
         for i in unanswered:
-            message = turns[i].message
-            assert message is not None
-            other_kind, other = self._comparable_recorded(message)
+            other_kind, other = self._recorded_forms[i]
             if kind == other_kind == "json":
                 differ = _differences(other, value)
                 if nearest is None or len(differ) < len(nearest[1]):
@@ -360,7 +354,7 @@ class WsReplay:
         if isinstance(got, CloseConnection):
             self._answer_close(conn, writer, got)
             return
-        await self._refuse(conn, writer, self._why(got, self._turns[1:], []))
+        await self._refuse(conn, writer, self._why(got, []))
 
     async def _refuse(self, conn: Connection, writer: asyncio.StreamWriter, why: str) -> None:
         self._on_miss(why)
