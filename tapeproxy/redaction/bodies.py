@@ -12,9 +12,13 @@ notation under a name like secret_sauce) or of the structure would make valid JS
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from tapeproxy.providers.generated import is_generated
+from tapeproxy.redaction.detectors import Match
 from tapeproxy.redaction.jsonscan import decode_literal, literals, parses_as_json
 from tapeproxy.redaction.placeholders import marker
 from tapeproxy.redaction.scanner import Edit, Hit, Scanner, apply_edits
@@ -40,17 +44,27 @@ def is_sse(text: str, content_type: str) -> bool:
 
 
 def body_edits(
-    scanner: Scanner, text: str, content_type: str, path: str
+    scanner: Scanner, text: str, content_type: str, path: str, sent: Mapping[str, str] = {}
 ) -> tuple[list[Edit], list[Hit]]:
-    """Edits and hits for a body, structure first, then a raw pass for what is left."""
+    """Edits and hits for a body, structure first, then a raw pass for what is left.
+
+    Args:
+        sent: for an answer, the secrets its request carried (secret to detector): found
+            wherever the answer repeats them, whole or split across a stream's events.
+    """
     ct = content_type.lower()
     sse = is_sse(text, ct)
-    if not sse and not scanner.suspicious(text):  # an SSE trigger may be split across events
+    sent = {s: d for s, d in sent.items() if len(s) >= 6}
+    echoed = any(_forms(s)[-1] in text for s in sent)
+    is_json = not sse and parses_as_json(text)
+    if is_json and not echoed and not scanner.json_suspicious(text):
         return [], []
+    if not sse and not is_json and not echoed and not scanner.suspicious(text):
+        return [], []  # (not for SSE: a trigger may be split across events)
     strings: list[tuple[int, int]] | None = None  # a JSON body's string literals, when found
     if sse:
-        edits, hits = _sse_edits(scanner, text, path)
-    elif parses_as_json(text):
+        edits, hits = _sse_edits(scanner, text, path, sent)
+    elif is_json:
         edits, hits = scanner.json_edits(text, path)
         strings = []
     elif "x-www-form-urlencoded" in ct or _FORM.match(text):
@@ -63,6 +77,7 @@ def body_edits(
     else:
         edits, hits = scanner.text_edits(text, path)
     seen = {h.secret for h in hits}
+    written: list[tuple[int, int]] | None = None  # an answer's spans of what the model wrote
     for m in scanner.matches(text):
         if m.secret in seen or any(e.start < m.end and m.start < e.end for e in edits):
             continue
@@ -70,9 +85,29 @@ def body_edits(
             strings = strings or [(lit.start, lit.end) for lit in literals(text)]
             if not any(start < m.start and m.end < end for start, end in strings):
                 continue  # not inside a JSON string: a number or the structure
+        if scanner.model is not None:
+            written = _model_spans(text, sse) if written is None else written
+            if any(start < m.start and m.end < end for start, end in written):
+                continue  # scanned above by the rules for what a model wrote
         edits.append(Edit(m.start, m.end, marker(m.detector)))
         hits.append(Hit(m.detector, m.secret, f"{path}[raw]"))
+    for secret, detector in sent.items():
+        for form in _forms(secret):
+            at = text.find(form)
+            while at >= 0:
+                end = at + len(form)
+                if not any(e.start < end and at < e.end for e in edits):
+                    edits.append(Edit(at, end, marker(detector)))
+                    hits.append(Hit(detector, secret, f"{path}[echoed]"))
+                at = text.find(form, end)
     return edits, hits
+
+
+def _forms(secret: str) -> tuple[str, ...]:
+    """How a secret can stand in a body: as it is, and as a JSON string holds it (the
+    shortest last: a test that the body mentions it at all)."""
+    escaped = json.dumps(secret, ensure_ascii=False)[1:-1]
+    return (escaped, secret) if escaped != secret else (secret,)
 
 
 _SAMPLE = 4096
@@ -104,7 +139,9 @@ def _events(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def _sse_edits(scanner: Scanner, text: str, path: str) -> tuple[list[Edit], list[Hit]]:
+def _sse_edits(
+    scanner: Scanner, text: str, path: str, sent: Mapping[str, str]
+) -> tuple[list[Edit], list[Hit]]:
     events = _events(text)
     groups: dict[str, list[_Piece]] = {}
     is_json = [parses_as_json(payload) for _, payload in events]
@@ -118,8 +155,9 @@ def _sse_edits(scanner: Scanner, text: str, path: str) -> tuple[list[Edit], list
                 groups.setdefault(lit.name, []).append(_Piece(k, lit.start, value))
     pre: dict[int, dict[int, list[Edit]]] = {}
     hits: list[Hit] = []
+    joiner = scanner.model or scanner  # an answer's stream is what a model wrote
     for pieces in groups.values():
-        hits += _split_secrets(scanner, pieces, pre, f"{path}.sse[joined]")
+        hits += _split_secrets(joiner, pieces, pre, f"{path}.sse[joined]", sent)
     edits: list[Edit] = []
     for k, (offset, payload) in enumerate(events):
         where = f"{path}.sse[{k}]"
@@ -134,12 +172,37 @@ def _sse_edits(scanner: Scanner, text: str, path: str) -> tuple[list[Edit], list
     return edits, hits
 
 
+def _model_spans(text: str, sse: bool) -> list[tuple[int, int]]:
+    """The spans of the string literals of an answer (plain JSON or each event of a stream)
+    that hold what the model wrote."""
+    docs = _events(text) if sse else [(0, text)]
+    return [
+        (offset + lit.start, offset + lit.end)
+        for offset, doc in docs
+        if doc.lstrip()[:1] in ("{", "[")
+        for lit in literals(doc)
+        if not lit.is_key and is_generated(lit.path)
+    ]
+
+
+def _occurrences(text: str, part: str) -> list[int]:
+    out, at = [], text.find(part)
+    while at >= 0:
+        out.append(at)
+        at = text.find(part, at + len(part))
+    return out
+
+
 def _found_alone(scanner: Scanner, text: str, secret: str) -> bool:
     return any(x.secret == secret for x in scanner.matches(text))
 
 
 def _split_secrets(
-    scanner: Scanner, pieces: list[_Piece], pre: dict[int, dict[int, list[Edit]]], path: str
+    scanner: Scanner,
+    pieces: list[_Piece],
+    pre: dict[int, dict[int, list[Edit]]],
+    path: str,
+    sent: Mapping[str, str],
 ) -> list[Hit]:
     """Find secrets spanning several pieces; queue their per-piece replacements in `pre`."""
     if len(pieces) < 2:
@@ -150,7 +213,12 @@ def _split_secrets(
         pos += len(p.text)
     joined = "".join(p.text for p in pieces)
     hits = []
-    for m in scanner.matches(joined) + scanner.pair_matches(joined):
+    echoes = [
+        Match(at, at + len(secret), detector, secret)
+        for secret, detector in sent.items()
+        for at in _occurrences(joined, secret)
+    ]
+    for m in scanner.matches(joined) + scanner.pair_matches(joined) + echoes:
         touched = [
             i for i, s in enumerate(starts) if s < m.end and m.start < s + len(pieces[i].text)
         ]

@@ -4,6 +4,7 @@ found there (or after ``NAME=`` in free text) is a secret rather than an id or a
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ _STRONG_NAME = re.compile(
     r"(?i)(?:api[_-]?key|secret|passw(?:or)?d|access[_-]?key|private[_-]?key|"
     r"(?:auth|access|refresh|bearer|api|session)[_-]?token)"
 )
+_PASSWORD = re.compile(r"passw(?:or)?d|(?:^|[_.-])pwd$|^pass$")
 _IDENTIFIER = re.compile(r"[A-Za-z_.-]+")
 _WORD = re.compile(r"[a-z]+(?:[A-Z][a-z]+)*|[A-Z][a-z]+(?:[A-Z][a-z]+)*|[A-Z]+")
 
@@ -160,6 +162,7 @@ class Names:
     headers: frozenset[str] = CREDENTIAL_HEADERS
     fields: frozenset[str] = _STRONG_FIELDS
     params: frozenset[str] = _STRONG_FIELDS | CREDENTIAL_QUERY_PARAMS
+    passwords: bool = True
 
     @classmethod
     def build(cls, headers: Iterable[str] = (), fields: Iterable[str] = ()) -> Names:
@@ -171,6 +174,12 @@ class Names:
             _STRONG_FIELDS | CREDENTIAL_QUERY_PARAMS | extra,
         )
 
+    def without_passwords(self) -> Names:
+        """These names but for passwords, for what a model wrote: a password a model made up
+        for a tool call (``{"password": "..."}``) is test data, not a leaked secret;
+        a key under an API-key name still is."""
+        return dataclasses.replace(self, passwords=False)
+
     @property
     def default_fields(self) -> frozenset[str]:
         """The built-in field names (extras are the difference)."""
@@ -179,6 +188,8 @@ class Names:
     def param_kind(self, name: str) -> str | None:
         """``strong`` for a credential query / form parameter, ``weak`` for a credential-ish one."""
         low = name.lower()
+        if not self.passwords and _PASSWORD.search(low):
+            return None
         if low in self.params:
             return "strong"
         return self.field_kind(low)
@@ -199,6 +210,8 @@ class Names:
     def field_kind(self, name: str) -> str | None:
         """``strong`` for a credential field / parameter, ``weak`` for a credential-ish one."""
         low = name.lower()
+        if not self.passwords and _PASSWORD.search(low):
+            return None
         if low in self.fields:
             return "strong"
         if not _credentialish(name):

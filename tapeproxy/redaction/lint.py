@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 import zstandard
 
+from tapeproxy.cassettes.model import Interaction
 from tapeproxy.cassettes.store import ZSTD_MAGIC, decompress, parse_json
 from tapeproxy.errors import BadInputError, CassetteError
 from tapeproxy.redaction.bodies import body_edits
@@ -172,8 +173,11 @@ class Linter:
         if _is_cassette_name(name) and stripped[:1] not in ("{", "["):
             self._damage(name, "empty" if not data else "not a JSON document")
         seen = {h.secret for h, _ in hits}
-        hits += self._streams(doc, seen)
-        hits += self._text(text, seen, by_line=doc is text)
+        if isinstance(doc, _Scanned):  # a cassette: only its bodies are left to join
+            hits += self._streams(doc.bodies, seen)
+        else:
+            hits += self._streams(doc, seen)
+            hits += self._text(text, seen, by_line=doc is text)
         return _findings(name, hits)
 
     def _streams(self, doc: Any, seen: set[str]) -> list[tuple[Hit, int | None]]:
@@ -219,7 +223,8 @@ class Linter:
         return bytes(got) or data[: self.max_bytes]
 
     def _json(self, name: str, text: str, data: bytes) -> tuple[list[tuple[Hit, int | None]], Any]:
-        """Hits in a JSON document, and the document (the text when it is not JSON)."""
+        """Hits in a JSON document, and the document (the text when it is not JSON; a
+        `_Scanned` when it is a cassette)."""
         try:
             doc = json.loads(text)
         except ValueError as e:
@@ -232,15 +237,48 @@ class Linter:
             except CassetteError as e:
                 self._damage(name, str(e))
             else:
-                out: list[tuple[Hit, int | None]] = []
-                for i, interaction in enumerate(cassette.interactions):
-                    _, hits = self.redactor.scan_interaction(interaction, f"interactions[{i}].")
-                    out += [(h, i) for h in hits]
-                return out, doc
+                return self._cassette(cassette.interactions, doc)
         elif _is_cassette_name(name):
             self._damage(name, "not a tapeproxy cassette (no 'format': 'tapeproxy/1' object)")
         edits_hits = self.scanner.json_edits(text, "")
         return [(h, _interaction_of(h.path)) for h in edits_hits[1]], doc
+
+    def _cassette(
+        self, interactions: Sequence[Interaction], doc: dict[str, Any]
+    ) -> tuple[list[tuple[Hit, int | None]], _Scanned]:
+        """Hits in a cassette: each interaction through the recorder's own scanner (every
+        part of it: URL, headers, bodies, each with its raw pass), then what is left of the
+        document (meta, fields a newer version added) as JSON with its raw pass. Scanning
+        the whole text again would only repeat that work, and would report what the
+        recorder keeps on purpose (a password a model wrote for a tool call)."""
+        out: list[tuple[Hit, int | None]] = []
+        for i, interaction in enumerate(interactions):
+            _, hits = self.redactor.scan_interaction(interaction, f"interactions[{i}].")
+            out += [(h, i) for h in hits]
+        rest = {k: v for k, v in doc.items() if k != "interactions"}
+        rest["interactions"] = [
+            {k: v for k, v in ix.items() if k not in _SCANNED_PARTS}
+            for ix in doc.get("interactions", ())
+            if isinstance(ix, dict)
+        ]
+        rest_text = json.dumps(rest, ensure_ascii=False)
+        _, hits = self.scanner.json_edits(rest_text, "")
+        seen = {h.secret for h in hits}
+        raw = [m for m in self.scanner.matches(rest_text) if m.secret not in seen]
+        hits += [Hit(m.detector, m.secret, "(raw, outside the interactions)") for m in raw]
+        out += [(h, _interaction_of(h.path)) for h in hits]
+        bodies = {
+            "interactions": [
+                {
+                    part: {k: ix[part][k] for k in _BODY_KEYS if k in ix[part]}
+                    for part in ("request", "response")
+                    if isinstance(ix.get(part), dict)
+                }
+                for ix in doc.get("interactions", ())
+                if isinstance(ix, dict)
+            ]
+        }
+        return out, _Scanned(bodies)
 
     def _yaml(self, name: str, text: str) -> tuple[list[tuple[Hit, int | None]], Any]:
         """Hits in a YAML document, and the document (the text when it is not YAML)."""
@@ -275,6 +313,17 @@ class Linter:
                     seen.add(hit.secret)
                     out.append((hit, idx))
         return out
+
+
+_SCANNED_PARTS = frozenset({"request", "response", "error"})
+_BODY_KEYS = ("body", "messages")
+
+
+@dataclass(frozen=True)
+class _Scanned:
+    """A cassette scanned part by part: what is left is joining its bodies' streams."""
+
+    bodies: dict[str, Any]
 
 
 def _yaml_text(value: Any) -> str:

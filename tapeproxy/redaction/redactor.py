@@ -93,8 +93,9 @@ class Redactor:
         request, hits = self.scan_request(interaction.request, f"{where}request")
         update: dict[str, Any] = {"request": request}
         if interaction.response is not None:
+            sent = {h.secret: h.detector for h in hits}
             update["response"], more = self.scan_response(
-                interaction.response, f"{where}response", _host(interaction.request.url)
+                interaction.response, f"{where}response", _host(interaction.request.url), sent
             )
             hits += more
         if interaction.error is not None:
@@ -118,12 +119,18 @@ class Redactor:
         return new, hits + more + more2
 
     def scan_response(
-        self, response: Response, where: str, host: str = ""
+        self, response: Response, where: str, host: str = "", sent: Mapping[str, str] = {}
     ) -> tuple[Response, list[Hit]]:
-        """The redacted response and every secret found in it."""
+        """The redacted response and every secret found in it.
+
+        Args:
+            sent: the secrets found in the request (secret to detector): an answer that
+                repeats one (a model echoing its prompt) loses it wherever it stands,
+                even where what a model wrote is otherwise kept.
+        """
         headers, hits = self._headers(response.headers, f"{where}.headers", host, self.answers)
         ct = _content_type(response.headers)
-        body, more, byte_edits = self._body(response.body, ct, f"{where}.body", self.answers)
+        body, more, byte_edits = self._body(response.body, ct, f"{where}.body", self.answers, sent)
         update: dict[str, Any] = {"headers": headers, "body": body}
         if response.chunks is not None and byte_edits:
             update["chunks"] = rechunk(response.chunks, byte_edits)
@@ -167,13 +174,18 @@ class Redactor:
         return tuple(out), hits
 
     def _body(
-        self, body: Body | None, content_type: str, where: str, scanner: Scanner | None = None
+        self,
+        body: Body | None,
+        content_type: str,
+        where: str,
+        scanner: Scanner | None = None,
+        sent: Mapping[str, str] = {},
     ) -> tuple[Body | None, list[Hit], list[tuple[int, int, int]]]:
         if body is None:
             return None, [], []
         binary = body.text is None
         text = body.to_bytes().decode("latin-1") if binary else body.text or ""
-        edits, hits = body_edits(scanner or self.scanner, text, content_type, where)
+        edits, hits = body_edits(scanner or self.scanner, text, content_type, where, sent)
         if not edits:
             return body, hits, []
         new = apply_edits(text, edits)

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus, unquote_plus
 
+from tapeproxy.providers.generated import is_generated
 from tapeproxy.redaction.context import (
     Names,
     assignment_name,
@@ -48,6 +49,18 @@ _ESCAPE = re.compile(r"u[0-9a-fA-F]{4}|[nrtbf/]")
 _SESSION_COOKIE = re.compile(
     r"(?i)sess|sid|auth|token|jwt|login|remember|secret|key|csrf|xsrf|pass|cred"
 )
+_HIDDEN = re.compile(r"\\u00[0-7][0-9A-Fa-f]|\\/")
+_STRING_JSON = re.compile(r'"\s*[\[{]')
+_PAIR_VALUE = re.compile(
+    r'"(?:values?|equalTo|contains|matches|equalToJson|exact|prefix)"\s*:', re.IGNORECASE
+)
+_CREDENTIAL_KEY = re.compile(
+    r'"([^"\\]{0,60}(?:key|secret|token|passw|credential|auth|session|cookie|sig)[^"\\]{0,60})"\s*:'
+)
+"""A key (lower-cased) with a credential word in it: `Names.field_kind` says if it is one."""
+_NUMBER = re.compile(r"\s*-?\d[\d.eE+-]*\s*(?:[,}\]\r\n]|$)")
+_CLEAN_HEADERS_MAX = 1 << 16
+_CLEAN_VALUE_MAX = 1024
 _SCHEME_WORD = re.compile(r"^\s*(?:Bearer|Basic|Token|Bot|ApiKey)\s+", re.IGNORECASE)
 
 
@@ -97,7 +110,10 @@ class Scanner:
             that are not placeholders).
         answers: scans answers, which are never keyed: a placeholder under a credential
             name stays as the server sent it, and a header whose name only hints at a
-            credential is kept unless a detector proves its value one (see `header`).
+            credential is kept unless a detector proves its value one (see `header`). What
+            the model wrote there (`tapeproxy.providers.generated`) goes to `model`.
+        model_text: scans what a model wrote: a value is a secret when a detector or a
+            credential name proves it, never because of a password-ish name nor forced.
     """
 
     def __init__(
@@ -107,12 +123,22 @@ class Scanner:
         allowlist: frozenset[str],
         redact: bool,
         answers: bool = False,
+        model_text: bool = False,
     ) -> None:
         self.finder = finder
         self.names = names
         self.allowlist = allowlist
         self.redact = redact
         self.answers = answers
+        self.model_text = model_text
+        self._clean_headers: set[tuple[str, str]] = set()
+        self._key_kinds: dict[str, str | None] = {}
+        self.model: Scanner | None = None
+        """The scanner for what a model wrote in an answer (None: scanned as the rest)."""
+        if answers and not model_text:
+            self.model = Scanner(
+                finder, names.without_passwords(), allowlist, redact, True, model_text=True
+            )
         extra = "".join(f"|{re.escape(f)}" for f in sorted(names.fields - names.default_fields))
         # Matched against the lower-cased text: much faster than an IGNORECASE alternation.
         self._names_trigger = re.compile(f"(?:{_NAMES_TRIGGER}{extra})")
@@ -134,6 +160,44 @@ class Scanner:
             or _PERCENT.search(text)
             or long_run.search(text)
         )
+
+    def json_suspicious(self, text: str) -> bool:
+        """`suspicious` for a JSON document, without counting its long runs: every answer has
+        ids and fingerprints, and a long run only matters to `json_edits` as base64 of text,
+        as JSON in a string, or as a value under a credential name, which are looked for
+        here. False only when `json_edits` and the raw pass can find nothing in `text`."""
+        if (
+            self.finder.always
+            or TRIGGERS.search(text)
+            or _PERCENT.search(text)
+            or _HIDDEN.search(text)  # an escaped letter or slash may hide a trigger
+            or _STRING_JSON.search(text)  # JSON in a string: its own names and layers
+            or _PAIR_VALUE.search(text)  # a value named by a sibling or an outer key
+        ):
+            return True
+        low = text.lower()
+        names = [
+            (assignment_name(low, m.start()).strip("'\"\\"), m.end())
+            for m in self._names_trigger.finditer(low)
+        ]
+        names += [(m.group(1), m.end()) for m in _CREDENTIAL_KEY.finditer(low)]
+        for name, end in names:
+            kind = self._key_kind(name)
+            # a number under a name that only hints (audio_tokens: 0) is never a secret
+            if kind is not None and not (kind == "weak" and _NUMBER.match(low, end)):
+                return True
+        return any(_b64_text(m.group()) is not None for m in _B64_RUN.finditer(text))
+
+    def _key_kind(self, name: str) -> str | None:
+        """`Names.field_kind` or `param_kind` of `name`, remembered (the same keys come in
+        every answer); ``strong`` for cookies, which `_named` always looks into."""
+        if name not in self._key_kinds:
+            if len(self._key_kinds) >= _CLEAN_HEADERS_MAX:
+                self._key_kinds.clear()
+            cookie = name in ("cookie", "set-cookie")
+            kind = "strong" if cookie else self.names.field_kind(name)
+            self._key_kinds[name] = kind or self.names.param_kind(name)
+        return self._key_kinds[name]
 
     def _has_credential_name(self, low: str) -> bool:
         for m in self._names_trigger.finditer(low):
@@ -243,10 +307,11 @@ class Scanner:
             if lit.is_key:
                 new, found_hits = self.tokens_only(value, f"{path}{lit.path}")
             else:
-                kind = self.names.field_kind(lit.name)
+                scanner = self.model if self.model and is_generated(lit.path) else self
+                kind = scanner.names.field_kind(lit.name)
                 if kind == "weak" and _ANSWER_HEADERS.search(lit.path):
                     kind = None  # an answer's header named like a bucket or a session: as header()
-                new, found_hits = self._named(value, kind, lit.name, f"{path}{lit.path}", depth)
+                new, found_hits = scanner._named(value, kind, lit.name, f"{path}{lit.path}", depth)
             hits += found_hits
             if new != decode_literal(raw):
                 edits.append(Edit(lit.start, lit.end, json.dumps(new, ensure_ascii=False)))
@@ -278,7 +343,7 @@ class Scanner:
         if self.allowed(secret):
             return value, []
         is_secret = is_secret_value(value, kind)
-        forced = self.redact and kind == "strong"
+        forced = self.redact and kind == "strong" and not self.model_text
         if forced and self.answers and is_placeholder(secret):
             forced = False
         if not is_secret and not forced:
@@ -348,12 +413,21 @@ class Scanner:
         its value is one: servers name rate-limit buckets and sessions so, and a replay must send
         what they sent. Credential headers proper (``set-cookie``, ``x-api-key``...) are
         still redacted."""
+        if (name, value) in self._clean_headers:
+            return value, []  # seen before, and clean: the same headers come on every exchange
         kind = self.names.header_kind(name)
         if self.answers and kind == "weak":
             kind = None
+        hits: list[Hit] = []
         if kind is None and not self.suspicious(value):
-            return value, []  # the cheap path for ordinary headers, as for bodies
-        return self._named(value, kind, name, path, 0, host, "credential-header")
+            new = value  # the cheap path for ordinary headers, as for bodies
+        else:
+            new, hits = self._named(value, kind, name, path, 0, host, "credential-header")
+        if new == value and not hits and len(value) <= _CLEAN_VALUE_MAX:
+            if len(self._clean_headers) >= _CLEAN_HEADERS_MAX:
+                self._clean_headers.clear()
+            self._clean_headers.add((name, value))  # host and path only name what is found
+        return new, hits
 
     def _cookie(self, value: str, path: str, every_pair: bool) -> tuple[str, list[Hit]]:
         """Cookie values are redacted: every pair of a Cookie header, the first pair of a

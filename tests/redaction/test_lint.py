@@ -251,3 +251,56 @@ def test_an_escape_before_a_value_is_not_part_of_it(tmp_path: Path) -> None:
     path = tmp_path / "logprobs.txt"
     path.write_text('{"token": "\\u2581spanish", "logprob": -0.1}\n{"token": "\\u2581const"}\n')
     assert _lint(path).stdout == ""
+
+
+def _with_answer(body: str) -> bytes:
+    """The sample cassette with its first answer's body replaced by `body` (JSON)."""
+    doc = json.loads(to_json_bytes(sample_cassette()))
+    doc["interactions"][0]["response"]["body"] = {"text": body}
+    return _zst(json.dumps(doc).encode())
+
+
+def test_fields_a_newer_version_added_are_linted_with_their_path(tmp_path: Path) -> None:
+    secret, other = _secret(31), _secret(32)
+    doc = json.loads(to_json_bytes(sample_cassette()))
+    doc["meta"]["notes"] = f"recorded with key {secret}"
+    doc["interactions"][0]["replayed_by"] = {"api_key": other}
+    (tmp_path / "newer.json.zst").write_bytes(_zst(json.dumps(doc).encode()))
+    done = _lint(tmp_path)
+    found = {f["secret"]: f for f in map(json.loads, done.stdout.splitlines())}
+    assert done.returncode == 1 and set(found) == {secret, other}, done.stdout
+    assert found[other]["interaction"] == 0
+    assert "interactions[0].replayed_by.api_key" in found[other]["location"]
+
+
+def test_a_password_a_model_wrote_is_kept_by_the_recorder_and_not_reported(
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(33)
+    pw = "".join(rng.choice("abcdefghijkLMNOPQ0123456789!#%") for _ in range(14))
+    args = json.dumps({"user": "ada", "password": pw})
+    call = {"id": "call_1", "type": "function", "function": {"name": "signup", "arguments": args}}
+    answer = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": f"Password: {pw}",
+                    "tool_calls": [call],
+                },
+                "finish_reason": "stop",
+            }
+        ],
+    }
+    (tmp_path / "kept.json.zst").write_bytes(_with_answer(json.dumps(answer)))
+    done = _lint(tmp_path)
+    assert (done.returncode, done.stdout) == (0, ""), done.stdout
+    # a token the model wrote is still a finding
+    token = _secret(34)
+    answer["choices"][0]["message"]["content"] = f"Use {token}"
+    (tmp_path / "kept.json.zst").write_bytes(_with_answer(json.dumps(answer)))
+    done = _lint(tmp_path)
+    assert done.returncode == 1 and token in done.stdout

@@ -15,7 +15,7 @@ from tapeproxy.cassettes.model import Body, MatchRules, Request, Response
 from tapeproxy.errors import ConfigError
 from tapeproxy.redaction import Redactor
 from tapeproxy.redaction.redactor import rechunk
-from tests.redaction.corpus import generate
+from tests.redaction.corpus import FORMATS, generate
 
 
 def _variants(secret: str) -> set[str]:
@@ -42,7 +42,9 @@ def test_no_byte_of_any_secret_survives_in_any_placement() -> None:
 
 def test_split_secret_is_redacted_in_both_chunks_and_sizes_still_add_up() -> None:
     for doc in generate(seed=11, per_format=1, clean=0):
-        assert doc.placement == "sse-split" and doc.interaction.response is not None
+        if doc.placement != "sse-split":
+            continue  # a password: not a secret in what a model wrote
+        assert doc.interaction.response is not None
         resp = Redactor().redact_response(doc.interaction.response)
         body = resp.body.to_bytes() if resp.body else b""
         assert resp.chunks is not None and sum(n for _, n in resp.chunks) == len(body)
@@ -311,3 +313,207 @@ def test_a_token_right_after_a_letter_byte_in_binary_data_is_found() -> None:
     redacted, hits = Redactor().scan_response(response, "response")
     assert [h.secret for h in hits] == [token]
     assert redacted.body is not None and token.encode() not in redacted.body.to_bytes()
+
+
+def _password(rng: random.Random) -> str:
+    import string
+
+    return "".join(rng.choice(string.ascii_letters + string.digits + "!#%&*") for _ in range(14))
+
+
+def _answers(pw: str, token: str) -> dict[str, tuple[str, str]]:
+    """Provider answers (content type, body) whose model-written parts hold password `pw`
+    and token `token`."""
+    args = json.dumps({"username": "ada", "password": pw, "note": f"key {token}"})
+    chat = {
+        "id": "chatcmpl-9xYz",
+        "object": "chat.completion",
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": f"Your new password: {pw} (token {token})",
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "create_user", "arguments": args},
+                        }
+                    ],
+                },
+                "finish_reason": "tool_calls",
+            }
+        ],
+    }
+    messages = {
+        "id": "msg_01",
+        "type": "message",
+        "content": [
+            {"type": "text", "text": f"Password: {pw}. Token: {token}"},
+            {
+                "type": "tool_use",
+                "id": "toolu_1",
+                "name": "create_user",
+                "input": {"password": pw, "token_note": token},
+            },
+        ],
+    }
+    gemini = {
+        "candidates": [
+            {
+                "content": {
+                    "role": "model",
+                    "parts": [
+                        {"text": f"password={pw} {token}"},
+                        {
+                            "functionCall": {
+                                "name": "create_user",
+                                "args": {"password": pw, "t": token},
+                            }
+                        },
+                    ],
+                }
+            }
+        ]
+    }
+    cut = len(args) // 2
+    events = [
+        {
+            "type": "content_block_delta",
+            "index": 1,
+            "delta": {"type": "input_json_delta", "partial_json": piece},
+        }
+        for piece in (args[:cut], args[cut:])
+    ]
+    stream = "".join(f"event: content_block_delta\ndata: {json.dumps(e)}\n\n" for e in events)
+    return {
+        "openai chat": ("application/json", json.dumps(chat)),
+        "anthropic messages": ("application/json", json.dumps(messages)),
+        "gemini": ("application/json", json.dumps(gemini)),
+        "anthropic stream": ("text/event-stream", stream),
+    }
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_what_a_model_wrote_keeps_its_passwords_but_loses_proven_tokens(seed: int) -> None:
+    # A password the model made up for a tool call is test data: replaced, the test's tool
+    # gets a placeholder and the next request misses. A token a detector proves still goes.
+    rng = random.Random(seed)
+    fmt = rng.choice(
+        [
+            f
+            for f in FORMATS
+            if not f.keyword
+            and f.name not in ("pem-rsa", "pem-openssh", "basic-auth", "slack-webhook")
+        ]
+    )
+    token = fmt.make(rng)
+    pw = _password(rng)
+    for name, (ctype, body) in _answers(pw, token).items():
+        response = Response(status=200, headers=(("content-type", ctype),), body=Body(text=body))
+        out = Redactor().redact_response(response).body
+        assert out is not None and out.text is not None
+        assert token not in out.text, name
+        assert out.text.count(pw) == body.count(pw), name
+        assert out.text.replace("<redacted:", "").count(pw) >= 1, name
+        if ctype == "application/json":
+            json.loads(out.text)
+
+
+def test_a_password_outside_what_the_model_wrote_is_still_redacted() -> None:
+    rng = random.Random(5)
+    pw = _password(rng)
+    echo = json.dumps({"settings": {"password": pw}, "choices": []})
+    response = Response(
+        status=200, headers=(("content-type", "application/json"),), body=Body(text=echo)
+    )
+    out = Redactor().redact_response(response).body
+    assert out is not None and pw not in str(out.text)
+    # and the same tool call sent back in a request is redacted: requests are keyed
+    args = json.dumps({"password": pw})
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": args}}
+    doc = json.dumps({"messages": [{"role": "assistant", "tool_calls": [call]}]})
+    request = Request(
+        method="POST",
+        url="https://api.example.com/v1/chat/completions",
+        headers=(("content-type", "application/json"),),
+        body=Body(text=doc),
+    )
+    assert pw not in str(Redactor().redact_request(request).body)
+
+
+def _json_texts() -> list[str]:
+    """Every JSON text in both generated corpora: bodies, and other tools' whole files (each
+    JSON string inside them too, where bodies and events are kept)."""
+    from tests.redaction import foreign
+
+    out: list[str] = []
+    for doc in generate(seed=17, per_format=6, clean=300):
+        ix = doc.interaction
+        for body in (ix.request.body, ix.response.body if ix.response else None):
+            if body is not None and body.text:
+                out.append(body.text)
+
+    def strings(value: object) -> None:
+        if isinstance(value, dict):
+            for v in value.values():
+                strings(v)
+        elif isinstance(value, list):
+            for v in value:
+                strings(v)
+        elif isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+            out.append(value)
+
+    for f in foreign.generate(seed=17, per_class=30, clean_per_class=30):
+        raw = f.data.decode("utf-8", "replace")
+        for text in [raw, *raw.splitlines()]:
+            try:
+                strings(json.loads(text))
+                out.append(text)
+            except ValueError:
+                pass
+    return out
+
+
+@pytest.mark.parametrize("answers", [False, True])
+def test_the_json_quick_check_never_hides_what_the_full_scan_finds(answers: bool) -> None:
+    from tapeproxy.redaction.jsonscan import parses_as_json
+
+    r = Redactor()
+    scanner = r.answers if answers else r.scanner
+    texts = [t for t in _json_texts() if parses_as_json(t)]
+    quick = 0
+    for text in texts:
+        if scanner.json_suspicious(text):
+            continue
+        quick += 1
+        assert scanner.json_edits(text, "") == ([], []), text
+        assert scanner.matches(text) == [], text
+    assert len(texts) > 1000 and quick > 300  # the quick path is taken, and checked
+
+
+def _named_ways(v: str, n: int) -> dict[str, dict[str, object]]:
+    """A value `v` (or number `n`) named a credential in each way JSON can name one."""
+    pair = base64.b64encode(f"user:{v}".encode()).decode()
+    return {
+        "pair": {"headers": [{"name": "Authorization", "value": f"Bearer {v}"}]},
+        "hyphenated key": {"db": {"x-auth-token-value": v}},
+        "number": {"api_key": n},
+        "json in a string": {"note": json.dumps({"password": v})},
+        "escaped slashes": {"url": f"https://u:{v}@db.example.com/x"},
+        "base64 pair": {"blob": pair},
+        "matcher": {"mock": {"x-api-key": {"equalTo": v}}},
+        "pair in a string": {"har": json.dumps({"headers": [{"name": "api-key", "value": v}]})},
+    }
+
+
+@pytest.mark.parametrize("way", sorted(_named_ways("x", 0)))
+def test_each_way_a_json_value_is_named_a_credential_passes_the_quick_check(way: str) -> None:
+    rng = random.Random(way)
+    value = "".join(rng.choice("abcdefghijKLMNOPQR0123456789") for _ in range(18))
+    doc = _named_ways(value, rng.randrange(10**9, 10**10))[way]
+    text = json.dumps(doc).replace("/", "\\/") if way == "escaped slashes" else json.dumps(doc)
+    scanner = Redactor().scanner
+    assert scanner.json_edits(text, "")[1] or scanner.matches(text), text  # a real finding
+    assert scanner.json_suspicious(text), text
