@@ -18,6 +18,8 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from ahocorasick_rs import AhoCorasick
+
 from tapeproxy.redaction.placeholders import is_placeholder
 
 __all__ = [
@@ -228,27 +230,61 @@ _TRIGGER_WORDS = (
 )
 
 
-def _by_first_char(words: Sequence[str]) -> str:
-    """An alternation of literal words grouped by first character.
+_GITLAB = ("pat", "dt", "rt", "ptt", "cbt", "imt", "oas", "soat", "ft", "ffct", "agent")
 
-    `re` tries the alternatives of a group one by one at every position its first-character
-    set lets through; grouped, a position tries only the words that start with its character
-    (about 1.6 times faster over prose than the flat list).
+
+class Triggers:
+    """A cheap superset of where a built-in detector can match: its literal prefixes.
+
+    Every built-in detector's match holds one of them at most `_LEAD` characters from its
+    start (all at its start but Telegram's, which has up to 16 digits before ``:A``).
+
+    One Aho-Corasick pass (the ``ahocorasick_rs`` package) finds every prefix at once, at
+    over 200 MB/s; `re`'s alternation of the same words runs at about 20 MB/s over prose,
+    trying its words at every position whose character one of them starts with, and it ran
+    over every body recorded, replayed or linted. ``basic`` in any case is looked for on
+    the lower-cased text.
     """
-    groups: dict[str, list[str]] = {}
-    for w in words:
-        groups.setdefault(w[0], []).append(re.escape(w[1:]))
-    return "|".join(
-        re.escape(first) + (rest[0] if len(rest) == 1 else "(?:" + "|".join(rest) + ")")
-        for first, rest in groups.items()
-    )
+
+    def __init__(self, words: Sequence[str]) -> None:
+        self._words = AhoCorasick(list(words))
+        # for text the automaton cannot take: lone surrogates (undecodable bytes kept)
+        self._regex = re.compile("(?=" + "|".join(re.escape(w) for w in words) + ")")
+
+    def search(self, text: str) -> bool:
+        """Whether `text` holds a trigger."""
+        try:
+            found = bool(self._words.find_matches_as_indexes(text))
+        except UnicodeEncodeError:
+            found = self._regex.search(text) is not None
+        return found or _has_basic(text)
+
+    def starts(self, text: str) -> list[int]:
+        """Where each trigger in `text` starts, in order, each place once."""
+        try:
+            found = {start for _, start, _ in self._words.find_matches_as_indexes(text, True)}
+        except UnicodeEncodeError:
+            found = {m.start() for m in self._regex.finditer(text)}  # overlapping too
+        low = text.lower()
+        if len(low) != len(text):  # a letter whose lower case is longer: offsets would move
+            found.update(m.start() for m in _BASIC.finditer(text))
+        else:
+            at = low.find("basic")
+            while at >= 0:
+                found.add(at)
+                at = low.find("basic", at + 1)
+        return sorted(found)
 
 
-TRIGGERS = re.compile(_by_first_char(_TRIGGER_WORDS) + r"|gl[a-z]{1,5}-|[Bb](?i:asic)")
-"""A cheap superset of where a built-in detector can match: its literal prefixes.
+_BASIC = re.compile(r"[Bb](?i:asic)")
 
-Every built-in detector's match holds one of them at most `_LEAD` characters from its start
-(all at its start but Telegram's, which has up to 16 digits before ``:A``)."""
+
+def _has_basic(text: str) -> bool:
+    return "basic" in text.lower() or _BASIC.search(text) is not None
+
+
+TRIGGERS = Triggers((*_TRIGGER_WORDS, *(f"gl{kind}-" for kind in _GITLAB)))
+"""The built-in detectors' triggers."""
 
 _LEAD = 16
 
@@ -311,9 +347,9 @@ class TokenFinder:
         cassette, in lint's raw pass) costs a few dozen tries instead of a pass over it all."""
         end = 0  # where the last match ended: matches do not overlap, as with finditer
         tried = -1  # the last place tried
-        trigger = TRIGGERS.search(text)
-        while trigger is not None:
-            at = trigger.start()
+        for at in TRIGGERS.starts(text):
+            if at < end:
+                continue
             p = max(end, tried + 1, at - _LEAD)
             while p <= at:
                 tried = p
@@ -323,7 +359,6 @@ class TokenFinder:
                     continue
                 yield m
                 end = p = m.end()
-            trigger = TRIGGERS.search(text, max(at + 1, end))
 
 
 def checksum_note(detector: str, secret: str) -> bool | None:

@@ -27,7 +27,7 @@ from tapeproxy.errors import BadInputError, CassetteError
 from tapeproxy.redaction.bodies import body_edits
 from tapeproxy.redaction.redactor import Redactor
 from tapeproxy.redaction.scanner import Hit, fingerprint
-from tapeproxy.redaction.streams import joined_texts
+from tapeproxy.redaction.streams import joined_texts, may_hold_events
 
 __all__ = [
     "LINTED_SUFFIXES",
@@ -270,7 +270,7 @@ class Linter:
         bodies = {
             "interactions": [
                 {
-                    part: {k: ix[part][k] for k in _BODY_KEYS if k in ix[part]}
+                    part: {k: ix[part][k] for k in _BODY_KEYS if _joinable(ix[part].get(k))}
                     for part in ("request", "response")
                     if isinstance(ix.get(part), dict)
                 }
@@ -324,6 +324,14 @@ class _Scanned:
     """A cassette scanned part by part: what is left is joining its bodies' streams."""
 
     bodies: dict[str, Any]
+
+
+def _joinable(value: Any) -> bool:
+    """Whether a cassette's body (or messages) may hold a stream to join: a plain JSON
+    answer does not (`may_hold_events`)."""
+    if isinstance(value, dict) and isinstance(value.get("text"), str) and len(value) == 1:
+        return may_hold_events(value["text"])
+    return value is not None
 
 
 def _yaml_text(value: Any) -> str:

@@ -16,10 +16,9 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["joined_texts"]
+__all__ = ["joined_texts", "may_hold_events"]
 
 _MAX_DEPTH = 5
 _MAX_DECODED = 32 << 20
@@ -27,34 +26,56 @@ _SSE_DATA = re.compile(r"^data:[ ]?(.*)$", re.MULTILINE)
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{32,}={0,2}")
 
 
-def joined_texts(doc: Any, path: str = "") -> Iterator[tuple[str, str, int]]:
+def joined_texts(doc: Any, path: str = "") -> list[tuple[str, str, int]]:
     """``(path, joined text, pieces)`` for each field that successive events of a sequence
     carry (in a list, an SSE text or NDJSON text anywhere in `doc`), when 2 or more hold it."""
-    yield from _walk(doc, path, 0)
+    out: list[tuple[str, str, int]] = []
+    _walk(doc, path, 0, out)
+    return out
 
 
-def _walk(value: Any, path: str, depth: int) -> Iterator[tuple[str, str, int]]:
+_EVENTISH = re.compile(r'\}\s*,\s*\{|data:|"\s*[\[{]|[A-Za-z0-9+/]{32}')
+"""In a JSON text: two objects in a row (a list of them), an SSE line, a string that holds
+JSON, NDJSON or a long base64 run: what `joined_texts` can find a sequence of events in."""
+
+
+def may_hold_events(text: str) -> bool:
+    """False only when `joined_texts(text)` is sure to find nothing (a JSON document with
+    no list of objects and no string that holds events, JSON or base64): the quick path
+    for a plain answer."""
+    if len(text) < 12:
+        return False
+    if text.lstrip()[:1] not in ("{", "["):
+        return True  # SSE, NDJSON or base64 text: looked into as it is
+    return _EVENTISH.search(text) is not None
+
+
+def _walk(value: Any, path: str, depth: int, out: list[tuple[str, str, int]]) -> None:
+    # Appends to `out` rather than yielding: a document is walked node by node, and a chain
+    # of nested generators costs at every level of it.
     if depth > _MAX_DEPTH:
         return
     if isinstance(value, dict):
         for k, v in value.items():
-            yield from _walk(v, f"{path}.{k}", depth)
+            if isinstance(v, (dict, list)) or (isinstance(v, str) and len(v) >= 12):
+                _walk(v, f"{path}.{k}", depth, out)
     elif isinstance(value, list):
         if _is_event_list(value):
-            yield from _joined(path, [_leaves(v, depth) for v in value])
+            out += _joined(path, [_leaves(v, depth) for v in value])
         for i, v in enumerate(value):
-            yield from _walk(v, f"{path}[{i}]", depth)
+            if isinstance(v, (dict, list)) or (isinstance(v, str) and len(v) >= 12):
+                _walk(v, f"{path}[{i}]", depth, out)
     elif isinstance(value, str) and len(value) >= 12:
         events = _events(value)
         if events is not None:
-            yield from _joined(path, [_leaves(e, depth + 1) for e in events])
+            out += _joined(path, [_leaves(e, depth + 1) for e in events])
             for e in events:
                 if not isinstance(e, str):
-                    yield from _walk(e, path, depth + 1)
+                    _walk(e, path, depth + 1, out)
             return
         decoded = _decoded(value)
         if decoded is not None:
-            yield from _walk(decoded, f"{path}<decoded>", depth + 1)
+            _walk(decoded, f"{path}<decoded>", depth + 1, out)
 
 
 _MAX_LEAVES = 64
@@ -91,17 +112,19 @@ def _count_leaves(value: Any, limit: int) -> int:
     return n
 
 
-def _joined(path: str, elements: list[list[tuple[str, str]]]) -> Iterator[tuple[str, str, int]]:
+def _joined(path: str, elements: list[list[tuple[str, str]]]) -> list[tuple[str, str, int]]:
     """Join, per relative path, the strings the elements hold there (in order)."""
     if len(elements) < 2:
-        return
+        return []
     by_path: dict[str, list[str]] = {}
     for leaves in elements:
         for rel, text in leaves:
             by_path.setdefault(rel, []).append(text)
-    for rel, pieces in by_path.items():
-        if len(pieces) >= 2:
-            yield f"{path}{rel}", "".join(pieces), len(pieces)
+    return [
+        (f"{path}{rel}", "".join(pieces), len(pieces))
+        for rel, pieces in by_path.items()
+        if len(pieces) >= 2
+    ]
 
 
 def _leaves(value: Any, depth: int, rel: str = "") -> list[tuple[str, str]]:
@@ -142,8 +165,10 @@ def _events(text: str) -> list[Any] | None:
         return out or None
     if "\n" in text.strip() and text.lstrip()[:1] == "{":
         lines = [line for line in text.splitlines() if line.strip()]
-        parsed = [_parsed(line) for line in lines]
-        if len(parsed) >= 2 and all(isinstance(p, dict) for p in parsed):
+        if len(lines) < 2 or not isinstance(first := _parsed(lines[0]), dict):
+            return None  # (pretty-printed JSON: its first line is no object)
+        parsed = [first, *(_parsed(line) for line in lines[1:])]
+        if all(isinstance(p, dict) for p in parsed):
             return parsed
     return None
 

@@ -9,6 +9,7 @@ import pytest
 
 from tapeproxy.redaction.context import Names
 from tapeproxy.redaction.detectors import (
+    TRIGGERS,
     Detector,
     TokenFinder,
     checksum_note,
@@ -209,3 +210,13 @@ def test_words_under_a_header_name_that_only_hints_at_a_key_are_kept() -> None:
     assert _SCANNER.header("extra-header-key", "Extra-Header-Value", "h")[1] == []
     secret = "".join(random.Random(4).choices("abcdefghijKLMNOPQRST0123456789", k=24))
     assert _SCANNER.header("extra-header-key", secret, "h")[1] != []
+
+
+def test_text_with_undecodable_bytes_kept_as_surrogates_is_still_scanned() -> None:
+    rng = random.Random(9)
+    secret = next(f for f in FORMATS if f.name == "github-pat").make(rng)
+    text = b"\xc3 key ".decode("utf-8", "surrogateescape") + secret + " and basic"
+    finder = TokenFinder()
+    assert [m.secret for m in finder.find(text)] == [secret]
+    assert TRIGGERS.search(text)
+    assert TRIGGERS.starts(text) == [text.index(secret), len(text) - 5]

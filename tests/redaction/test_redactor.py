@@ -16,6 +16,7 @@ from tapeproxy.errors import ConfigError
 from tapeproxy.redaction import Redactor
 from tapeproxy.redaction.redactor import rechunk
 from tests.redaction.corpus import FORMATS, generate
+from tests.redaction.texts import json_texts
 
 
 def _variants(secret: str) -> set[str]:
@@ -443,46 +444,13 @@ def test_a_password_outside_what_the_model_wrote_is_still_redacted() -> None:
     assert pw not in str(Redactor().redact_request(request).body)
 
 
-def _json_texts() -> list[str]:
-    """Every JSON text in both generated corpora: bodies, and other tools' whole files (each
-    JSON string inside them too, where bodies and events are kept)."""
-    from tests.redaction import foreign
-
-    out: list[str] = []
-    for doc in generate(seed=17, per_format=6, clean=300):
-        ix = doc.interaction
-        for body in (ix.request.body, ix.response.body if ix.response else None):
-            if body is not None and body.text:
-                out.append(body.text)
-
-    def strings(value: object) -> None:
-        if isinstance(value, dict):
-            for v in value.values():
-                strings(v)
-        elif isinstance(value, list):
-            for v in value:
-                strings(v)
-        elif isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
-            out.append(value)
-
-    for f in foreign.generate(seed=17, per_class=30, clean_per_class=30):
-        raw = f.data.decode("utf-8", "replace")
-        for text in [raw, *raw.splitlines()]:
-            try:
-                strings(json.loads(text))
-                out.append(text)
-            except ValueError:
-                pass
-    return out
-
-
 @pytest.mark.parametrize("answers", [False, True])
 def test_the_json_quick_check_never_hides_what_the_full_scan_finds(answers: bool) -> None:
     from tapeproxy.redaction.jsonscan import parses_as_json
 
     r = Redactor()
     scanner = r.answers if answers else r.scanner
-    texts = [t for t in _json_texts() if parses_as_json(t)]
+    texts = [t for t in json_texts() if parses_as_json(t)]
     quick = 0
     for text in texts:
         if scanner.json_suspicious(text):

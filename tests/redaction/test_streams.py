@@ -57,3 +57,40 @@ def test_lists_of_pairs_and_of_large_objects_are_not_streams() -> None:
 
 def test_a_single_event_is_not_joined_with_anything() -> None:
     assert list(joined_texts({"body": _sse(["only one piece here"])})) == []
+
+
+def test_the_quick_check_never_hides_a_stream_the_walk_would_join() -> None:
+    from tapeproxy.redaction.streams import may_hold_events
+    from tests.redaction.texts import json_texts
+
+    quick = 0
+    for text in json_texts():
+        if not may_hold_events(text):
+            quick += 1
+            assert joined_texts(text) == [], text
+    assert quick > 300  # plain answers take it
+
+
+def _stream_shapes(pieces: list[str]) -> dict[str, str]:
+    """A stream of `pieces` in each shape a JSON body can hold one."""
+    events = [{"candidates": [{"content": {"parts": [{"text": p}]}}]} for p in pieces]
+    sse = "".join(f"data: {json.dumps(e)}\n\n" for e in events)
+    ndjson = "\n".join(json.dumps(e) for e in events)
+    return {
+        "json array": json.dumps(events),
+        "sse in a string": json.dumps({"body": sse}),
+        "ndjson in a string": json.dumps({"body": ndjson}),
+        "event strings": json.dumps({"chunks": [json.dumps(e) for e in events]}),
+        "base64": json.dumps({"content": base64.b64encode(sse.encode()).decode()}),
+    }
+
+
+@pytest.mark.parametrize("shape", sorted(_stream_shapes(["a", "b"])))
+def test_each_shape_of_a_stream_in_json_passes_the_quick_check(shape: str) -> None:
+    from tapeproxy.redaction.streams import may_hold_events
+
+    rng = random.Random(shape)
+    word = "".join(rng.choice(string.ascii_letters) for _ in range(30))
+    text = _stream_shapes([word[:12], word[12:]])[shape]
+    assert any(joined == word for _, joined, _ in joined_texts(text)), text
+    assert may_hold_events(text)
