@@ -262,11 +262,12 @@ class Linter:
             if isinstance(ix, dict)
         ]
         rest_text = json.dumps(rest, ensure_ascii=False)
-        _, hits = self.scanner.json_edits(rest_text, "")
-        seen = {h.secret for h in hits}
-        raw = [m for m in self.scanner.matches(rest_text) if m.secret not in seen]
-        hits += [Hit(m.detector, m.secret, "(raw, outside the interactions)") for m in raw]
-        out += [(h, _interaction_of(h.path)) for h in hits]
+        if self.scanner.json_suspicious(rest_text):
+            _, hits = self.scanner.json_edits(rest_text, "")
+            seen = {h.secret for h in hits}
+            raw = [m for m in self.scanner.matches(rest_text) if m.secret not in seen]
+            hits += [Hit(m.detector, m.secret, "(raw, outside the interactions)") for m in raw]
+            out += [(h, _interaction_of(h.path)) for h in hits]
         bodies = {
             "interactions": [
                 {

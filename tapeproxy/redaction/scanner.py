@@ -58,6 +58,8 @@ _CREDENTIAL_KEY = re.compile(
     r'"([^"\\]{0,60}(?:key|secret|token|passw|credential|auth|session|cookie|sig)[^"\\]{0,60})"\s*:'
 )
 """A key (lower-cased) with a credential word in it: `Names.field_kind` says if it is one."""
+_ASSIGNMENT_WORD = re.compile(r"api[_-]?key|secret|token|passw|credential|auth")
+"""The words `context.ASSIGNMENT_RE` starts a free-text assignment with."""
 _NUMBER = re.compile(r"\s*-?\d[\d.eE+-]*\s*(?:[,}\]\r\n]|$)")
 _CLEAN_HEADERS_MAX = 1 << 16
 _CLEAN_VALUE_MAX = 1024
@@ -189,14 +191,17 @@ class Scanner:
         return any(_b64_text(m.group()) is not None for m in _B64_RUN.finditer(text))
 
     def _key_kind(self, name: str) -> str | None:
-        """`Names.field_kind` or `param_kind` of `name`, remembered (the same keys come in
-        every answer); ``strong`` for cookies, which `_named` always looks into."""
+        """What `name` is to `json_edits` (`Names.field_kind`; ``strong`` for cookies, which
+        `_named` always looks into) or to `matches` in free text (`Names.param_kind` when an
+        assignment can name it), remembered: the same keys come in every answer."""
         if name not in self._key_kinds:
             if len(self._key_kinds) >= _CLEAN_HEADERS_MAX:
                 self._key_kinds.clear()
             cookie = name in ("cookie", "set-cookie")
             kind = "strong" if cookie else self.names.field_kind(name)
-            self._key_kinds[name] = kind or self.names.param_kind(name)
+            if kind is None and _ASSIGNMENT_WORD.search(name):
+                kind = self.names.param_kind(name)
+            self._key_kinds[name] = kind
         return self._key_kinds[name]
 
     def _has_credential_name(self, low: str) -> bool:

@@ -485,3 +485,12 @@ def test_each_way_a_json_value_is_named_a_credential_passes_the_quick_check(way:
     scanner = Redactor().scanner
     assert scanner.json_edits(text, "")[1] or scanner.matches(text), text  # a real finding
     assert scanner.json_suspicious(text), text
+
+
+def test_a_configured_field_name_passes_the_json_quick_check() -> None:
+    rng = random.Random(41)
+    value = "".join(rng.choice("abcdefghijKLMNOPQR0123456789") for _ in range(18))
+    text = json.dumps({"customer_ref": value, "n": 1})
+    scanner = Redactor(extra_fields=["customer_ref"]).scanner
+    assert scanner.json_edits(text, "")[1] and scanner.json_suspicious(text)
+    assert not Redactor().scanner.json_suspicious(text)
