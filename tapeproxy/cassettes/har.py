@@ -218,7 +218,6 @@ def _interaction(entry: Any, where: str, rules: MatchRules, redactor: Redacts) -
         headers=_pairs(raw_req.get("headers"), f"{where}.request.headers"),
         body=Body.from_bytes(body),
     )
-    request = redactor.redact_request(request)
     found = entry.get("_tapeproxy")
     custom: dict[str, Any] = found if isinstance(found, dict) else {}
     status = raw_resp.get("status")
@@ -237,7 +236,6 @@ def _interaction(entry: Any, where: str, rules: MatchRules, redactor: Redacts) -
             body=Body.from_bytes(data),
             chunks=_chunks(custom.get("chunks"), data, headers, url),
         )
-        response = redactor.redact_response(response)
     error = None
     if isinstance(custom.get("error"), dict):
         error = RecordedError.model_validate(custom["error"])
@@ -246,13 +244,19 @@ def _interaction(entry: Any, where: str, rules: MatchRules, redactor: Redacts) -
     timings = entry.get("timings")
     total = _number(entry.get("time"))
     wait = _number(timings.get("wait")) if isinstance(timings, dict) else 0.0
-    key = request_key(request.method, request.url, request.headers, body_bytes(request.body), rules)
-    return Interaction(
-        key=key,
-        request=request,
-        response=response,
-        error=error,
-        timing=Timing(ttfb_ms=max(0.0, wait), total_ms=max(0.0, total)),
+    # redacted as one: an answer that repeats a secret of its request loses it too
+    out = redactor.redact_interaction(
+        Interaction(
+            key="0" * 64,
+            request=request,
+            response=response,
+            error=error,
+            timing=Timing(ttfb_ms=max(0.0, wait), total_ms=max(0.0, total)),
+        )
+    )
+    r = out.request
+    return out.model_copy(
+        update={"key": request_key(r.method, r.url, r.headers, body_bytes(r.body), rules)}
     )
 
 

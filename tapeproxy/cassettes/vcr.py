@@ -66,9 +66,7 @@ class Redacts(Protocol):
     """What import needs of a redactor (`tapeproxy.redaction.Redactor` is one); it comes in
     as an argument because redaction sits above the cassette format."""
 
-    def redact_request(self, request: Request, /) -> Request: ...
-
-    def redact_response(self, response: Response, /) -> Response: ...
+    def redact_interaction(self, interaction: Interaction, /) -> Interaction: ...
 
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -233,12 +231,14 @@ def _interaction(item: Any, where: str, rules: MatchRules, redactor: Redacts) ->
     if not isinstance(item, dict):
         raise CassetteError(f"{where}: expected a mapping with 'request' and 'response'")
     try:
-        request = redactor.redact_request(_request(item.get("request"), f"{where}.request"))
+        request = _request(item.get("request"), f"{where}.request")
         response = _response(item.get("response"), request.url, f"{where}.response")
-        key = request_key(
-            request.method, request.url, request.headers, body_bytes(request.body), rules
-        )
-        return Interaction(key=key, request=request, response=redactor.redact_response(response))
+        # redacted as one: an answer that repeats a secret of its request loses it too
+        raw = Interaction(key="0" * 64, request=request, response=response)
+        out = redactor.redact_interaction(raw)
+        r = out.request
+        key = request_key(r.method, r.url, r.headers, body_bytes(r.body), rules)
+        return out.model_copy(update={"key": key})
     except (ValueError, TypeError) as e:  # pydantic's ValidationError, json.dumps failures
         raise CassetteError(f"{where}: {e}") from e
 

@@ -545,3 +545,33 @@ version: 1
     (interaction,) = read_vcr(_vcr(tmp_path, text))
     sent = json.loads(body_bytes(interaction.request.body))
     assert sent == {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_an_answer_repeating_a_secret_of_its_request_loses_it_on_import(tmp_path: Path) -> None:
+    # What a model wrote is kept, but not a credential its prompt carried (an echo).
+    import random
+
+    rng = random.Random(61)
+    secret = "".join(rng.choice("abcdefghijKLMNOPQR0123456789") for _ in range(20))
+    prompt = json.dumps({"messages": [{"role": "user", "content": f"password={secret}"}]})
+    answer = json.dumps(
+        {"choices": [{"message": {"role": "assistant", "content": f"Saved password={secret}"}}]}
+    )
+    text = f"""\
+interactions:
+- request:
+    body: {json.dumps(prompt)}
+    headers: {{Content-Type: [application/json]}}
+    method: POST
+    uri: https://api.openai.com/v1/chat/completions
+  response:
+    body: {{string: {json.dumps(answer)}}}
+    headers: {{Content-Type: [application/json]}}
+    status: {{code: 200, message: OK}}
+version: 1
+"""
+    (it,) = read_vcr(_vcr(tmp_path, text))
+    assert it.response is not None
+    assert secret not in body_bytes(it.request.body).decode()
+    assert secret not in body_bytes(it.response.body).decode()
+    assert "Saved password=<redacted:" in body_bytes(it.response.body).decode()
