@@ -242,45 +242,50 @@ class Triggers:
     One Aho-Corasick pass (the ``ahocorasick_rs`` package) finds every prefix at once, at
     over 200 MB/s; `re`'s alternation of the same words runs at about 20 MB/s over prose,
     trying its words at every position whose character one of them starts with, and it ran
-    over every body recorded, replayed or linted. ``basic`` in any case is looked for on
-    the lower-cased text.
+    over every body recorded, replayed or linted. ``basic`` in any case is looked for by a
+    regex that starts with its first letter (no lower-cased copy of a large text).
     """
 
     def __init__(self, words: Sequence[str]) -> None:
         self._words = AhoCorasick(list(words))
+        self._overlap = max(len(w) for w in words) - 1
         # for text the automaton cannot take: lone surrogates (undecodable bytes kept)
         self._regex = re.compile("(?=" + "|".join(re.escape(w) for w in words) + ")")
 
+    def _windows(self, text: str) -> Iterator[tuple[int, str]]:
+        """`text` in overlapping windows of `_WINDOW` characters: the automaton keeps about
+        7 bytes per character of what it is given, 7 GB for a 1 GiB text in one piece."""
+        if len(text) <= _WINDOW:
+            yield 0, text
+            return
+        for at in range(0, len(text), _WINDOW):
+            yield at, text[at : at + _WINDOW + self._overlap]
+
+    def _found(self, text: str, overlapping: bool) -> Iterator[int]:
+        for at, window in self._windows(text):
+            try:
+                found = self._words.find_matches_as_indexes(window, overlapping)
+            except UnicodeEncodeError:
+                found = [(0, m.start(), 0) for m in self._regex.finditer(window)]
+            yield from (at + start for _, start, _ in found)
+
     def search(self, text: str) -> bool:
         """Whether `text` holds a trigger."""
-        try:
-            found = bool(self._words.find_matches_as_indexes(text))
-        except UnicodeEncodeError:
-            found = self._regex.search(text) is not None
-        return found or _has_basic(text)
+        return next(self._found(text, False), None) is not None or _has_basic(text)
 
     def starts(self, text: str) -> list[int]:
         """Where each trigger in `text` starts, in order, each place once."""
-        try:
-            found = {start for _, start, _ in self._words.find_matches_as_indexes(text, True)}
-        except UnicodeEncodeError:
-            found = {m.start() for m in self._regex.finditer(text)}  # overlapping too
-        low = text.lower()
-        if len(low) != len(text):  # a letter whose lower case is longer: offsets would move
-            found.update(m.start() for m in _BASIC.finditer(text))
-        else:
-            at = low.find("basic")
-            while at >= 0:
-                found.add(at)
-                at = low.find("basic", at + 1)
+        found = set(self._found(text, True))
+        found.update(m.start() for m in _BASIC.finditer(text))
         return sorted(found)
 
 
+_WINDOW = 1 << 18
 _BASIC = re.compile(r"[Bb](?i:asic)")
 
 
 def _has_basic(text: str) -> bool:
-    return "basic" in text.lower() or _BASIC.search(text) is not None
+    return _BASIC.search(text) is not None
 
 
 TRIGGERS = Triggers((*_TRIGGER_WORDS, *(f"gl{kind}-" for kind in _GITLAB)))

@@ -220,3 +220,16 @@ def test_text_with_undecodable_bytes_kept_as_surrogates_is_still_scanned() -> No
     assert [m.secret for m in finder.find(text)] == [secret]
     assert TRIGGERS.search(text)
     assert TRIGGERS.starts(text) == [text.index(secret), len(text) - 5]
+
+
+@pytest.mark.parametrize("cut", [1, 2, 5])
+def test_a_token_across_the_boundary_of_two_search_windows_is_found(cut: int) -> None:
+    # Large texts are searched in windows (bounded memory); the windows overlap.
+    from tapeproxy.redaction.detectors import _WINDOW
+
+    rng = random.Random(cut)
+    secret = next(f for f in FORMATS if f.name == "github-pat").make(rng)
+    text = " " * (_WINDOW - cut) + secret + " then sk-" + " " * 10
+    assert TRIGGERS.starts(text) == [_WINDOW - cut, text.index("sk-")]
+    assert [m.secret for m in TokenFinder().find(text)] == [secret]
+    assert TRIGGERS.search(" " * (_WINDOW - cut) + "eyJ" + " " * 10)
