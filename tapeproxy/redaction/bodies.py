@@ -70,10 +70,12 @@ def body_edits(
     elif "x-www-form-urlencoded" in ct or _FORM.match(text):
         edits, hits = scanner.form_edits(text, path)
     elif _looks_binary(text):
-        # no text layers to decode, and no words: a token may follow any byte
+        # no text layers to decode, and no words: a token may follow any byte (and the raw
+        # pass below would add nothing: these are its detectors, without a word boundary)
         found = [m for m in scanner.finder.find(text, glued=True) if not scanner.allowed(m.secret)]
         edits = [Edit(m.start, m.end, marker(m.detector)) for m in found]
         hits = [Hit(m.detector, m.secret, f"{path}[binary]") for m in found]
+        return edits, hits + _echoes(text, sent, edits, path)
     else:
         edits, hits = scanner.text_edits(text, path)
     seen = {h.secret for h in hits}
@@ -91,6 +93,13 @@ def body_edits(
                 continue  # scanned above by the rules for what a model wrote
         edits.append(Edit(m.start, m.end, marker(m.detector)))
         hits.append(Hit(m.detector, m.secret, f"{path}[raw]"))
+    return edits, hits + _echoes(text, sent, edits, path)
+
+
+def _echoes(text: str, sent: Mapping[str, str], edits: list[Edit], path: str) -> list[Hit]:
+    """The request's secrets where `text` repeats them: edits added to `edits`, hits
+    returned."""
+    hits: list[Hit] = []
     for secret, detector in sent.items():
         for form in _forms(secret):
             at = text.find(form)
@@ -100,7 +109,7 @@ def body_edits(
                     edits.append(Edit(at, end, marker(detector)))
                     hits.append(Hit(detector, secret, f"{path}[echoed]"))
                 at = text.find(form, end)
-    return edits, hits
+    return hits
 
 
 def _forms(secret: str) -> tuple[str, ...]:

@@ -233,3 +233,16 @@ def test_a_token_across_the_boundary_of_two_search_windows_is_found(cut: int) ->
     assert TRIGGERS.starts(text) == [_WINDOW - cut, text.index("sk-")]
     assert [m.secret for m in TokenFinder().find(text)] == [secret]
     assert TRIGGERS.search(" " * (_WINDOW - cut) + "eyJ" + " " * 10)
+
+
+@pytest.mark.parametrize("shift", [-40, -3, 0, 5])
+def test_assignments_in_long_non_ascii_text_are_found_across_windows(shift: int) -> None:
+    # Long non-ASCII text is lower-cased in windows (bounded memory); none is lost or doubled.
+    from tapeproxy.redaction.context import _WINDOW, assignments
+
+    rng = random.Random(shift)
+    value = "".join(rng.choice("abcdefKLMNOP0123456789") for _ in range(24))
+    filler = "é" * (_WINDOW + shift)
+    text = f"{filler}API_KEY={value} {filler}password: {value}x end"
+    got = [text[s:e] for _, s, e in assignments(text)]
+    assert got == [value, value + "x"]
