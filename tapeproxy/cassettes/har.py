@@ -27,7 +27,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 from tapeproxy import __version__
 from tapeproxy.cassettes.framing import split_events, stream_kind
-from tapeproxy.cassettes.key import request_key
 from tapeproxy.cassettes.model import (
     Body,
     Cassette,
@@ -42,7 +41,7 @@ from tapeproxy.cassettes.model import (
     new_cassette,
 )
 from tapeproxy.cassettes.store import save
-from tapeproxy.cassettes.vcr import Imported, Redacts, decode_content
+from tapeproxy.cassettes.vcr import Imported, Redacts, decode_content, redacted_and_keyed
 from tapeproxy.errors import BadInputError, CassetteError
 
 __all__ = ["export_har", "import_har", "read_har"]
@@ -244,20 +243,14 @@ def _interaction(entry: Any, where: str, rules: MatchRules, redactor: Redacts) -
     timings = entry.get("timings")
     total = _number(entry.get("time"))
     wait = _number(timings.get("wait")) if isinstance(timings, dict) else 0.0
-    # redacted as one: an answer that repeats a secret of its request loses it too
-    out = redactor.redact_interaction(
-        Interaction(
-            key="0" * 64,
-            request=request,
-            response=response,
-            error=error,
-            timing=Timing(ttfb_ms=max(0.0, wait), total_ms=max(0.0, total)),
-        )
+    raw = Interaction(
+        key="0" * 64,
+        request=request,
+        response=response,
+        error=error,
+        timing=Timing(ttfb_ms=max(0.0, wait), total_ms=max(0.0, total)),
     )
-    r = out.request
-    return out.model_copy(
-        update={"key": request_key(r.method, r.url, r.headers, body_bytes(r.body), rules)}
-    )
+    return redacted_and_keyed(raw, rules, redactor)
 
 
 def _number(value: Any) -> float:

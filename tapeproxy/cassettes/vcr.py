@@ -35,7 +35,8 @@ import yaml
 from tapeproxy import __version__
 from tapeproxy.cassettes.encoding import EncodingError, decode, split_codings
 from tapeproxy.cassettes.framing import split_events, stream_kind
-from tapeproxy.cassettes.key import request_key
+from tapeproxy.cassettes.index import canonical_of
+from tapeproxy.cassettes.key import key_of
 from tapeproxy.cassettes.model import (
     Body,
     Cassette,
@@ -44,7 +45,6 @@ from tapeproxy.cassettes.model import (
     MatchRules,
     Request,
     Response,
-    body_bytes,
     new_cassette,
 )
 from tapeproxy.cassettes.store import MAX_DECOMPRESSED_BYTES, load, save
@@ -233,14 +233,18 @@ def _interaction(item: Any, where: str, rules: MatchRules, redactor: Redacts) ->
     try:
         request = _request(item.get("request"), f"{where}.request")
         response = _response(item.get("response"), request.url, f"{where}.response")
-        # redacted as one: an answer that repeats a secret of its request loses it too
-        raw = Interaction(key="0" * 64, request=request, response=response)
-        out = redactor.redact_interaction(raw)
-        r = out.request
-        key = request_key(r.method, r.url, r.headers, body_bytes(r.body), rules)
-        return out.model_copy(update={"key": key})
+        return redacted_and_keyed(
+            Interaction(key="0" * 64, request=request, response=response), rules, redactor
+        )
     except (ValueError, TypeError) as e:  # pydantic's ValidationError, json.dumps failures
         raise CassetteError(f"{where}: {e}") from e
+
+
+def redacted_and_keyed(raw: Interaction, rules: MatchRules, redactor: Redacts) -> Interaction:
+    """An imported interaction redacted as one (an answer that repeats a secret of its
+    request loses it too) and keyed by its redacted request."""
+    out = redactor.redact_interaction(raw)
+    return out.model_copy(update={"key": key_of(canonical_of(out, rules))})
 
 
 def _request(raw: Any, where: str) -> Request:

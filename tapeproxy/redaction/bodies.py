@@ -102,13 +102,11 @@ def _echoes(text: str, sent: Mapping[str, str], edits: list[Edit], path: str) ->
     hits: list[Hit] = []
     for secret, detector in sent.items():
         for form in _forms(secret):
-            at = text.find(form)
-            while at >= 0:
+            for at in _occurrences(text, form):
                 end = at + len(form)
                 if not any(e.start < end and at < e.end for e in edits):
                     edits.append(Edit(at, end, marker(detector)))
                     hits.append(Hit(detector, secret, f"{path}[echoed]"))
-                at = text.find(form, end)
     return hits
 
 

@@ -252,30 +252,32 @@ class Triggers:
         # for text the automaton cannot take: lone surrogates (undecodable bytes kept)
         self._regex = re.compile("(?=" + "|".join(re.escape(w) for w in words) + ")")
 
-    def _windows(self, text: str) -> Iterator[tuple[int, str]]:
-        """`text` in overlapping windows of `_WINDOW` characters: the automaton keeps about
-        7 bytes per character of what it is given, 7 GB for a 1 GiB text in one piece."""
-        if len(text) <= _WINDOW:
-            yield 0, text
-            return
-        for at in range(0, len(text), _WINDOW):
-            yield at, text[at : at + _WINDOW + self._overlap]
+    def _in(self, text: str, overlapping: bool) -> list[int]:
+        """Where the words start in `text`, which is at most `_WINDOW` (+ overlap) long."""
+        try:
+            return [s for _, s, _ in self._words.find_matches_as_indexes(text, overlapping)]
+        except UnicodeEncodeError:
+            return [m.start() for m in self._regex.finditer(text)]
 
     def _found(self, text: str, overlapping: bool) -> Iterator[int]:
-        for at, window in self._windows(text):
-            try:
-                found = self._words.find_matches_as_indexes(window, overlapping)
-            except UnicodeEncodeError:
-                found = [(0, m.start(), 0) for m in self._regex.finditer(window)]
-            yield from (at + start for _, start, _ in found)
+        """Where the words start in `text`, read in overlapping windows of `_WINDOW`
+        characters: the automaton keeps about 7 bytes per character of what it is given,
+        7 GB for a 1 GiB text in one piece."""
+        for at in range(0, len(text), _WINDOW):
+            window = text[at : at + _WINDOW + self._overlap]
+            yield from (at + start for start in self._in(window, overlapping))
 
     def search(self, text: str) -> bool:
         """Whether `text` holds a trigger."""
-        return next(self._found(text, False), None) is not None or _has_basic(text)
+        if len(text) <= _WINDOW:
+            found = bool(self._in(text, False))
+        else:
+            found = next(self._found(text, False), None) is not None
+        return found or _has_basic(text)
 
     def starts(self, text: str) -> list[int]:
         """Where each trigger in `text` starts, in order, each place once."""
-        found = set(self._found(text, True))
+        found = set(self._in(text, True) if len(text) <= _WINDOW else self._found(text, True))
         found.update(m.start() for m in _BASIC.finditer(text))
         return sorted(found)
 

@@ -61,7 +61,7 @@ _CREDENTIAL_KEY = re.compile(
 _ASSIGNMENT_WORD = re.compile(r"api[_-]?key|secret|token|passw|credential|auth")
 """The words `context.ASSIGNMENT_RE` starts a free-text assignment with."""
 _NUMBER = re.compile(r"\s*-?\d[\d.eE+-]*\s*(?:[,}\]\r\n]|$)")
-_CLEAN_HEADERS_MAX = 1 << 16
+_MEMO_MAX = 1 << 16  # entries a scanner remembers (clean headers, kinds of keys)
 _CLEAN_VALUE_MAX = 1024
 _SCHEME_WORD = re.compile(r"^\s*(?:Bearer|Basic|Token|Bot|ApiKey)\s+", re.IGNORECASE)
 
@@ -195,7 +195,7 @@ class Scanner:
         `_named` always looks into) or to `matches` in free text (`Names.param_kind` when an
         assignment can name it), remembered: the same keys come in every answer."""
         if name not in self._key_kinds:
-            if len(self._key_kinds) >= _CLEAN_HEADERS_MAX:
+            if len(self._key_kinds) >= _MEMO_MAX:
                 self._key_kinds.clear()
             cookie = name in ("cookie", "set-cookie")
             kind = "strong" if cookie else self.names.field_kind(name)
@@ -429,7 +429,7 @@ class Scanner:
         else:
             new, hits = self._named(value, kind, name, path, 0, host, "credential-header")
         if new == value and not hits and len(value) <= _CLEAN_VALUE_MAX:
-            if len(self._clean_headers) >= _CLEAN_HEADERS_MAX:
+            if len(self._clean_headers) >= _MEMO_MAX:
                 self._clean_headers.clear()
             self._clean_headers.add((name, value))  # host and path only name what is found
         return new, hits
