@@ -16,6 +16,7 @@ import json
 import math
 import re
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -147,6 +148,11 @@ def _table(alphabet: str) -> bytes:
 _ALNUM = _table(string.ascii_letters + string.digits)
 _HEX = _table("0123456789abcdef")
 _B64 = _table(string.ascii_letters + string.digits + "+/")
+_DIGITS = _table("123456789")
+_TABLES = {"alnum": _ALNUM, "hex": _HEX, "b64": _B64, "digits": _DIGITS}
+_BLOCK = 256
+"""Bytes read from the stream at a time (more when one value needs more)."""
+_YEAR = 365 * 86_400
 
 
 class Ids:
@@ -171,7 +177,7 @@ class Ids:
     def _take(self, n: int) -> bytes:
         if self._at + n > len(self._pool):
             self._blocks += 1
-            more = hashlib.shake_256(b"%d\0" % self._blocks + self._seed).digest(max(256, n))
+            more = hashlib.shake_256(b"%d\0" % self._blocks + self._seed).digest(max(_BLOCK, n))
             self._pool, self._at = self._pool[self._at :] + more, 0
         out = self._pool[self._at : self._at + n]
         self._at += n
@@ -186,13 +192,43 @@ class Ids:
     def b64(self, n: int) -> str:
         return self._take(n).translate(_B64).decode("ascii")
 
+    def digits(self, n: int) -> str:
+        """n digits from 1 to 9 (a number of n digits, never with a leading 0)."""
+        return self._take(n).translate(_DIGITS).decode("ascii")
+
     def created(self) -> int:
         """A Unix timestamp (seconds) within a year of `EPOCH`."""
-        return self.EPOCH + int.from_bytes(self._take(4)) % (365 * 86_400)
+        return self.EPOCH + int.from_bytes(self._take(4)) % _YEAR
 
     def unit(self) -> float:
         """A float in [0, 1) (for seeded jitter and vectors)."""
         return int.from_bytes(self._take(7)) / (1 << 56)
+
+    def values(self, draws: Sequence[tuple[str, int]]) -> list[str]:
+        """What calling each (method, length) in turn gives, `created` as its digits; read at
+        once when the draws fit one block of the stream (which gives the same bytes)."""
+        sizes = [4 if method == "created" else n for method, n in draws]
+        total = sum(sizes)
+        if total > _BLOCK:
+            return [
+                str(self.created()) if method == "created" else getattr(self, method)(n)
+                for method, n in draws
+            ]
+        raw, at, out = self._take(total), 0, []
+        for (method, _), size in zip(draws, sizes, strict=True):
+            piece = raw[at : at + size]
+            at += size
+            if method == "created":
+                out.append(str(self.EPOCH + int.from_bytes(piece) % _YEAR))
+            else:
+                out.append(piece.translate(_TABLES[method]).decode("ascii"))
+        return out
+
+    def copy(self) -> Ids:
+        """An `Ids` that gives the values this one gives from here on."""
+        twin = Ids(self._seed)
+        twin._pool, twin._at, twin._blocks = self._pool, self._at, self._blocks
+        return twin
 
 
 def estimate_tokens(chars: int) -> int:

@@ -251,7 +251,7 @@ def headers(facts: RequestFacts, ids: Ids, content_type: str) -> tuple[tuple[str
         out += [
             ("x-request-id", f"req_{request_id}"),
             ("openai-version", "2020-10-01"),
-            ("openai-processing-ms", str(100 + int(ids.unit() * 400))),
+            ("openai-processing-ms", ids.digits(3)),
         ]
     return tuple(out)
 

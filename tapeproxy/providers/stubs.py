@@ -45,7 +45,8 @@ from tapeproxy.providers.answer import (
     output_tokens,
 )
 from tapeproxy.providers.llm import ToolCall
-from tapeproxy.providers.write import write
+from tapeproxy.providers.stamp import Stamps
+from tapeproxy.providers.write import STAMPED, write
 
 __all__ = ["Rule", "StubAnswer", "Stubs", "load_rules", "rule_from"]
 
@@ -325,6 +326,7 @@ class Stubs:
         self._used: Counter[int] = Counter()  # by id() of the rule: inserts move indexes
         self._answers: dict[int, Answer] = {}  # by id() of an AnswerSpec the rules hold
         self._lock = threading.Lock()
+        self._stamps = Stamps(write, STAMPED)
         self.usage: Callable[[str, int], tuple[int | None, int | None]] | None = None
         """Draws (input, output) tokens for an answer whose rule sets no usage, from the
         request key and occurrence (`--profile`: a profile's [usage] table)."""
@@ -394,12 +396,14 @@ class Stubs:
             n = self._used[id(rule)]
             self._used[id(rule)] += 1
         ids = Ids(f"{self.seed}\0{key}\0{occurrence}".encode())
-        answer = self._neutral(rule.nth(n))
+        spec = rule.nth(n)
+        answer = self._neutral(spec)
         sets_usage = answer.input_tokens is not None or answer.output_tokens is not None
         if self.usage is not None and answer.error is None and not sets_usage:
             inp, out = self.usage(key, occurrence)
             answer = replace(answer, input_tokens=inp, output_tokens=out)
-        written = write(facts, answer, ids)
+        identity = (id(spec), answer.input_tokens, answer.output_tokens)
+        written = self._stamps.write(facts, answer, ids, identity)
         offsets = None
         if rule.stream is not None and written.streamed:
             offsets = _offsets(rule.stream, len(written.events), ids)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from tapeproxy.providers import anthropic, gemini, openai
 from tapeproxy.providers.answer import Answer, Failure, Ids, RequestFacts, Written
 
-__all__ = ["write", "write_failure"]
+__all__ = ["STAMPED", "write", "write_failure"]
 
 Writer = Callable[[RequestFacts, Answer, Ids], Written]
 FailureWriter = Callable[[RequestFacts, Failure, Ids], Written]
@@ -20,6 +20,10 @@ _WRITERS: dict[str, Writer] = {
     "messages": anthropic.write_messages,
     "generate": gemini.write_generate,
 }
+
+STAMPED = frozenset({"chat", "messages", "generate"})
+"""The endpoints whose writers (answers and errors) read nothing of the request but its shape,
+the facts `stamp.Stamps` keys by: Responses and embeddings echo fields of the request body."""
 
 
 def write_failure(facts: RequestFacts, failure: Failure, ids: Ids) -> Written:
