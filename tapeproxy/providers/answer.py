@@ -208,21 +208,19 @@ class Ids:
         """What calling each (method, length) in turn gives, `created` as its digits; read at
         once when the draws fit one block of the stream (which gives the same bytes)."""
         sizes = [4 if method == "created" else n for method, n in draws]
-        total = sum(sizes)
-        if total > _BLOCK:
-            return [
-                str(self.created()) if method == "created" else getattr(self, method)(n)
-                for method, n in draws
-            ]
-        raw, at, out = self._take(total), 0, []
-        for (method, _), size in zip(draws, sizes, strict=True):
-            piece = raw[at : at + size]
-            at += size
-            if method == "created":
-                out.append(str(self.EPOCH + int.from_bytes(piece) % _YEAR))
-            else:
-                out.append(piece.translate(_TABLES[method]).decode("ascii"))
-        return out
+        if sum(sizes) > _BLOCK:
+            raws = [self._take(size) for size in sizes]
+        else:
+            whole, at, raws = self._take(sum(sizes)), 0, []
+            for size in sizes:
+                raws.append(whole[at : at + size])
+                at += size
+        return [
+            str(self.EPOCH + int.from_bytes(raw) % _YEAR)
+            if method == "created"
+            else raw.translate(_TABLES[method]).decode("ascii")
+            for (method, _), raw in zip(draws, raws, strict=True)
+        ]
 
     def copy(self) -> Ids:
         """An `Ids` that gives the values this one gives from here on."""

@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import operator
 import threading
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tapeproxy.providers.answer import Answer, Ids, RequestFacts, Written, input_tokens
+from tapeproxy.providers.write import Writer
 
 __all__ = ["Stamps"]
-
-Writer = Callable[[RequestFacts, Answer, Ids], Written]
 
 _MARK = "\x7f"
 """Placeholders are made of DEL characters, which JSON keeps as they are and no id holds."""
@@ -35,6 +34,7 @@ _CODES = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _CREATED = 9_999_999_000
 """Timestamps stand in as ten-digit numbers from here (a drawn one always has ten digits)."""
 _MAX_SHAPES = 1024
+_UNSEEN = object()
 
 
 class _Unstampable(Exception):
@@ -83,9 +83,6 @@ class _Placeholders(Ids):
     def unit(self) -> float:
         raise _Unstampable("unit")
 
-    def copy(self) -> Ids:
-        raise _Unstampable("copy")
-
 
 class _Slots[T: (str, bytes)]:
     """A text cut at its placeholders, kept as a %-format: `fill` puts a value in each place.
@@ -129,9 +126,11 @@ class _Slots[T: (str, bytes)]:
 
 @dataclass(frozen=True)
 class _Stamp:
-    """A shape's answer with placeholders: status, headers, the body and its events' ends."""
+    """A shape's answer with placeholders: status, headers, the body and its events' spans."""
 
-    written: Written
+    status: int
+    reason: str
+    streamed: bool
     kinds: tuple[tuple[str, int], ...]
     """What the writer drew, in order: (`Ids` method, length)."""
     headers: tuple[tuple[str, str | _Slots[str]], ...]
@@ -157,7 +156,8 @@ class _Stamp:
             spans.append((at, at + len(event)))
             at += len(event)
         kinds = tuple((method, n) for method, n, _ in draws)
-        return cls(written, kinds, tuple(headers), body, tuple(spans))
+        w = written
+        return cls(w.status, w.reason, w.streamed, kinds, tuple(headers), body, tuple(spans))
 
     def fill(self, ids: Ids) -> Written:
         values = ids.values(self.kinds)
@@ -168,8 +168,7 @@ class _Stamp:
             (name, v if type(v) is str else v.fill(values))  # type: ignore[union-attr]
             for name, v in self.headers
         )
-        w = self.written
-        return Written(w.status, w.reason, headers, events, w.streamed)
+        return Written(self.status, self.reason, headers, events, self.streamed)
 
 
 class Stamps:
@@ -206,11 +205,10 @@ class Stamps:
             input_tokens(answer, facts),
         )
         with self._lock:
-            known = shape in self._shapes
-            stamp = self._shapes.get(shape)
-        if stamp is not None:
+            stamp = self._shapes.get(shape, _UNSEEN)
+        if isinstance(stamp, _Stamp):
             return stamp.fill(ids)
-        if known:
+        if stamp is None:  # seen, and written directly
             return self._writer(facts, answer, ids)
         before = ids.copy()
         stamp = self._stamp(facts, answer)
