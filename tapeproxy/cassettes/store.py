@@ -40,10 +40,10 @@ __all__ = [
     "compression",
     "decompress",
     "dumps",
+    "from_document",
     "gc_paused",
     "load",
     "loads",
-    "parse_json",
     "save",
     "stamp",
     "to_json_bytes",
@@ -165,9 +165,10 @@ def decompress(data: bytes, *, source: str, limit: int = MAX_DECOMPRESSED_BYTES)
     return raw
 
 
-def parse_json(raw: bytes, *, source: str) -> Cassette:
-    """Validate decompressed cassette JSON, refusing newer formats by name."""
-    return _validate(_parse_document(raw, source), source)
+def from_document(doc: Any, *, source: str) -> Cassette:
+    """Validate a parsed cassette document, refusing newer formats by name. The document's
+    interactions list is emptied on the way (see `_validate`)."""
+    return _validate(_check_format(doc, source), source)
 
 
 @gc_paused()
@@ -188,6 +189,10 @@ def _parse_document(raw: bytes, source: str) -> dict[str, Any]:
             doc = json.loads(raw)
         except (ValueError, RecursionError) as e:
             raise CassetteError(f"{source}: not valid JSON inside the zstd frame ({e})") from e
+    return _check_format(doc, source)
+
+
+def _check_format(doc: Any, source: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise CassetteError(f"{source}: expected a JSON object with a 'format' field")
     fmt = doc.get("format")

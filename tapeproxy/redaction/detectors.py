@@ -242,8 +242,9 @@ class Triggers:
     One Aho-Corasick pass (the ``ahocorasick_rs`` package) finds every prefix at once, at
     over 200 MB/s; `re`'s alternation of the same words runs at about 20 MB/s over prose,
     trying its words at every position whose character one of them starts with, and it ran
-    over every body recorded, replayed or linted. ``basic`` in any case is looked for by a
-    regex that starts with its first letter (no lower-cased copy of a large text).
+    over every body recorded, replayed or linted. ``basic`` in any case is among the words in
+    its 32 ASCII spellings (a regex over the text took longer than the automaton); a text
+    that is not ASCII also gets the regex, which folds case as Unicode does (``Baſic``).
     """
 
     def __init__(self, words: Sequence[str]) -> None:
@@ -273,12 +274,13 @@ class Triggers:
             found = bool(self._in(text, False))
         else:
             found = next(self._found(text, False), None) is not None
-        return found or _has_basic(text)
+        return found or (not text.isascii() and _has_basic(text))
 
     def starts(self, text: str) -> list[int]:
         """Where each trigger in `text` starts, in order, each place once."""
         found = set(self._in(text, True) if len(text) <= _WINDOW else self._found(text, True))
-        found.update(m.start() for m in _BASIC.finditer(text))
+        if not text.isascii():  # the automaton has the ASCII spellings of "basic" only
+            found.update(m.start() for m in _BASIC.finditer(text))
         return sorted(found)
 
 
@@ -290,7 +292,21 @@ def _has_basic(text: str) -> bool:
     return _BASIC.search(text) is not None
 
 
-TRIGGERS = Triggers((*_TRIGGER_WORDS, *(f"gl{kind}-" for kind in _GITLAB)))
+def _spellings(word: str) -> list[str]:
+    """`word` with each of its letters in either case."""
+    out = [""]
+    for c in word:
+        out = [head + x for head in out for x in dict.fromkeys((c.lower(), c.upper()))]
+    return out
+
+
+TRIGGERS = Triggers(
+    (
+        *_TRIGGER_WORDS,
+        *(f"gl{kind}-" for kind in _GITLAB),
+        *(b + rest for b in "Bb" for rest in _spellings("asic")),  # as `_BASIC` in ASCII
+    )
+)
 """The built-in detectors' triggers."""
 
 _LEAD = 16

@@ -102,6 +102,8 @@ class Redactor:
             message, more = self.scanner.string(interaction.error.message, f"{where}error.message")
             update["error"] = interaction.error.model_copy(update={"message": message})
             hits += more
+        if all(getattr(interaction, k) is v for k, v in update.items()):
+            return interaction, hits  # nothing to redact, as for most (lint: for all)
         return interaction.model_copy(update=update), hits
 
     def scan_request(self, request: Request, where: str) -> tuple[Request, list[Hit]]:
@@ -137,6 +139,8 @@ class Redactor:
         if response.messages:
             update["messages"], found = self._messages(response.messages, f"{where}.messages")
             more = more + found
+        elif headers == response.headers and body is response.body and "chunks" not in update:
+            return response, hits + more
         return response.model_copy(update=update), hits + more
 
     def redact_message(self, message: WsMessage) -> WsMessage:
@@ -168,7 +172,7 @@ class Redactor:
         hits: list[Hit] = []
         scanner = scanner or self.scanner
         for name, value in headers:
-            new, found = scanner.header(name, value, f"{where}.{name.lower()}", host)
+            new, found = scanner.header(name, value, where, host)
             out.append((name, new))
             hits += found
         return tuple(out), hits

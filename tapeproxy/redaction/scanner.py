@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus, unquote_plus
 
@@ -30,19 +31,27 @@ from tapeproxy.redaction.context import (
 from tapeproxy.redaction.detectors import TRIGGERS, Match, TokenFinder, looks_random
 from tapeproxy.redaction.jsonscan import decode_literal, literals, parses_as_json
 from tapeproxy.redaction.placeholders import MARKER_RE, is_placeholder, marker
+from tapeproxy.redaction.quickscan import B64_RUN, Words, b64_spans
 
 __all__ = ["Edit", "Hit", "Scanner", "apply_edits", "fingerprint"]
 
 _MAX_DEPTH = 4
-_B64_RUN = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{24,}={0,2}")
+_B64_RUN = B64_RUN
 _URL_LONG_RUN = re.compile(r"[A-Za-z0-9+_-]{24}")
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 _LONG_RUN = re.compile(r"[A-Za-z0-9+/_-]{24}")
-_NAMES_TRIGGER = (
-    r"(?:key|secret|token|passw|credential|auth|session|cookie|sig)"
-    r"[a-z0-9_]{0,20}['\"\\]{0,8}\s*[:=]"
-)
+_CREDENTIAL_WORDS: tuple[str, ...] = ("key", "secret", "token", "passw", "credential", "auth")
+_CREDENTIAL_WORDS += ("session", "cookie", "sig")
+_NAME_TAIL = r"[a-z0-9_]{0,20}['\"\\]{0,8}\s*[:=]"
+_NAMES_TRIGGER = f"(?:{'|'.join(_CREDENTIAL_WORDS)}){_NAME_TAIL}"
+_NAME_TAIL_RE = re.compile(_NAME_TAIL)
+_KEY_TAIL = re.compile(r'([^"\\]{0,60})"\s*:')
+"""The rest of a `_CREDENTIAL_KEY` after its word: the end of the key and its colon."""
+_NAME_ONLY = re.compile(r"[a-z0-9_.-]*")
+"""A key `assignment_name` reads whole (it stops at its quotes)."""
+_PAIR_WORDS = ('"value', '"equalto', '"contains', '"matches', '"exact', '"prefix')
+"""Where a `_PAIR_VALUE` key can start in lower-cased text."""
 _ANSWER_HEADERS = re.compile(r"\.response\.headers\b")
 """Where other tools' files (vcrpy, HAR, WireMock) keep an answer's headers."""
 _ESCAPE = re.compile(r"u[0-9a-fA-F]{4}|[nrtbf/]")
@@ -141,9 +150,12 @@ class Scanner:
             self.model = Scanner(
                 finder, names.without_passwords(), allowlist, redact, True, model_text=True
             )
-        extra = "".join(f"|{re.escape(f)}" for f in sorted(names.fields - names.default_fields))
+        extra = sorted(names.fields - names.default_fields)
         # Matched against the lower-cased text: much faster than an IGNORECASE alternation.
-        self._names_trigger = re.compile(f"(?:{_NAMES_TRIGGER}{extra})")
+        alternatives = "".join(f"|{re.escape(f)}" for f in extra)
+        self._names_trigger = re.compile(f"(?:{_NAMES_TRIGGER}{alternatives})")
+        # json_suspicious's words: credential words, pair keys, then configured field names
+        self._json_words = Words((*_CREDENTIAL_WORDS, *_PAIR_WORDS, *extra))
 
     def allowed(self, secret: str) -> bool:
         """Whether `secret` is allow-listed (by its fingerprint)."""
@@ -174,21 +186,49 @@ class Scanner:
             or _PERCENT.search(text)
             or _HIDDEN.search(text)  # an escaped letter or slash may hide a trigger
             or _STRING_JSON.search(text)  # JSON in a string: its own names and layers
-            or _PAIR_VALUE.search(text)  # a value named by a sibling or an outer key
+            # a value named by a sibling or an outer key (found below in ASCII text, where
+            # the lower-cased text is the same match: not so for ſ or K, which fold to s, k)
+            or (not text.isascii() and _PAIR_VALUE.search(text))
         ):
             return True
         low = text.lower()
-        names = [
-            (assignment_name(low, m.start()).strip("'\"\\"), m.end())
-            for m in self._names_trigger.finditer(low)
-        ]
-        names += [(m.group(1), m.end()) for m in _CREDENTIAL_KEY.finditer(low)]
-        for name, end in names:
+        for name, end in self._json_names(low):
+            if name is None:
+                return True  # a pair key
             kind = self._key_kind(name)
             # a number under a name that only hints (audio_tokens: 0) is never a secret
             if kind is not None and not (kind == "weak" and _NUMBER.match(low, end)):
                 return True
-        return any(_b64_text(m.group()) is not None for m in _B64_RUN.finditer(text))
+        return any(_b64_text(text[s:e]) is not None for s, e in b64_spans(text))
+
+    def _json_names(self, low: str) -> Iterator[tuple[str | None, int]]:
+        """The names json_suspicious weighs in lower-cased text, with where each one's
+        assignment ends: every match of `_names_trigger` and of `_CREDENTIAL_KEY` (and more:
+        overlapping ones too), found from where their words are; ``(None, end)`` for a
+        `_PAIR_VALUE` key."""
+        pairs = len(_CREDENTIAL_WORDS)
+        extra = pairs + len(_PAIR_WORDS)
+        words = self._json_words.words
+        for at, i in self._json_words.hits(low):
+            end = at + len(words[i])
+            if i >= extra:  # a configured field name: a trigger by itself
+                yield assignment_name(low, at).strip("'\"\\"), end
+            elif i >= pairs:
+                if (m := _PAIR_VALUE.match(low, at)) is not None:
+                    yield None, m.end()
+            else:
+                quote = low.rfind('"', max(0, at - 61), at)
+                if (
+                    quote >= 0
+                    and "\\" not in low[quote + 1 : at]
+                    and (m := _KEY_TAIL.match(low, end)) is not None
+                ):
+                    key = low[quote + 1 : m.end(1)]
+                    yield key, m.end()
+                    if at - quote <= 41 and _NAME_ONLY.fullmatch(key):
+                        continue  # the assignment below would be this key again
+                if (m := _NAME_TAIL_RE.match(low, end)) is not None:
+                    yield assignment_name(low, at).strip("'\"\\"), m.end()
 
     def _key_kind(self, name: str) -> str | None:
         """What `name` is to `json_edits` (`Names.field_kind`; ``strong`` for cookies, which
@@ -410,8 +450,9 @@ class Scanner:
             hits += qh
         return edits, hits
 
-    def header(self, name: str, value: str, path: str, host: str = "") -> tuple[str, list[Hit]]:
-        """The redacted header value and what was found in it.
+    def header(self, name: str, value: str, where: str, host: str = "") -> tuple[str, list[Hit]]:
+        """The redacted header value and what was found in it (located at `where`, then the
+        lower-cased name).
 
         In an answer (a scanner for `answers`), a header whose name only hints at a credential
         (weak: ``x-ratelimit-key``, ``azureml-model-session``) is kept unless a detector proves
@@ -420,6 +461,7 @@ class Scanner:
         still redacted."""
         if (name, value) in self._clean_headers:
             return value, []  # seen before, and clean: the same headers come on every exchange
+        path = f"{where}.{name.lower()}"
         kind = self.names.header_kind(name)
         if self.answers and kind == "weak":
             kind = None
@@ -493,6 +535,22 @@ def _is_credential_pair(text: str) -> bool:
 
 def _b64_text(run: str) -> str | None:
     """The UTF-8 text a base64 run stands for, or None (binary, not base64, too big)."""
+    if len(run) <= _REMEMBERED_RUN:
+        return _short_b64_text(run)
+    return _decoded_b64_text(run)
+
+
+_REMEMBERED_RUN = 64
+
+
+@functools.lru_cache(maxsize=4096)
+def _short_b64_text(run: str) -> str | None:
+    """`_decoded_b64_text`, remembered: short runs are mostly names and ids that come back
+    in every answer (``completion_tokens_details``, a model's fingerprint)."""
+    return _decoded_b64_text(run)
+
+
+def _decoded_b64_text(run: str) -> str | None:
     if len(run) > 65536 or len(set(run)) < 10:
         return None
     try:

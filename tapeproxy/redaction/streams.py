@@ -18,6 +18,8 @@ import json
 import re
 from typing import Any
 
+from tapeproxy.redaction.quickscan import has_standard_run
+
 __all__ = ["joined_texts", "may_hold_events"]
 
 _MAX_DEPTH = 5
@@ -34,9 +36,10 @@ def joined_texts(doc: Any, path: str = "") -> list[tuple[str, str, int]]:
     return out
 
 
-_EVENTISH = re.compile(r'\}\s*,\s*\{|data:|"\s*[\[{]|[A-Za-z0-9+/]{32}')
+_EVENTISH = re.compile(r'\}\s*,\s*\{|data:|"\s*[\[{]')
 """In a JSON text: two objects in a row (a list of them), an SSE line, a string that holds
-JSON, NDJSON or a long base64 run: what `joined_texts` can find a sequence of events in."""
+JSON or NDJSON; or else a long base64 run (`has_standard_run`): what `joined_texts` can find
+a sequence of events in."""
 
 
 def may_hold_events(text: str) -> bool:
@@ -47,7 +50,7 @@ def may_hold_events(text: str) -> bool:
         return False
     if text.lstrip()[:1] not in ("{", "["):
         return True  # SSE, NDJSON or base64 text: looked into as it is
-    return _EVENTISH.search(text) is not None
+    return _EVENTISH.search(text) is not None or has_standard_run(text, 32)
 
 
 def _walk(value: Any, path: str, depth: int, out: list[tuple[str, str, int]]) -> None:

@@ -28,9 +28,9 @@ from tapeproxy.cassettes.store import (
     check_writable,
     decompress,
     dumps,
+    from_document,
     load,
     loads,
-    parse_json,
     save,
     to_json_bytes,
 )
@@ -217,7 +217,7 @@ def test_fields_a_later_1x_writer_added_are_kept_on_save(tmp_path: Path) -> None
     doc["interactions"][0]["request"]["note"] = "kept"
     doc["interactions"][0]["response"]["trailers"] = [["x-t", "1"]]
     doc["interactions"][0]["timing"]["dns_ms"] = 1.5
-    cassette = parse_json(json.dumps(doc).encode(), source="x")
+    cassette = from_document(json.loads(json.dumps(doc)), source="x")
     save(tmp_path / "c.json.zst", cassette)
     again = json.loads(decompress((tmp_path / "c.json.zst").read_bytes(), source="c"))
     assert again == doc
@@ -227,7 +227,7 @@ def test_a_known_field_of_the_wrong_type_is_still_refused() -> None:
     doc = json.loads(to_json_bytes(sample_cassette()))
     doc["interactions"][0]["response"]["status"] = "two hundred"
     with pytest.raises(CassetteError, match=r"interactions\[0\]"):
-        parse_json(json.dumps(doc).encode(), source="x")
+        from_document(json.loads(json.dumps(doc)), source="x")
 
 
 @pytest.mark.parametrize("shared", [True, False])
@@ -244,7 +244,7 @@ def test_a_header_injected_in_the_file_is_refused_naming_the_interaction(shared:
         CassetteError,
         match=rf"interactions\[{last}\] .* response\.headers: header 'x-a' has a CR, LF or NUL",
     ):
-        parse_json(json.dumps(doc).encode(), source="x")
+        from_document(json.loads(json.dumps(doc)), source="x")
 
 
 # ---- crash safety ------------------------------------------------------------------------------

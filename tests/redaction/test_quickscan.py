@@ -1,0 +1,148 @@
+"""The quick finders equal the regexes they stand for, on generated texts of every kind.
+
+Each text mixes prose, JSON, base64 and base64url runs of lengths around the threshold, runs
+glued to padding and to other runs, non-ASCII letters and lone surrogates; the quick finder and
+the regex must give the same spans (`b64_spans`), the same places (`Words`), and
+`Scanner.json_suspicious` must weigh every name the old regexes found.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tapeproxy.redaction import quickscan
+from tapeproxy.redaction.context import Names, assignment_name
+from tapeproxy.redaction.detectors import TRIGGERS, TokenFinder
+from tapeproxy.redaction.quickscan import B64_RUN, Words, b64_spans, has_standard_run
+from tapeproxy.redaction.scanner import _CREDENTIAL_KEY, _NAMES_TRIGGER, _PAIR_VALUE, Scanner
+
+_RUN = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-"
+
+
+def _piece(rng: random.Random) -> str:
+    kind = rng.randrange(10)
+    if kind == 0:
+        return "".join(rng.choice(_RUN) for _ in range(rng.randrange(18, 30)))
+    if kind == 1:
+        raw = bytes(rng.randrange(256) for _ in range(rng.randrange(10, 40)))
+        return base64.b64encode(raw).decode()
+    if kind == 2:
+        return base64.urlsafe_b64encode(rng.randbytes(rng.randrange(10, 40))).decode()
+    if kind == 3:
+        return rng.choice(["=", "==", "===", "=a", " ", "\n", '"', ":", "\\", "%2F"])
+    if kind == 4:
+        return rng.choice(["é", "ß", "日本", "ſ", "K", "İ", "\udcff"])
+    if kind == 5:
+        return rng.choice(['"api_key": ', '"Token":', "secret=", '"equalTo": ', "Basic "])
+    if kind == 6:
+        return rng.choice(['"values" :', '"prompt_tokens": 12', '"key_id": "k"', "passwd="])
+    return rng.choice(["lorem ", "ipsum ", "dolor ", "{", "}", "[", "]", ",", "0.5", "tokens"])
+
+
+def _texts(seed: int, count: int) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(_piece(rng) for _ in range(rng.randrange(1, 60))) for _ in range(count)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_b64_spans_are_the_regex_spans(seed: int) -> None:
+    for text in _texts(seed, 500):
+        assert b64_spans(text) == [m.span() for m in B64_RUN.finditer(text)], text
+
+
+@given(st.text(alphabet=_RUN + "=. \n\"'é", max_size=200))
+@settings(max_examples=300, deadline=None)
+def test_b64_spans_are_the_regex_spans_on_any_text(text: str) -> None:
+    assert b64_spans(text) == [m.span() for m in B64_RUN.finditer(text)]
+
+
+_WORDS = ("key", "secret", "token", "sig", "signature", "ab", "b")
+
+
+def _regex_hits(words: tuple[str, ...], text: str) -> list[tuple[int, int]]:
+    return sorted(
+        (m.start(), i)
+        for i, w in enumerate(words)
+        for m in re.finditer(f"(?=({re.escape(w)}))", text)
+    )
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_words_finds_every_overlapping_place(seed: int) -> None:
+    words = Words(_WORDS)
+    for text in _texts(seed, 300):
+        text = text.lower() + " signatures keys abba"
+        assert words.hits(text) == _regex_hits(_WORDS, text)
+
+
+def test_words_reads_a_long_text_in_windows_without_losing_a_word_across_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(quickscan, "_WINDOW", 64)
+    words = Words(_WORDS)
+    text = "".join(_texts(7, 40)).lower()
+    text = text[:60] + "signature" + text[60:130] + "secret" + text[130:]  # across windows
+    assert len(text) > 10 * 64
+    assert words.hits(text) == _regex_hits(_WORDS, text)
+
+
+def test_a_text_with_a_lone_surrogate_goes_through_the_regex() -> None:
+    words = Words(_WORDS)
+    text = "a \udcff secret signature \udc80 key"
+    assert words.hits(text) == _regex_hits(_WORDS, text)
+
+
+def _old_names(scanner: Scanner, low: str) -> set[tuple[str, int]]:
+    """The names the regexes `json_suspicious` ran before weighed."""
+    names = {
+        (assignment_name(low, m.start()).strip("'\"\\"), m.end())
+        for m in scanner._names_trigger.finditer(low)
+    }
+    return names | {(m.group(1), m.end()) for m in _CREDENTIAL_KEY.finditer(low)}
+
+
+@pytest.mark.parametrize("fields", [(), ("clientsecretvalue", "x-my-pass")])
+def test_json_suspicious_weighs_every_name_the_regexes_found(fields: tuple[str, ...]) -> None:
+    names = Names(fields=frozenset(fields)) if fields else Names()
+    scanner = Scanner(TokenFinder(), names, frozenset(), redact=False)
+    assert re.compile(_NAMES_TRIGGER)  # the old trigger is kept for free text
+    for text in _texts(11, 600):
+        text += ' "x-my-pass": "a", {"my api key" : 1}, "clientsecretvalue": 2'
+        low = text.lower()
+        found = list(scanner._json_names(low))
+        assert _old_names(scanner, low) <= {n for n in found if n[0] is not None}, text
+        pairs = any(n is None for n, _ in found)
+        assert pairs == (text.isascii() and _PAIR_VALUE.search(text) is not None) or (
+            not text.isascii()
+        ), text
+
+
+def test_basic_in_any_case_is_a_trigger_as_the_regex_says() -> None:
+    for word in ("Basic", "bAsIc", "BASIC", "basic"):
+        assert TRIGGERS.search(f"x {word} y")
+        assert TRIGGERS.starts(f"x {word} y") == [2]
+    assert TRIGGERS.search("Baſic")  # Unicode case folding: the regex, for non-ASCII text
+    assert not TRIGGERS.search("Bas ic abasi")
+
+
+@pytest.mark.parametrize("length", [24, 32])
+def test_has_standard_run_is_the_regex_search(length: int) -> None:
+    regex = re.compile(f"[A-Za-z0-9+/]{{{length}}}")
+    texts = _texts(5, 400)
+    texts += ["a" * (length - 1) + "é" + "a" * 5, "a" * (length - 1) + "_a", "a" * length]
+    for text in texts:
+        assert has_standard_run(text, length) == (regex.search(text) is not None), text
+
+
+def test_long_texts_are_not_copied_to_find_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over the copy limit the finders use their regexes, and agree all the same."""
+    monkeypatch.setattr(quickscan, "_COPY_MAX", 16)
+    for text in _texts(9, 200):
+        assert b64_spans(text) == [m.span() for m in B64_RUN.finditer(text)]
+        assert has_standard_run(text, 32) == (re.search("[A-Za-z0-9+/]{32}", text) is not None)
