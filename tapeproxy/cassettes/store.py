@@ -15,13 +15,15 @@ import contextlib
 import dataclasses
 import fcntl
 import gc
+import io
 import json
 import os
+import re
 import secrets
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pydantic_core
 import zstandard
@@ -81,11 +83,71 @@ def gc_paused() -> Iterator[None]:
 
 def to_json_bytes(cassette: Cassette) -> bytes:
     """The cassette as canonical JSON: sorted keys, fixed separators, empty fields left out."""
+    return b"".join(_pieces(*_document(cassette)))
+
+
+_LARGE = 1 << 20
+"""A body at least this long is set aside while the document is dumped (`_document`)."""
+_PIECE = 1 << 20
+_MARK = secrets.token_hex(16)
+"""Stands in the dumped document for a large string set aside (random: no body holds it)."""
+_MARKED = re.compile(f'"{_MARK}:(\\d+)"')
+
+
+def _document(cassette: Cassette) -> tuple[str, list[str]]:
+    """The canonical JSON text, with the strings of large bodies set aside, each replaced
+    by a mark that `_pieces` puts it back at.
+
+    `json.dumps` holds each string it writes twice over (its escaped copy, then the joined
+    document): for a 64 MiB answer, 170 MiB more than the cassette already holds. Set
+    aside, a large body is escaped and encoded a piece at a time instead."""
     data = cassette.model_dump(mode="json", exclude_none=True)
+    large: list[str] = []
+    for model, dumped in zip(cassette.interactions, data.get("interactions", ()), strict=True):
+        if _has_large_body(model):
+            _set_aside(dumped, large)
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    # Lone surrogates (mitmproxy decodes undecodable header bytes with surrogateescape) can
-    # only sit inside JSON strings, where the "\udcXX" escape reads back as the same string.
-    return text.encode("utf-8", "backslashreplace")
+    return text, large
+
+
+def _has_large_body(interaction: Interaction) -> bool:
+    bodies = [interaction.request.body]
+    if (response := interaction.response) is not None:
+        bodies += [response.body, *(m[3] for m in response.messages or ())]
+    return any(b is not None and len(b.text or b.base64 or "") >= _LARGE for b in bodies)
+
+
+def _set_aside(node: Any, large: list[str]) -> None:
+    """Replace every string of `_LARGE` characters or more under `node` with a mark."""
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    for k, v in list(items):
+        if isinstance(v, str) and len(v) >= _LARGE:
+            node[k] = f"{_MARK}:{len(large)}"
+            large.append(v)
+        elif isinstance(v, (dict, list)):
+            _set_aside(v, large)
+
+
+def _pieces(text: str, large: list[str]) -> Iterator[bytes]:
+    """The document as UTF-8, a piece at a time, each large string back in its place as
+    `json.dumps` would have written it (its escapes are per character, so the escaped
+    pieces of a string join to the escaped string).
+
+    Lone surrogates (mitmproxy decodes undecodable header bytes with surrogateescape) can
+    only sit inside JSON strings, where the "\\udcXX" escape reads back as the same string.
+    A slice of a str never splits a character, so the pieces join to the whole encoding."""
+    parts = _MARKED.split(text) if large else [text]
+    for i, part in enumerate(parts):
+        if i % 2:  # the number of a string set aside
+            value = large[int(part)]
+            yield b'"'
+            for at in range(0, len(value), _PIECE):
+                escaped = json.dumps(value[at : at + _PIECE], ensure_ascii=False)[1:-1]
+                yield escaped.encode("utf-8", "backslashreplace")
+            yield b'"'
+        else:
+            for at in range(0, len(part), _PIECE):
+                yield part[at : at + _PIECE].encode("utf-8", "backslashreplace")
 
 
 def compression(size: int) -> zstandard.ZstdCompressionParameters:
@@ -119,8 +181,26 @@ def compression(size: int) -> zstandard.ZstdCompressionParameters:
 
 def dumps(cassette: Cassette) -> bytes:
     """Serialise a cassette to the bytes of a `.json.zst` file."""
-    raw = to_json_bytes(cassette)
-    return zstandard.ZstdCompressor(compression_params=compression(len(raw))).compress(raw)
+    out = io.BytesIO()
+    _write_compressed(cassette, out)
+    return out.getvalue()
+
+
+def _write_compressed(cassette: Cassette, out: BinaryIO) -> None:
+    """Write a cassette's `.json.zst` bytes to `out` as they are made.
+
+    The JSON text is encoded and compressed a piece at a time, large bodies escaped a piece
+    at a time, and the compressed bytes go straight to `out`: saving a cassette with a 64 MiB
+    answer holds little more than the cassette itself (192 MiB more before)."""
+    text, large = _document(cassette)
+    if large or not text.isascii():  # (the pieces are made twice: the size comes first)
+        size = sum(len(piece) for piece in _pieces(text, large))
+    else:
+        size = len(text)
+    compressor = zstandard.ZstdCompressor(compression_params=compression(size))
+    with compressor.stream_writer(out, size=size, closefd=False) as writer:
+        for piece in _pieces(text, large):
+            writer.write(piece)
 
 
 def loads(data: bytes, *, source: str = "<bytes>", limit: int = MAX_DECOMPRESSED_BYTES) -> Cassette:
@@ -266,16 +346,11 @@ def save(path: str | os.PathLike[str], cassette: Cassette) -> bool:
         CassetteWriteError: the file could not be written; any previous file is untouched.
     """
     p = _target(Path(path))
-    data = dumps(cassette)
-    with contextlib.suppress(OSError):
-        if p.read_bytes() == data:
-            return False
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(p, data)
+        return write_atomic(p, lambda f: _write_compressed(cassette, f), unless_same=True)
     except OSError as e:
         raise CassetteWriteError(f"{p}: cannot write cassette ({e.strerror or e})") from e
-    return True
 
 
 Stamp = tuple[int, int, int]
@@ -381,9 +456,19 @@ def _target(path: Path) -> Path:
     return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(
+    path: Path, data: bytes | Callable[[BinaryIO], None], unless_same: bool = False
+) -> bool:
     """Write a file whole or not at all (temp file, fsync, rename); a file that exists keeps
-    its mode."""
+    its mode.
+
+    Args:
+        data: the content, or what writes it to the open temp file.
+        unless_same: leave a file that already holds exactly this content untouched.
+
+    Returns:
+        False when `unless_same` found the content already there, else True.
+    """
     # Not tempfile.mkstemp: its 0600 mode would stick to a new cassette; os.open with 0o666
     # lets the umask decide, as for any file the user writes. A file that exists keeps its mode.
     try:
@@ -396,8 +481,14 @@ def write_atomic(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             if mode is not None:
                 os.fchmod(f.fileno(), mode)
-            f.write(data)
+            if isinstance(data, bytes):
+                f.write(data)
+            else:
+                data(f)
             f.flush()
+            if unless_same and mode is not None and _same_content(tmp, path):
+                os.unlink(tmp)
+                return False
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -409,3 +500,20 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+    return True
+
+
+def _same_content(a: Path, b: Path) -> bool:
+    """Whether two files hold the same bytes, read a block at a time."""
+    try:
+        if a.stat().st_size != b.stat().st_size:
+            return False
+        with a.open("rb") as fa, b.open("rb") as fb:
+            while True:
+                block = fa.read(1 << 20)
+                if block != fb.read(1 << 20):
+                    return False
+                if not block:
+                    return True
+    except OSError:
+        return False

@@ -59,7 +59,11 @@ def body_edits(
     is_json = not sse and parses_as_json(text)
     if is_json and not echoed and not scanner.json_suspicious(text):
         return [], []
-    if not sse and not is_json and not echoed and not scanner.suspicious(text):
+    form = not sse and not is_json and ("x-www-form-urlencoded" in ct or bool(_FORM.match(text)))
+    # A large binary body goes straight to its own scan: `suspicious` would lower-case a copy
+    # of it (64 MiB more for a 64 MiB image) to decide what that scan decides anyway.
+    binary = not sse and not is_json and not form and len(text) >= _LARGE and _looks_binary(text)
+    if not sse and not is_json and not echoed and not binary and not scanner.suspicious(text):
         return [], []  # (not for SSE: a trigger may be split across events)
     strings: list[tuple[int, int]] | None = None  # a JSON body's string literals, when found
     if sse:
@@ -67,9 +71,9 @@ def body_edits(
     elif is_json:
         edits, hits = scanner.json_edits(text, path)
         strings = []
-    elif "x-www-form-urlencoded" in ct or _FORM.match(text):
+    elif form:
         edits, hits = scanner.form_edits(text, path)
-    elif _looks_binary(text):
+    elif binary or _looks_binary(text):
         # no text layers to decode, and no words: a token may follow any byte (and the raw
         # pass below would add nothing: these are its detectors, without a word boundary)
         found = [m for m in scanner.finder.find(text, glued=True) if not scanner.allowed(m.secret)]
@@ -118,6 +122,7 @@ def _forms(secret: str) -> tuple[str, ...]:
 
 
 _SAMPLE = 4096
+_LARGE = 1 << 20
 
 
 def _looks_binary(text: str) -> bool:

@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from tapeproxy.cassettes import store
 from tapeproxy.cassettes.model import (
     Body,
+    Cassette,
     Interaction,
     Request,
     Response,
@@ -253,6 +255,7 @@ _WRITER = """
 import os, sys, time
 from tapeproxy.cassettes.model import (
     Body,
+    Cassette,
     Interaction,
     Request,
     Response,
@@ -445,3 +448,70 @@ def test_cassettes_over_the_limit_still_round_trip() -> None:
     data = dumps(cassette)
     assert zstandard.get_frame_parameters(data).content_size == len(raw)
     assert loads(data) == cassette
+
+
+def _plain_dump(cassette: Cassette) -> bytes:
+    """The canonical JSON as one json.dumps writes it: what set-aside bodies must equal."""
+    data = cassette.model_dump(mode="json", exclude_none=True)
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8", "backslashreplace")
+
+
+_AWKWARD = 'a"b\\c\n\t\x00\x1f é 日本 \udcff \u2028 ' * 3
+
+
+@pytest.mark.parametrize("large", [8, 64, 1 << 20])
+def test_large_bodies_set_aside_are_written_as_json_dumps_writes_them(
+    large: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bodies over the limit are escaped piece by piece (pieces of 7 characters here, so
+    that escapes, surrogates and wide characters fall on every boundary): the bytes are
+    those of one plain dump, and they load back the same."""
+    monkeypatch.setattr(store, "_LARGE", large)
+    monkeypatch.setattr(store, "_PIECE", 7)
+    rng = random.Random(large)
+    text = "".join(rng.choice(_AWKWARD) for _ in range(300))
+    binary = Body(base64=base64.b64encode(rng.randbytes(90)).decode())
+    ws = Response(
+        status=101,
+        reason="Switching Protocols",
+        http_version="HTTP/1.1",
+        headers=(("upgrade", "websocket"),),
+        messages=((0.0, "client", "text", Body(text=text)), (1.0, "server", "binary", binary)),
+    )
+    answer = Response(
+        status=200, reason="OK", http_version="HTTP/1.1", headers=(), body=Body(text=text)
+    )
+    request = chat_request().model_copy(update={"body": Body(text=text[::-1])})
+    extra = (
+        Interaction(key="a" * 64, request=request, response=ws),
+        Interaction(key="b" * 64, request=chat_request("x"), response=answer),
+    )
+    base = sample_cassette()
+    cassette = base.model_copy(update={"interactions": (*base.interactions, *extra)})
+    assert to_json_bytes(cassette) == _plain_dump(cassette)
+    data = dumps(cassette)
+    assert decompress(data, source="x") == _plain_dump(cassette)
+    assert loads(data) == cassette
+
+
+def test_saving_a_large_body_holds_little_more_than_the_cassette(tmp_path: Path) -> None:
+    import tracemalloc
+
+    body = Body.from_bytes(random.Random(1).randbytes(8 << 20))
+    assert body is not None and body.base64 is not None
+    big = Interaction(
+        key="c" * 64,
+        request=chat_request(),
+        response=Response(status=200, reason="OK", http_version="HTTP/1.1", headers=(), body=body),
+    )
+    cassette = sample_cassette().model_copy(update={"interactions": (big,)})
+    tracemalloc.start()
+    try:
+        save(tmp_path / "big.json.zst", cassette)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # the body's base64 is 10.7 MiB; a plain dump held it twice more over (21 MiB)
+    assert peak < len(body.base64) // 2, peak
+    assert load(tmp_path / "big.json.zst") == cassette

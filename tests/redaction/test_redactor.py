@@ -494,3 +494,32 @@ def test_a_configured_field_name_passes_the_json_quick_check() -> None:
     scanner = Redactor(extra_fields=["customer_ref"]).scanner
     assert scanner.json_edits(text, "")[1] and scanner.json_suspicious(text)
     assert not Redactor().scanner.json_suspicious(text)
+
+
+@pytest.mark.parametrize("name", ["anthropic-api", "google-api"])
+def test_a_large_binary_answer_is_scanned_without_a_lower_cased_copy(name: str) -> None:
+    """An 8 MiB binary answer: a key glued into it is found (token detectors with no word
+    boundary), and a clean one is scanned without a copy of the body (the cheap text
+    prefilter, which lower-cases a copy when no trigger comes first, is for text)."""
+    import tracemalloc
+
+    from tapeproxy.redaction.bodies import body_edits
+
+    rng = random.Random(name)
+    secret = next(f for f in FORMATS if f.name == name).make(rng)
+    # no ASCII at all in the clean one, so no trigger ends the text prefilter early
+    clean = rng.randbytes(8 << 20).translate(bytes(b | 0x80 for b in range(256)))
+    data = bytearray(clean)
+    data[1 << 21 : (1 << 21) + len(secret)] = secret.encode()
+    scanner = Redactor.from_config({}).answers
+    edits, hits = body_edits(scanner, data.decode("latin-1"), "application/octet-stream", "x")
+    assert [h.secret for h in hits] == [secret]
+    assert [(e.start, e.end) for e in edits] == [(1 << 21, (1 << 21) + len(secret))]
+    text = clean.decode("latin-1")
+    tracemalloc.start()
+    try:
+        assert body_edits(scanner, text, "application/octet-stream", "x") == ([], [])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < len(text) // 4, peak
