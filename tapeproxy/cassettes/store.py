@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import filecmp
 import gc
 import io
 import json
@@ -46,6 +47,7 @@ __all__ = [
     "gc_paused",
     "load",
     "loads",
+    "read_json",
     "save",
     "stamp",
     "to_json_bytes",
@@ -253,23 +255,31 @@ def from_document(doc: Any, *, source: str) -> Cassette:
 
 @gc_paused()
 def _parse_document(raw: bytes, source: str) -> dict[str, Any]:
-    """Parse the JSON document and check its format; `raw` can be freed once this returns.
+    """Parse the JSON document and check its format; `raw` can be freed once this returns."""
+    try:
+        doc = read_json(raw)
+    except (ValueError, RecursionError) as e:
+        raise CassetteError(f"{source}: not valid JSON inside the zstd frame ({e})") from e
+    return _check_format(doc, source)
+
+
+def read_json(raw: bytes | str) -> Any:
+    """A JSON document, parsed once.
 
     pydantic-core's parser is used first: it is about twice as fast as the standard one, and
     it shares the many repeated short strings (header names and values) instead of holding
     one copy per interaction (10,000 interactions: 0.45 s and +51 MiB, against 0.63 s and
     +125 MiB). It refuses lone surrogates (``"\\udcXX"``, which cassettes hold for header
-    bytes that were not UTF-8), so those documents, and broken ones, go through the standard
-    parser, which reads them and words the errors.
+    bytes that were not UTF-8) and NaN, so those documents, and broken ones, go through the
+    standard parser, which reads them and words the errors.
+
+    Raises:
+        ValueError, RecursionError: `raw` is not JSON.
     """
     try:
-        doc: Any = pydantic_core.from_json(raw, cache_strings="all")
+        return pydantic_core.from_json(raw, cache_strings="all")
     except ValueError:
-        try:
-            doc = json.loads(raw)
-        except (ValueError, RecursionError) as e:
-            raise CassetteError(f"{source}: not valid JSON inside the zstd frame ({e})") from e
-    return _check_format(doc, source)
+        return json.loads(raw)
 
 
 def _check_format(doc: Any, source: str) -> dict[str, Any]:
@@ -486,7 +496,7 @@ def write_atomic(
             else:
                 data(f)
             f.flush()
-            if unless_same and mode is not None and _same_content(tmp, path):
+            if unless_same and mode is not None and _same_content(tmp, path):  # (it exists)
                 os.unlink(tmp)
                 return False
             os.fsync(f.fileno())
@@ -504,16 +514,8 @@ def write_atomic(
 
 
 def _same_content(a: Path, b: Path) -> bool:
-    """Whether two files hold the same bytes, read a block at a time."""
+    """Whether two files hold the same bytes (read a block at a time)."""
     try:
-        if a.stat().st_size != b.stat().st_size:
-            return False
-        with a.open("rb") as fa, b.open("rb") as fb:
-            while True:
-                block = fa.read(1 << 20)
-                if block != fb.read(1 << 20):
-                    return False
-                if not block:
-                    return True
+        return filecmp.cmp(a, b, shallow=False)
     except OSError:
         return False

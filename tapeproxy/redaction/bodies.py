@@ -59,10 +59,10 @@ def body_edits(
     is_json = not sse and parses_as_json(text)
     if is_json and not echoed and not scanner.json_suspicious(text):
         return [], []
-    form = not sse and not is_json and ("x-www-form-urlencoded" in ct or bool(_FORM.match(text)))
     # A large binary body goes straight to its own scan: `suspicious` would lower-case a copy
     # of it (64 MiB more for a 64 MiB image) to decide what that scan decides anyway.
-    binary = not sse and not is_json and not form and len(text) >= _LARGE and _looks_binary(text)
+    large = not sse and not is_json and len(text) >= _LARGE
+    binary = large and not _is_form(text, ct) and _looks_binary(text)
     if not sse and not is_json and not echoed and not binary and not scanner.suspicious(text):
         return [], []  # (not for SSE: a trigger may be split across events)
     strings: list[tuple[int, int]] | None = None  # a JSON body's string literals, when found
@@ -71,9 +71,9 @@ def body_edits(
     elif is_json:
         edits, hits = scanner.json_edits(text, path)
         strings = []
-    elif form:
+    elif _is_form(text, ct):
         edits, hits = scanner.form_edits(text, path)
-    elif binary or _looks_binary(text):
+    elif binary if large else _looks_binary(text):
         # no text layers to decode, and no words: a token may follow any byte (and the raw
         # pass below would add nothing: these are its detectors, without a word boundary)
         found = [m for m in scanner.finder.find(text, glued=True) if not scanner.allowed(m.secret)]
@@ -123,6 +123,10 @@ def _forms(secret: str) -> tuple[str, ...]:
 
 _SAMPLE = 4096
 _LARGE = 1 << 20
+
+
+def _is_form(text: str, content_type: str) -> bool:
+    return "x-www-form-urlencoded" in content_type or _FORM.match(text) is not None
 
 
 def _looks_binary(text: str) -> bool:

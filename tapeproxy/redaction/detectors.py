@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
 import math
 import re
 import zlib
@@ -292,19 +293,11 @@ def _has_basic(text: str) -> bool:
     return _BASIC.search(text) is not None
 
 
-def _spellings(word: str) -> list[str]:
-    """`word` with each of its letters in either case."""
-    out = [""]
-    for c in word:
-        out = [head + x for head in out for x in dict.fromkeys((c.lower(), c.upper()))]
-    return out
-
-
 TRIGGERS = Triggers(
     (
         *_TRIGGER_WORDS,
         *(f"gl{kind}-" for kind in _GITLAB),
-        *(b + rest for b in "Bb" for rest in _spellings("asic")),  # as `_BASIC` in ASCII
+        *map("".join, itertools.product(*(c + c.upper() for c in "basic"))),  # as `_BASIC`
     )
 )
 """The built-in detectors' triggers."""

@@ -139,7 +139,7 @@ class Redactor:
         if response.messages:
             update["messages"], found = self._messages(response.messages, f"{where}.messages")
             more = more + found
-        elif headers == response.headers and body is response.body and "chunks" not in update:
+        elif headers == response.headers and body is response.body:  # (then no chunk moved)
             return response, hits + more
         return response.model_copy(update=update), hits + more
 

@@ -36,13 +36,13 @@ from tapeproxy.redaction.quickscan import B64_RUN, Words, b64_spans
 __all__ = ["Edit", "Hit", "Scanner", "apply_edits", "fingerprint"]
 
 _MAX_DEPTH = 4
-_B64_RUN = B64_RUN
 _URL_LONG_RUN = re.compile(r"[A-Za-z0-9+_-]{24}")
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 _LONG_RUN = re.compile(r"[A-Za-z0-9+/_-]{24}")
-_CREDENTIAL_WORDS: tuple[str, ...] = ("key", "secret", "token", "passw", "credential", "auth")
-_CREDENTIAL_WORDS += ("session", "cookie", "sig")
+_CREDENTIAL_WORDS = (
+    *("key", "secret", "token", "passw", "credential", "auth", "session", "cookie", "sig"),
+)
 _NAME_TAIL = r"[a-z0-9_]{0,20}['\"\\]{0,8}\s*[:=]"
 _NAMES_TRIGGER = f"(?:{'|'.join(_CREDENTIAL_WORDS)}){_NAME_TAIL}"
 _NAME_TAIL_RE = re.compile(_NAME_TAIL)
@@ -272,7 +272,7 @@ class Scanner:
     def pair_matches(self, text: str) -> list[Match]:
         """Base64 runs that decode to ``user:password`` (Basic credentials without a scheme)."""
         out = []
-        for m in _B64_RUN.finditer(text):
+        for m in B64_RUN.finditer(text):
             decoded = _b64_text(m.group())
             if decoded is not None and _is_credential_pair(decoded) and not self.allowed(m.group()):
                 out.append(Match(m.start(), m.end(), "basic-auth", m.group()))
@@ -320,7 +320,7 @@ class Scanner:
 
     def _base64_layer(self, value: str, path: str, depth: int) -> tuple[str, list[Hit]]:
         edits, hits = [], []
-        for m in list(_B64_RUN.finditer(value))[:64]:
+        for m in list(B64_RUN.finditer(value))[:64]:
             decoded = _b64_text(m.group())
             if decoded is None:
                 continue
