@@ -207,26 +207,37 @@ class Ids:
     def values(self, draws: Sequence[tuple[str, int]]) -> list[str]:
         """What calling each (method, length) in turn gives, `created` as its digits; read at
         once when the draws fit one block of the stream (which gives the same bytes)."""
-        sizes = [4 if method == "created" else n for method, n in draws]
-        if sum(sizes) > _BLOCK:
-            raws = [self._take(size) for size in sizes]
-        else:
-            whole, at, raws = self._take(sum(sizes)), 0, []
-            for size in sizes:
-                raws.append(whole[at : at + size])
-                at += size
-        return [
-            str(self.EPOCH + int.from_bytes(raw) % _YEAR)
-            if method == "created"
-            else raw.translate(_TABLES[method]).decode("ascii")
-            for (method, _), raw in zip(draws, raws, strict=True)
-        ]
+        total, cuts = _plan(tuple(draws))
+        if total > _BLOCK:
+            return [_render(self._take(b - a), table) for a, b, table in cuts]
+        whole = self._take(total)
+        return [_render(whole[a:b], table) for a, b, table in cuts]
 
     def copy(self) -> Ids:
         """An `Ids` that gives the values this one gives from here on."""
         twin = Ids(self._seed)
         twin._pool, twin._at, twin._blocks = self._pool, self._at, self._blocks
         return twin
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(
+    draws: tuple[tuple[str, int], ...],
+) -> tuple[int, tuple[tuple[int, int, bytes | None], ...]]:
+    """The bytes `Ids.values` takes for these draws: their total, and each draw's span of them
+    with its table (None: a `created` timestamp)."""
+    cuts, at = [], 0
+    for method, n in draws:
+        size = 4 if method == "created" else n
+        cuts.append((at, at + size, None if method == "created" else _TABLES[method]))
+        at += size
+    return at, tuple(cuts)
+
+
+def _render(raw: bytes, table: bytes | None) -> str:
+    if table is None:
+        return str(Ids.EPOCH + int.from_bytes(raw) % _YEAR)
+    return raw.translate(table).decode("ascii")
 
 
 def estimate_tokens(chars: int) -> int:

@@ -8,6 +8,7 @@ provider by its host.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -51,33 +52,38 @@ def _endpoint(path: str) -> Endpoint | None:
     return None
 
 
-def read_request(method: str, url: str, body: bytes) -> RequestFacts | None:
+def read_request(method: str, url: str, body: bytes, parsed: Any = None) -> RequestFacts | None:
     """The facts of an LLM API request, or None when the path names no API known here (or
-    the method is not POST)."""
+    the method is not POST).
+
+    Args:
+        parsed: the body's JSON document, when the caller has parsed it already (None: the
+            body is parsed here).
+    """
     if method.upper() != "POST":
         return None
-    parts = urlsplit(url)
-    endpoint = _endpoint(parts.path)
-    if endpoint is None:
+    by_url = _url_facts(url)
+    if by_url is None:
         return None
-    try:
-        doc = json.loads(body) if body else {}
-    except ValueError:
-        doc = {}
+    endpoint, provider, host, sse, path_model, path_stream, deployment = by_url
+    if parsed is not None:
+        doc = parsed
+    else:
+        try:
+            doc = json.loads(body) if body else {}
+        except ValueError:
+            doc = {}
     if not isinstance(doc, dict):
         doc = {}
-    sse = "alt=" in parts.query and parse_qs(parts.query).get("alt") == ["sse"]
     model = doc.get("model") if isinstance(doc.get("model"), str) else None
     stream = doc.get("stream") is True
     if endpoint == "generate":
-        found = _GEMINI_MODEL.search(parts.path)
-        assert found is not None
-        model, stream = found.group(1), found.group(2) is not None
-    elif (deployment := _AZURE_DEPLOYMENT.search(parts.path)) is not None and model is None:
-        model = deployment.group(1)
+        model, stream = path_model, path_stream
+    elif model is None:
+        model = deployment
     options = doc.get("stream_options")
     return RequestFacts(
-        provider=provider_of(parts.hostname or "", parts.path),
+        provider=provider,
         endpoint=endpoint,
         model=model,
         stream=stream,
@@ -85,7 +91,38 @@ def read_request(method: str, url: str, body: bytes) -> RequestFacts | None:
         sse=sse,
         body=doc,
         last_user=_last_user(doc, endpoint),
-        host=(parts.hostname or "").lower(),
+        host=host,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _url_facts(
+    url: str,
+) -> tuple[Endpoint, str, str, bool, str | None, bool, str | None] | None:
+    """What the URL alone says: endpoint, provider, host, Gemini's `alt=sse`, the model and
+    stream named by a Gemini path, and an Azure deployment (None: no API known here).
+
+    Cached: a run sends most of its requests to a handful of URLs."""
+    parts = urlsplit(url)
+    endpoint = _endpoint(parts.path)
+    if endpoint is None:
+        return None
+    sse = "alt=" in parts.query and parse_qs(parts.query).get("alt") == ["sse"]
+    path_model, path_stream = None, False
+    if endpoint == "generate":
+        found = _GEMINI_MODEL.search(parts.path)
+        assert found is not None
+        path_model, path_stream = found.group(1), found.group(2) is not None
+    deployment = _AZURE_DEPLOYMENT.search(parts.path)
+    host = (parts.hostname or "").lower()
+    return (
+        endpoint,
+        provider_of(host, parts.path),
+        host,
+        sse,
+        path_model,
+        path_stream,
+        deployment.group(1) if deployment is not None else None,
     )
 
 

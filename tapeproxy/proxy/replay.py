@@ -20,7 +20,6 @@ from mitmproxy.proxy import server_hooks
 
 from tapeproxy.cassettes.model import Interaction, Response, body_bytes
 from tapeproxy.providers.answer import RequestFacts, Written
-from tapeproxy.providers.request import read_request
 from tapeproxy.providers.stubs import Stubs
 from tapeproxy.proxy.faults import Drawn, Faults, Reply, apply_fault
 from tapeproxy.proxy.flows import (
@@ -176,7 +175,7 @@ class Replayer:
     async def _stub(self, flow: http.HTTPFlow, keyed: Keyed, started: float) -> bool:
         """Answer from the first stub rule that matches, if one does."""
         request, key = keyed.request, keyed.key
-        facts = read_request(request.method, request.url, body_bytes(request.body))
+        facts = keyed.facts()
         if facts is None:
             return False
         headers = flow.request.headers  # case-insensitive: rules look names up as they like
@@ -223,7 +222,7 @@ class Replayer:
         mark_handled(flow, "fault", drawn.kind)
         self.session.count_fault(drawn.kind, request)
         if facts is None:
-            facts = read_request(request.method, request.url, body_bytes(request.body))
+            facts = keyed.facts()
         await apply_fault(
             drawn, self.faults, flow, reply, facts, self.tapeserver, self.latency, started
         )

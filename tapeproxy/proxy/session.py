@@ -30,6 +30,8 @@ from tapeproxy.cassettes.model import (
     new_cassette,
 )
 from tapeproxy.modes import Mode, parse_mode
+from tapeproxy.providers.answer import RequestFacts
+from tapeproxy.providers.request import read_request
 from tapeproxy.providers.stubs import StubAnswer
 from tapeproxy.proxy.expiry import Expiry
 from tapeproxy.redaction import Redactor
@@ -132,6 +134,14 @@ class Keyed:
     canonical: CanonicalRequest
     redacted: Request
     """The request as keyed: the headers the key may depend on, redacted."""
+    parsed: Any = None
+    """The captured body's JSON document, parsed once for the key (None: not JSON, changed
+    by redaction, or some of it is ignored by the match rules); `facts` reads it."""
+
+    def facts(self) -> RequestFacts | None:
+        """What the request asks of an LLM API (`read_request`), for stubs and faults."""
+        r = self.request
+        return read_request(r.method, r.url, body_bytes(r.body), self.parsed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +259,10 @@ class TapeSession:
             subset = request.model_copy(update={"headers": headers})
         r = self.redactor.redact_request(subset)
         canonical = canonical_request(r.method, r.url, r.headers, body_bytes(r.body), self.rules)
-        return Keyed(request, key_of(canonical), canonical, r)
+        parsed = None
+        if r.body is request.body and not self.rules.ignore_json_paths:
+            parsed = canonical["body"].get("json") if canonical["body"] else None
+        return Keyed(request, key_of(canonical), canonical, r, parsed)
 
     def lookup(self, key: str) -> Interaction | None:
         """The next recorded answer for this key, or None (`count_hit` when it is served)."""

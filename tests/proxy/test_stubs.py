@@ -601,3 +601,39 @@ def test_stub_answers_are_priced_from_their_tokens_where_the_model_is_known(
     assert float(cost) == pytest.approx(float(expected))
     assert cost > 0 and unpriced == ["no-such-model-xyz"]
     assert "stub answers: est. tokens input 240005, output 60002" in runner.session.summary()
+
+
+def test_rules_read_the_request_as_sent_not_as_keyed(
+    tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider, rng: random.Random
+) -> None:
+    """The key leaves out ignored JSON paths and secrets (redacted); a stub rule still reads
+    the body the client sent, whichever of the two the key changed."""
+    from tapeproxy.cassettes.model import MatchRules
+    from tests.redaction.corpus import FORMATS
+
+    purpose, word = rng.choice(_WORDS), rng.choice(_WORDS)
+    secret = next(f for f in FORMATS if f.name == "anthropic-api").make(rng)
+    stubs = _stubs(
+        tmp_path,
+        [
+            {"match": {"body": {"metadata.purpose": purpose}}, "answer": {"text": "by path"}},
+            {"match": {"last_user": f"{word} {secret}"}, "answer": {"text": "by secret"}},
+            {"match": {}, "answer": {"text": "fallback"}},
+        ],
+    )
+    rules = MatchRules(ignore_json_paths=("metadata",))
+    url = provider.url + "/v1/chat/completions"
+    with (
+        run_proxy(tmp_path / "none.json.zst", "none", stubs=stubs, rules=rules) as runner,
+        _http(runner) as http,
+    ):
+
+        def said(content: str, **extra: Any) -> str:
+            doc = {"model": "m", "messages": [{"role": "user", "content": content}], **extra}
+            return str(http.post(url, json=doc).json()["choices"][0]["message"]["content"])
+
+        by_path = said("x", metadata={"purpose": purpose})
+        other_path = said("x", metadata={"purpose": purpose + "-not"})
+        by_secret = said(f"{word} {secret}")
+    assert (by_path, other_path, by_secret) == ("by path", "fallback", "by secret")
+    assert provider.connections == 0
