@@ -136,7 +136,8 @@ class Keyed:
     """The request as keyed: the headers the key may depend on, redacted."""
     parsed: Any = None
     """The captured body's JSON document, parsed once for the key (None: not JSON, changed
-    by redaction, or some of it is ignored by the match rules); `facts` reads it."""
+    by redaction, or some of it is ignored by the match rules); `facts` reads it. Shared with
+    `canonical`, not copied: nothing may change it."""
 
     def facts(self) -> RequestFacts | None:
         """What the request asks of an LLM API (`read_request`), for stubs and faults."""
