@@ -142,7 +142,9 @@ class Keyed:
     def facts(self) -> RequestFacts | None:
         """What the request asks of an LLM API (`read_request`), for stubs and faults."""
         r = self.request
-        return read_request(r.method, r.url, body_bytes(r.body), self.parsed)
+        if self.parsed is not None:
+            return read_request(r.method, r.url, b"", self.parsed)
+        return read_request(r.method, r.url, body_bytes(r.body))
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from tapeproxy.redaction.context import (
 from tapeproxy.redaction.detectors import TRIGGERS, Match, TokenFinder, looks_random
 from tapeproxy.redaction.jsonscan import decode_literal, literals, parses_as_json
 from tapeproxy.redaction.placeholders import MARKER_RE, is_placeholder, marker
-from tapeproxy.redaction.quickscan import B64_RUN, Words, b64_spans
+from tapeproxy.redaction.quickscan import Words, b64_spans
 
 __all__ = ["Edit", "Hit", "Scanner", "apply_edits", "fingerprint"]
 
@@ -41,7 +41,15 @@ _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 _LONG_RUN = re.compile(r"[A-Za-z0-9+/_-]{24}")
 _CREDENTIAL_WORDS = (
-    *("key", "secret", "token", "passw", "credential", "auth", "session", "cookie", "sig"),
+    "key",
+    "secret",
+    "token",
+    "passw",
+    "credential",
+    "auth",
+    "session",
+    "cookie",
+    "sig",
 )
 _NAME_TAIL = r"[a-z0-9_]{0,20}['\"\\]{0,8}\s*[:=]"
 _NAMES_TRIGGER = f"(?:{'|'.join(_CREDENTIAL_WORDS)}){_NAME_TAIL}"
@@ -272,10 +280,11 @@ class Scanner:
     def pair_matches(self, text: str) -> list[Match]:
         """Base64 runs that decode to ``user:password`` (Basic credentials without a scheme)."""
         out = []
-        for m in B64_RUN.finditer(text):
-            decoded = _b64_text(m.group())
-            if decoded is not None and _is_credential_pair(decoded) and not self.allowed(m.group()):
-                out.append(Match(m.start(), m.end(), "basic-auth", m.group()))
+        for start, end in b64_spans(text):
+            run = text[start:end]
+            decoded = _b64_text(run)
+            if decoded is not None and _is_credential_pair(decoded) and not self.allowed(run):
+                out.append(Match(start, end, "basic-auth", run))
         return out
 
     def _aws_secrets(self, text: str, found: list[Match]) -> list[Match]:
@@ -320,20 +329,21 @@ class Scanner:
 
     def _base64_layer(self, value: str, path: str, depth: int) -> tuple[str, list[Hit]]:
         edits, hits = [], []
-        for m in list(B64_RUN.finditer(value))[:64]:
-            decoded = _b64_text(m.group())
+        for start, end in b64_spans(value)[:64]:
+            run = value[start:end]
+            decoded = _b64_text(run)
             if decoded is None:
                 continue
-            if _is_credential_pair(decoded) and not self.allowed(m.group()):
-                edits.append(Edit(m.start(), m.end(), marker("basic-auth")))
-                hits.append(Hit("basic-auth", m.group(), path))
+            if _is_credential_pair(decoded) and not self.allowed(run):
+                edits.append(Edit(start, end, marker("basic-auth")))
+                hits.append(Hit("basic-auth", run, path))
                 continue
             new, found = self.string(decoded, f"{path}<base64>", depth + 1)
             if found:
                 hits += found
-                urlsafe = "-" in m.group() or "_" in m.group()
+                urlsafe = "-" in run or "_" in run
                 enc = base64.urlsafe_b64encode if urlsafe else base64.b64encode
-                edits.append(Edit(m.start(), m.end(), enc(new.encode()).decode()))
+                edits.append(Edit(start, end, enc(new.encode()).decode()))
         return apply_edits(value, edits), hits
 
     # ---- structures ---------------------------------------------------------------------
