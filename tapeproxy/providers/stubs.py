@@ -23,7 +23,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -187,6 +186,11 @@ def _read(path: Path) -> Any:
             return tomllib.loads(text)
         if suffix == ".json":
             return json.loads(text)
+    except ValueError as e:
+        raise BadInputError(f"{path}: not valid {suffix.lstrip('.')}: {e}") from None
+    import yaml  # here, not at the top: every proxy start imports this module (12 ms)
+
+    try:
         return yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as e:
         raise BadInputError(f"{path}: not valid {suffix.lstrip('.') or 'YAML'}: {e}") from None
