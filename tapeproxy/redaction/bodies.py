@@ -73,7 +73,7 @@ def body_edits(
         strings = []
     elif _is_form(text, ct):
         edits, hits = scanner.form_edits(text, path)
-    elif _looks_binary(text):  # (a sample: cheap to ask again)
+    elif binary or (not large and _looks_binary(text)):  # (a large one was asked above)
         # no text layers to decode, and no words: a token may follow any byte (and the raw
         # pass below would add nothing: these are its detectors, without a word boundary)
         found = [m for m in scanner.finder.find(text, glued=True) if not scanner.allowed(m.secret)]
