@@ -1,22 +1,34 @@
-"""A listener of its own for base-URL routes, that answers cassette hits without mitmproxy.
+"""The proxy's front: listeners of its own that answer whole cassette hits without mitmproxy,
+and hand everything else to mitmproxy, which starts only when something is handed on.
 
-A request made straight to a route (`http://127.0.0.1:PORT/openai/chat/completions`) needs no
-CONNECT, no TLS and none of mitmproxy's layers, whose engine costs about ten times a bare
-Python server per request (../shared/MITMPROXY_NOTES.md). So the SDK base-URL variables that
-`record`, `replay` and the pytest plugin set point here, and this server answers what it can
-as the replayer would, byte for byte: a request whose key the cassette holds and whose answer
-is whole (not a recorded failure, not a WebSocket session, not a stream that keeps its timing).
+mitmproxy's engine costs about ten times a bare Python server per request, and a few
+milliseconds per fresh connection (../shared/MITMPROXY_NOTES.md, bench/RESULTS-pytest-suite.md);
+its layers take 0.14-0.19 s to import. A replay whose requests all hit needs none of it. So:
 
-Clients from public addresses are refused, as the proxy refuses them, and a request in a
-proxy's form (absolute URL, CONNECT) is answered 400. Everything else (a miss, a stub, anything
-recorded, an upgrade, an unusual request) is handed to the proxy's own listener, which routes
-it as usual: the bytes read so far are sent on and the rest of the connection is relayed both
-ways as it is, so misses are explained, stubs and the recorder answer, and a WebSocket
-handshake is upgraded by the same code as ever. The proxy's listener takes requests addressed
-to this server's port as routed ones.
+- the routes' listener (`start`): a request made straight to a route
+  (`http://127.0.0.1:PORT/openai/chat/completions`) needs no CONNECT and no TLS; the SDK
+  base-URL variables that `record`, `replay` and the pytest plugin set point here. A request in
+  a proxy's form is answered 400.
+- the front (`start_front`), on the proxy's address: a CONNECT whose client speaks TLS with
+  HTTP/1.1 (as mitmproxy would choose) while the session serves from its cassette has its TLS
+  ended here (`proxy.tlsterm`), with certificates from the proxy's CA, and its requests
+  answered while they are hits. Any other request (a plain proxied one, a routed one that is
+  not a hit) is relayed as on the routes' listener.
 
-Runs that need every request to pass the proxy's addons (faults, a journal or report, proxy
-authentication, a connection limit, expiry) do not start it: their routes are the proxy's.
+A hit is answered as the replayer would, byte for byte: a request whose key the cassette holds
+and whose answer is whole (not a recorded failure, not a WebSocket session, not a stream that
+keeps its timing), while no fault may be drawn. Clients from public addresses are refused, as
+the proxy refuses them. Everything else (a miss, a stub, anything recorded, an upgrade, h2, an
+unusual request) is handed to mitmproxy's listener: the bytes read so far are sent on and the
+rest of the connection is relayed both ways, so misses are explained, stubs and the recorder
+answer, and a WebSocket handshake is upgraded by the same code as ever. A tunnel whose TLS was
+ended here is handed on through a CONNECT and a TLS connection of its own that asks for the
+client's server name and protocols; mitmproxy takes requests addressed to the front's ports as
+routed ones.
+
+Runs that need every request to pass the proxy's addons (faults from the start, a journal or
+report, proxy authentication, a connection limit, expiry) have no front: mitmproxy listens on
+the proxy's address itself.
 """
 
 from __future__ import annotations
@@ -24,15 +36,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+import ssl
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from tapeproxy.cassettes.model import Interaction, Request
 from tapeproxy.proxy.access import peer_address
-from tapeproxy.proxy.flows import WireResponse, body_of
+from tapeproxy.proxy.flows import WireResponse, body_of, pretty_authority
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.routes import Route
-from tapeproxy.proxy.session import TapeSession
+from tapeproxy.proxy.tlsterm import Hello, ServerCerts, TlsStream, read_hello
+
+if TYPE_CHECKING:
+    from tapeproxy.proxy.replay import Replayer
 
 __all__ = ["FastRoutes"]
 
@@ -45,50 +63,82 @@ WebSocket)."""
 
 
 class FastRoutes:
-    """Answers routed cassette hits itself; relays the rest to the proxy's listener.
+    """Answers cassette hits itself, routed or tunnelled; hands the rest to mitmproxy.
+
+    Two listeners share the code: the routes' own (`start`: plain requests to routes only, a
+    proxy's request form is answered 400), and the front (`start_front`: the proxy's address,
+    where CONNECT tunnels are ended here when they can be, and anything else is relayed).
 
     Args:
         routes: the run's routes.
-        session: the session in use (asked per request: the control API switches it).
-        latency: how recorded timing is reproduced.
+        replayer: the run's replayer, asked per request for its session (the control API and
+            the pytest plugin switch it), latency and faults (a request that may draw a fault
+            is the replayer's).
         hosts: the hosts the cassette covers (None: every host).
+        certs: the certificates for tunnels ended here (None: every tunnel is relayed).
+        timeouts: seconds a client may take to send its first request or finish its TLS
+            handshake, and to stay idle between requests.
     """
 
     def __init__(
         self,
         routes: Iterable[Route],
-        session: Callable[[], TapeSession],
-        latency: Latency,
+        replayer: Replayer,
         hosts: frozenset[str] | None,
+        certs: ServerCerts | None = None,
+        timeouts: tuple[float, float] = (30.0, 600.0),
     ) -> None:
         self._by_name = {r.name: r for r in routes}
-        self._session = session
-        self._latency = latency
+        self._replayer = replayer
         self._hosts = hosts
-        self.proxy_port = 0
-        """The proxy's own listening port (set once it listens); it is reached on the address
+        self._certs = certs
+        self._handshake_timeout, self._idle_timeout = timeouts
+        self.proxy: Callable[[], Awaitable[int]] = _no_proxy
+        """The proxy's own listening port, started on first need; it is reached on the address
         the client reached this server on, where it listens too."""
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
         self._open: set[asyncio.StreamWriter] = set()
         self.address: tuple[str, int] | None = None
+        """The routes' listener."""
+        self.front: tuple[str, int] | None = None
+        """The front: the proxy's address as clients know it."""
         self.served = 0
         """Requests answered here (the rest were handed to the proxy)."""
 
     async def start(self, host: str, port: int = 0) -> None:
-        """Listen on `host` (the proxy's listening host) at `port` (0: a free one)."""
-        self._server = await asyncio.start_server(self._handle, host, port, limit=_MAX_HEAD)
-        self.address = (host, self._server.sockets[0].getsockname()[1])
+        """Listen for routed requests on `host` (the proxy's listening host) at `port` (0: a
+        free one)."""
+        server = await asyncio.start_server(self._routed, host, port, limit=_MAX_HEAD)
+        self._servers.append(server)
+        self.address = (host, server.sockets[0].getsockname()[1])
+
+    async def start_front(self, host: str, port: int = 0) -> None:
+        """Listen as the proxy on `host` at `port` (0: a free one)."""
+        server = await asyncio.start_server(self._fronted, host or None, port, limit=_MAX_HEAD)
+        self._servers.append(server)
+        self.front = (host, server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
         """Stop listening and close open connections."""
-        if self._server is not None:
-            self._server.close()
-            for writer in list(self._open):
-                writer.close()
+        for server in self._servers:
+            server.close()
+        for writer in list(self._open):
+            writer.close()
+        for server in self._servers:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 1)
+                await asyncio.wait_for(server.wait_closed(), 1)
+        if self._certs is not None:
+            self._certs.close()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _routed(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._handle(reader, writer, front=False)
+
+    async def _fronted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._handle(reader, writer, front=True)
+
+    async def _handle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, front: bool
+    ) -> None:
         address = peer_address(writer.get_extra_info("peername"))
         if address is not None and address.is_global:  # as the proxy's Access refuses them
             logger.warning("tapeproxy: refused a client from the public address %s", address)
@@ -96,35 +146,25 @@ class FastRoutes:
             return
         self._open.add(writer)
         try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except asyncio.IncompleteReadError as e:
-                    if e.partial:
-                        await self._hand_on(e.partial, reader, writer)
-                    return
-                if not _origin_form(head):
-                    writer.write(_NOT_A_PROXY)  # a proxy's request form: not for this listener
-                    await writer.drain()
-                    return
-                parsed = _parse(head)
-                if parsed is None:
+            head = await self._head(reader, self._handshake_timeout)
+            if head is None:
+                return
+            if front and head[:8].upper() == b"CONNECT ":
+                await self._tunnel(head, reader, writer)
+            elif not _origin_form(head):
+                if front:
                     await self._hand_on(head, reader, writer)
-                    return
-                method, target, fields, length, close = parsed
-                body = await reader.readexactly(length) if length else b""
-                answer = self._answer(method, target, fields, body)
-                if answer is None:
-                    await self._hand_on(head + body, reader, writer)
-                    return
-                delay, wire = answer
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                writer.write(wire)
-                await writer.drain()
-                if close:
-                    return
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                else:  # a proxy's request form: not for this listener
+                    writer.write(_NOT_A_PROXY)
+                    await writer.drain()
+            else:
+                await self._serve(head, reader, writer, self._routed_url, None)
+        except (
+            ConnectionError,
+            TimeoutError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+        ):
             return
         except asyncio.CancelledError:  # the proxy stops: the connection ends with it
             return
@@ -134,26 +174,81 @@ class FastRoutes:
             self._open.discard(writer)
             writer.close()
 
-    def _answer(
-        self, method: str, target: str, fields: list[tuple[bytes, bytes]], body: bytes
-    ) -> tuple[float, bytes] | None:
-        """The delay and bytes of a cassette hit, or None to leave the request to the proxy."""
-        session = self._session()
-        if not session.serves_from_cassette:
+    async def _head(self, reader: asyncio.StreamReader, timeout: float) -> bytes | None:
+        """A request head; None when the client closed the connection first."""
+        try:
+            return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+        except asyncio.IncompleteReadError as e:
+            if e.partial:
+                raise
             return None
+
+    async def _serve(
+        self,
+        head: bytes,
+        reader: asyncio.StreamReader,
+        writer: _Writer,
+        url_of: Callable[[str, list[tuple[bytes, bytes]]], str | None],
+        tunnel: _Tunnel | None,
+    ) -> None:
+        """Answer requests on a connection while they are whole hits; hand the connection on
+        at the first that is not."""
+        while True:
+            parsed = _parse(head) if _origin_form(head) else None
+            body = b""
+            if parsed is not None:
+                method, target, fields, length, close = parsed
+                if length:
+                    body = await asyncio.wait_for(reader.readexactly(length), self._idle_timeout)
+                url = url_of(target, fields)
+                answer = None
+                if url is not None:
+                    try:
+                        answer = self._answer(method, url, fields, body, routed=tunnel is None)
+                    except Exception:  # the replayer meets it too, and answers it as an error
+                        logger.debug("tapeproxy fast routes: left to the proxy", exc_info=True)
+            if parsed is None or answer is None:
+                if tunnel is None:
+                    await self._hand_on(head + body, reader, writer)  # type: ignore[arg-type]
+                else:
+                    await self._hand_on_tunnel(tunnel, head + body, reader, writer)
+                return
+            delay, wire = answer
+            if delay > 0:
+                await asyncio.sleep(delay)
+            writer.write(wire)
+            await writer.drain()
+            if close:
+                return
+            next_head = await self._head(reader, self._idle_timeout)
+            if next_head is None:
+                return
+            head = next_head
+
+    def _routed_url(self, target: str, fields: list[tuple[bytes, bytes]]) -> str | None:
         path, sep, query = target.partition("?")
         name, _, rest = path[1:].partition("/")
         route = self._by_name.get(name)
         if route is None:
             return None
-        url = f"{route.upstream}/{rest}" + (f"{sep}{query}" if sep else "")
+        return f"{route.upstream}/{rest}" + (f"{sep}{query}" if sep else "")
+
+    def _answer(
+        self, method: str, url: str, fields: list[tuple[bytes, bytes]], body: bytes, routed: bool
+    ) -> tuple[float, bytes] | None:
+        """The delay and bytes of a cassette hit, or None to leave the request to the proxy.
+        A routed request is keyed as the proxy keys it: with the upstream's Host."""
+        replayer = self._replayer
+        session = replayer.session
+        if not session.serves_from_cassette or replayer.faults is not None:
+            return None
         if self._hosts is not None and urlsplit(url).hostname not in self._hosts:
             return None
         keep = session.keyed_headers
         headers = tuple(
             [(k.decode("latin-1"), v.decode("latin-1")) for k, v in fields if k.lower() in keep]
         )
-        if b"host" in keep:  # as the proxy keys a routed request: Host is the upstream's
+        if routed and b"host" in keep:
             netloc = urlsplit(url).netloc
             headers = tuple([(k, netloc if k == "host" else v) for k, v in headers])
         request = Request.model_construct(
@@ -161,34 +256,191 @@ class FastRoutes:
         )
         keyed = session.keyed(request)
         found = session.peek(keyed.key)
-        if found is None or not _whole(found, self._latency):
+        latency = replayer.latency
+        if found is None or not _whole(found, latency):
             return None
         session.lookup(keyed.key)  # the one peeked at: nothing ran in between
         session.count_hit(request)
         self.served += 1
         recorded = found.response
         assert recorded is not None
-        latency = self._latency.for_answer(keyed.key, found.timing.total_ms)
-        return latency.delay(found.timing.total_ms), _serialise(WireResponse.of(recorded))
+        timing = latency.for_answer(keyed.key, found.timing.total_ms)
+        return timing.delay(found.timing.total_ms), _serialise(WireResponse.of(recorded))
+
+    async def _tunnel(
+        self, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """A CONNECT: ended here when the client speaks TLS with HTTP/1.1 and the session
+        serves from its cassette; else relayed to the proxy as it is."""
+        authority = _authority(head)
+        replayer = self._replayer
+        if (
+            self._certs is None
+            or authority is None
+            or not replayer.session.serves_from_cassette
+            or replayer.faults is not None
+            or (self._hosts is not None and authority[0] not in self._hosts)
+        ):
+            await self._hand_on(head, reader, writer)
+            return
+        writer.write(_ESTABLISHED)
+        await writer.drain()
+        first, hello = await read_hello(reader, self._handshake_timeout)
+        if hello is None or not hello.wants_http1:
+            await self._hand_on_connect(head, first, reader, writer)
+            return
+        name = hello.sni or authority[0]
+        tls = TlsStream((reader, writer), self._certs.context(name, "http/1.1" in hello.alpn))
+        try:
+            await tls.handshake(first, self._handshake_timeout)
+        except (ssl.SSLError, ConnectionError) as e:
+            replayer.session.note_client_tls_failure(_handshake_error(e, authority))
+            return
+        tunnel = _Tunnel(head, hello, authority)
+        try:
+            request = await self._head(tls.reader, self._idle_timeout)
+            if request is not None:
+                await self._serve(request, tls.reader, tls, tunnel.url, tunnel)
+        finally:
+            tls.close()
+
+    async def _open_proxy(
+        self, writer: _Writer
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """A connection to the proxy's listener, on the address the client reached."""
+        host = writer.get_extra_info("sockname")[0]
+        try:
+            port = await self.proxy()
+            return await asyncio.open_connection(host, port)
+        except OSError as e:
+            logger.warning("tapeproxy fast routes: cannot reach the proxy (%s): %s", host, e)
+            return None
 
     async def _hand_on(
         self, read: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         """Send what was read to the proxy's listener and relay the connection both ways
         until either side closes it."""
-        host, port = writer.get_extra_info("sockname")[0], self.proxy_port
-        try:
-            up_reader, up_writer = await asyncio.open_connection(host, port)
-        except OSError as e:
-            logger.warning(
-                "tapeproxy fast routes: cannot reach the proxy (%s:%d): %s", host, port, e
-            )
+        opened = await self._open_proxy(writer)
+        if opened is None:
             return
+        up_reader, up_writer = opened
         up_writer.write(read)
-        try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        finally:
+        await _relay(reader, writer, up_reader, up_writer)
+
+    async def _connect_proxy(
+        self, head: bytes, writer: _Writer
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """The proxy's listener with the client's CONNECT sent and answered."""
+        opened = await self._open_proxy(writer)
+        if opened is None:
+            return None
+        up_reader, up_writer = opened
+        up_writer.write(head)
+        answer = await asyncio.wait_for(up_reader.readuntil(b"\r\n\r\n"), _PROXY_TIMEOUT)
+        if not answer.startswith(b"HTTP/1.1 200"):
+            logger.warning("tapeproxy: the proxy refused a tunnel: %r", answer[:80])
             up_writer.close()
+            return None
+        return up_reader, up_writer
+
+    async def _hand_on_connect(
+        self, head: bytes, first: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """A tunnel already answered here, relayed to the proxy through a CONNECT of its own."""
+        opened = await self._connect_proxy(head, writer)
+        if opened is None:
+            return
+        up_reader, up_writer = opened
+        up_writer.write(first)
+        await _relay(reader, writer, up_reader, up_writer)
+
+    async def _hand_on_tunnel(
+        self, tunnel: _Tunnel, read: bytes, reader: asyncio.StreamReader, writer: _Writer
+    ) -> None:
+        """A tunnel whose TLS was ended here, relayed to the proxy in a TLS connection of its
+        own that asks for what the client asked (server name, protocols)."""
+        opened = await self._connect_proxy(tunnel.head, writer)
+        if opened is None:
+            return
+        up_reader, up_writer = opened
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False  # the proxy's own certificate, on this host
+        context.verify_mode = ssl.CERT_NONE
+        if tunnel.hello.alpn:
+            context.set_alpn_protocols(list(tunnel.hello.alpn))
+        await up_writer.start_tls(context, server_hostname=tunnel.hello.sni)
+        up_writer.write(read)
+        await _relay(reader, writer, up_reader, up_writer)
+
+
+class _Writer(Protocol):
+    def write(self, data: bytes) -> None: ...
+    async def drain(self) -> None: ...
+    def write_eof(self) -> None: ...
+    def get_extra_info(self, name: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class _Tunnel:
+    """A CONNECT whose TLS is ended here: what was asked, and where."""
+
+    head: bytes
+    hello: Hello
+    authority: tuple[str, int]
+
+    def url(self, target: str, fields: list[tuple[bytes, bytes]]) -> str | None:
+        """A request's URL as the proxy captures it: from its Host header, else from the
+        CONNECT."""
+        host = next((v for k, v in fields if k == b"host"), None)
+        if host is not None:
+            try:
+                return f"https://{pretty_authority('https', host.decode('ascii'))}{target}"
+            except (UnicodeDecodeError, ValueError):
+                return None
+        name, port = self.authority
+        return f"https://{pretty_authority('https', _hostport(name, port))}{target}"
+
+
+async def _no_proxy() -> int:
+    raise OSError("the proxy is not running")
+
+
+_PROXY_TIMEOUT = 30.0
+_ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
+
+
+def _authority(head: bytes) -> tuple[str, int] | None:
+    """Host and port of a CONNECT request line, or None when it does not give both."""
+    parts = head.split(b"\r\n", 1)[0].split(b" ")
+    if len(parts) != 3:
+        return None
+    try:
+        target = parts[1].decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return None
+    return host.strip("[]"), int(port)
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _handshake_error(error: Exception, authority: tuple[str, int]) -> str:
+    """A client's failed handshake, worded as mitmproxy words it (`layers.tls`)."""
+    dest = _hostport(*authority)
+    err = str(error) or type(error).__name__
+    if any(s in err for s in ("unknown ca", "bad certificate", "certificate unknown")):
+        return f"The client does not trust the proxy's certificate for {dest} ({err})"
+    if isinstance(error, ConnectionError):
+        return (
+            f"The client disconnected during the handshake. If this happens consistently for "
+            f"{dest}, this may indicate that the client does not trust the proxy's certificate."
+        )
+    return f"The client may not trust the proxy's certificate for {dest} ({err})"
 
 
 _NOT_A_PROXY = (
@@ -250,7 +502,20 @@ def _serialise(wire: WireResponse) -> bytes:
     return b"\r\n".join(lines) + b"\r\n\r\n" + wire.body
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _relay(
+    reader: asyncio.StreamReader,
+    writer: _Writer,
+    up_reader: asyncio.StreamReader,
+    up_writer: asyncio.StreamWriter,
+) -> None:
+    """Relay both ways until either side closes."""
+    try:
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+    finally:
+        up_writer.close()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: _Writer) -> None:
     try:
         while data := await reader.read(65536):
             writer.write(data)

@@ -39,6 +39,7 @@ __all__ = [
     "is_handled",
     "keep_keyed",
     "mark_handled",
+    "pretty_authority",
     "recorded_pieces",
     "route_to_tapeserver",
     "source_of",
@@ -114,11 +115,13 @@ def _pretty_url(req: http.Request) -> str:
         return req.pretty_url
     scheme = req.scheme
     path = req.path if req.path != "*" else ""
-    return f"{scheme}://{_pretty_authority(scheme, host_header)}{path}"
+    return f"{scheme}://{pretty_authority(scheme, host_header)}{path}"
 
 
 @functools.lru_cache(maxsize=256)
-def _pretty_authority(scheme: str, host_header: str) -> str:
+def pretty_authority(scheme: str, host_header: str) -> str:
+    """A Host header's authority as `Request.pretty_url` writes it (the port kept only when
+    it is not the scheme's)."""
     # The steps of mitmproxy's `Request.pretty_url`, with its own helpers.
     host, port = url.parse_authority(host_header, check=False)
     return url.hostport(scheme, host, port or url.default_port(scheme) or 443)

@@ -9,6 +9,7 @@ the upstream, so a replay never opens a connection to the network.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -172,6 +173,11 @@ class ProxyRunner:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._master: Any = None
+        self._master_task: asyncio.Task[None] | None = None
+        self._server: Any = None
+        self._stopping = asyncio.Event()
+        self._proxy_started: asyncio.Future[int] | None = None
+        self._proxy_listening: asyncio.Future[list[tuple[str, int]]] | None = None
         self._tapeserver: TapeServer | None = None
         self._chain: _Chain | None = None
         self._hooks: HookTable | None = None
@@ -266,6 +272,12 @@ class ProxyRunner:
             ) from self._failure
 
     @property
+    def mitmproxy_started(self) -> bool:
+        """Whether mitmproxy's Master runs: always without the front, and behind it once the
+        front first handed a connection on."""
+        return self._master is not None
+
+    @property
     def cassette_dir(self) -> Path:
         """Where control API cassette names resolve."""
         return self.config.cassette_dir or self.config.cassette.parent
@@ -284,7 +296,7 @@ class ProxyRunner:
             if addon is not None:
                 addon.session = self.session
         if self.session.records and self.recorder is None and self._loop is not None:
-            asyncio.run_coroutine_threadsafe(self._add_recorder(), self._loop).result(
+            asyncio.run_coroutine_threadsafe(self._ensure_recorder(), self._loop).result(
                 _START_TIMEOUT
             )
         return self.session
@@ -312,9 +324,11 @@ class ProxyRunner:
         Raises:
             CassetteWriteError: the cassette could not be written.
         """
-        if self._master is not None and self._loop is not None and self._thread is not None:
-            self._master.shutdown()
-            self._thread.join(60)
+        loop, thread = self._loop, self._thread
+        if loop is not None and thread is not None and thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # the loop ended already
+                loop.call_soon_threadsafe(self._stopping.set)
+            thread.join(60)
         self._master = None
         self.session.save()
         self.save_journal()
@@ -338,6 +352,13 @@ class ProxyRunner:
             from tapeproxy.proxy.verdicts import write_report
 
             write_report(c.report, journal.exchanges())
+
+    async def _ensure_recorder(self) -> None:
+        """The Master running (behind the front, it may not be yet) and the recorder in it."""
+        if self.fast_routes is not None:
+            await self._proxy_port()
+        if self.recorder is None:
+            await self._add_recorder()
 
     async def _add_recorder(self) -> None:
         """Add the record addon, in the proxy's loop, for the first session that records.
@@ -371,11 +392,14 @@ class ProxyRunner:
         )
 
     def _listening(self, addrs: list[tuple[str, int]]) -> None:
+        """mitmproxy's server is up, on these addresses (none: it could not listen)."""
+        if self.fast_routes is not None:  # behind the front
+            if self._proxy_listening is not None and not self._proxy_listening.done():
+                self._proxy_listening.set_result(addrs)
+            return
         if addrs:
             host, port = addrs[0][:2]
             self.address = (self.config.listen_host or host, port)
-            if self.fast_routes is not None:
-                self.fast_routes.proxy_port = port
         else:
             c = self.config
             self._failure = self._failure or _why_not_listening(c.listen_host, c.listen_port)
@@ -392,28 +416,97 @@ class ProxyRunner:
     async def _main(self) -> None:
         c = self.config
         self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
         tapeserver = self._tapeserver = TapeServer()
         await tapeserver.start()
-        fast = None
-        if c.wants_fast_routes():
-            fast = self.fast_routes = FastRoutes(c.routes, lambda: self.session, c.latency, c.hosts)
-            try:
-                await fast.start(c.listen_host or "127.0.0.1", c.routes_port)
-            except OSError as e:
-                raise OSError(f"the routes' listener (port {c.routes_port}): {e}") from e
+        self.replayer = Replayer(
+            self.session, tapeserver, c.latency, c.hosts, c.stubs, c.faults, c.ws_match
+        )
+        self.diagnostics = Diagnostics(self.session)
+        try:
+            if c.wants_fast_routes():
+                await self._start_front()
+                if self.session.records:  # the recorder is mitmproxy's addon
+                    await self._proxy_port()
+                self._ready.set()
+            else:
+                await self._start_master(c.listen_host, c.listen_port)
+            await self._stopping.wait()
+        finally:
+            master, task = self._master, self._master_task
+            if master is not None and task is not None:
+                master.shutdown()
+                with contextlib.suppress(Exception):
+                    await task
+            if self._server is not None:
+                await self._server.servers.update([])  # mitmproxy leaves its sockets open
+            if self.fast_routes is not None:
+                await self.fast_routes.stop()
+            await tapeserver.stop()
+
+    async def _start_front(self) -> None:
+        """Listen on the proxy's address and the routes' port with `FastRoutes`; mitmproxy
+        starts when the front first hands a connection on (`_proxy_port`)."""
+        from tapeproxy.proxy.ca import ensure_ca
+        from tapeproxy.proxy.tlsterm import ServerCerts
+
+        c = self.config
+        assert self.replayer is not None
+        ensure_ca(c.confdir)  # clients are told to trust it before anything is handed on
+        fast = self.fast_routes = FastRoutes(
+            c.routes,
+            self.replayer,
+            c.hosts,
+            ServerCerts(c.confdir),
+            (c.handshake_timeout, c.idle_timeout),
+        )
+        fast.proxy = self._proxy_port
+        try:
+            await fast.start_front(c.listen_host, c.listen_port)
+        except OSError as e:
+            self._failure = _why_not_listening(c.listen_host, c.listen_port)
+            raise self._failure from e
+        try:
+            await fast.start(c.listen_host or "127.0.0.1", c.routes_port)
+        except OSError as e:
+            raise OSError(f"the routes' listener (port {c.routes_port}): {e}") from e
+        assert fast.front is not None
+        self.address = (c.listen_host or fast.front[0] or "0.0.0.0", fast.front[1])
+
+    async def _proxy_port(self) -> int:
+        """mitmproxy's listening port behind the front, its Master started on first need.
+
+        Raises:
+            OSError: mitmproxy could not listen.
+        """
+        if self._proxy_started is None:
+            self._proxy_started = asyncio.ensure_future(
+                self._start_master(self.config.listen_host, 0)
+            )
+        return await asyncio.shield(self._proxy_started)
+
+    async def _start_master(self, host: str, port: int) -> int:
+        """Build the lean Master, start it and return its listening port once it listens.
+
+        Raises:
+            OSError: it could not listen.
+        """
+        c = self.config
+        tapeserver, fast = self._tapeserver, self.fast_routes
+        assert tapeserver is not None and self.replayer is not None
+        assert self.diagnostics is not None
         opts = options.Options(
-            listen_host=c.listen_host,
-            listen_port=c.listen_port,
+            listen_host=host,
+            listen_port=port,
             confdir=str(c.confdir),
             tcp_timeout=c.idle_timeout,  # a connection with no traffic this long is closed
         )
         mitm = lean_mitmproxy()
         master = mitm["mitmproxy.master"].Master(opts)
-        server = mitm["mitmproxy.addons.proxyserver"].Proxyserver()
-        self.replayer = Replayer(
-            self.session, tapeserver, c.latency, c.hosts, c.stubs, c.faults, c.ws_match
-        )
-        self.diagnostics = Diagnostics(self.session)
+        server = self._server = mitm["mitmproxy.addons.proxyserver"].Proxyserver()
+        ports = frozenset(
+            a[1] for a in (fast.address, fast.front) if a is not None
+        ) if fast is not None else frozenset()  # fmt: skip
         journal = self.journal
         self._chain = _Chain(
             # first: refused ones go no further
@@ -424,7 +517,7 @@ class ProxyRunner:
             Routes(
                 c.routes,
                 Control(self.switch, lambda: self.session, self.cassette_dir, c.mode),
-                frozenset({fast.address[1]}) if fast is not None and fast.address else frozenset(),
+                ports,
             ),
             *([journal] if journal is not None else []),  # takes requests as they arrived
             self.replayer,
@@ -444,10 +537,12 @@ class ProxyRunner:
         self._master = master
         if self.session.records:
             await self._add_recorder()
-        try:
-            await master.run()
-        finally:
-            await server.servers.update([])  # mitmproxy leaves its listening sockets open
-            if fast is not None:
-                await fast.stop()
-            await tapeserver.stop()
+        listening = self._proxy_listening = asyncio.get_running_loop().create_future()
+        task = self._master_task = asyncio.create_task(master.run())
+        if fast is None:
+            return 0  # `_listening` reports the address
+        await asyncio.wait({listening, task}, return_when=asyncio.FIRST_COMPLETED)
+        addrs = listening.result() if listening.done() else []
+        if not addrs:
+            raise _why_not_listening(host, port)
+        return int(addrs[0][1])

@@ -80,7 +80,9 @@ def test_hits_are_answered_on_the_fast_listener_byte_for_byte(
         fast: bool, latency: Latency
     ) -> tuple[list[tuple[int, list[tuple[str, str]], bytes]], int, dict[str, int]]:
         got = []
-        with run_proxy(cassette, "none", routes=_routes(provider), latency=latency) as runner:
+        with run_proxy(
+            cassette, "none", routes=_routes(provider), latency=latency, fast_routes=fast
+        ) as runner:
             with httpx.Client(trust_env=False, timeout=30) as http:
                 for prompt, stream in (("one", False), ("two", False), ("flow", True)):
                     r = http.post(
@@ -88,8 +90,8 @@ def test_hits_are_answered_on_the_fast_listener_byte_for_byte(
                     )
                     headers = [(k, v) for k, v in r.headers.multi_items() if k not in ("date",)]
                     got.append((r.status_code, headers, r.content))
-            assert runner.fast_routes is not None
-            return got, runner.fast_routes.served, runner.session.tally()
+            served = 0 if runner.fast_routes is None else runner.fast_routes.served
+            return got, served, runner.session.tally()
 
     fast, served, tally = replay(True, Latency(0.0))
     slow, not_served, _ = replay(False, Latency(0.0))
