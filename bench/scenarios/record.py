@@ -77,7 +77,7 @@ def _check(env: Env, target: str, path: Path, sent: int) -> None:
     from tapeproxy.cassettes import store
 
     raw = store.decompress(path.read_bytes(), source=str(path))
-    cassette = store.parse_json(raw, source=str(path))
+    cassette = store.load(path)
     if len(cassette.interactions) != sent:
         env.notes.append(
             f"record: tapeproxy kept {len(cassette.interactions)} of {sent} requests ({path.name})"
