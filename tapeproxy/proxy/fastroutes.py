@@ -151,12 +151,11 @@ class FastRoutes:
                 return
             if front and head[:8].upper() == b"CONNECT ":
                 await self._tunnel(head, reader, writer)
-            elif not _origin_form(head):
-                if front:
-                    await self._hand_on(head, reader, writer)
-                else:  # a proxy's request form: not for this listener
-                    writer.write(_NOT_A_PROXY)
-                    await writer.drain()
+            elif front:
+                await self._serve(head, reader, writer, self._front_url, None)
+            elif not _origin_form(head):  # a proxy's request form: not for this listener
+                writer.write(_NOT_A_PROXY)
+                await writer.drain()
             else:
                 await self._serve(head, reader, writer, self._routed_url, None)
         except (
@@ -188,23 +187,23 @@ class FastRoutes:
         head: bytes,
         reader: asyncio.StreamReader,
         writer: _Writer,
-        url_of: Callable[[str, list[tuple[bytes, bytes]]], str | None],
+        url_of: _UrlOf,
         tunnel: _Tunnel | None,
     ) -> None:
         """Answer requests on a connection while they are whole hits; hand the connection on
         at the first that is not."""
         while True:
-            parsed = _parse(head) if _origin_form(head) else None
+            parsed = _parse(head)
             body = b""
             if parsed is not None:
                 method, target, fields, length, close = parsed
                 if length:
                     body = await asyncio.wait_for(reader.readexactly(length), self._idle_timeout)
-                url = url_of(target, fields)
+                found = url_of(target, fields)
                 answer = None
-                if url is not None:
+                if found is not None:
                     try:
-                        answer = self._answer(method, url, fields, body, routed=tunnel is None)
+                        answer = self._answer(method, *found, fields, body)
                     except Exception:  # the replayer meets it too, and answers it as an error
                         logger.debug("tapeproxy fast routes: left to the proxy", exc_info=True)
             if parsed is None or answer is None:
@@ -225,16 +224,41 @@ class FastRoutes:
                 return
             head = next_head
 
-    def _routed_url(self, target: str, fields: list[tuple[bytes, bytes]]) -> str | None:
+    def _routed_url(
+        self, target: str, fields: list[tuple[bytes, bytes]]
+    ) -> tuple[str, bool] | None:
+        """A request to a route: its upstream's URL (keyed with the upstream's Host)."""
+        if not target.startswith("/"):
+            return None
         path, sep, query = target.partition("?")
         name, _, rest = path[1:].partition("/")
         route = self._by_name.get(name)
         if route is None:
             return None
-        return f"{route.upstream}/{rest}" + (f"{sep}{query}" if sep else "")
+        return f"{route.upstream}/{rest}" + (f"{sep}{query}" if sep else ""), True
+
+    def _front_url(self, target: str, fields: list[tuple[bytes, bytes]]) -> tuple[str, bool] | None:
+        """A request to the front: routed (a path), or proxied over plain HTTP (an absolute
+        URL, captured as mitmproxy captures it: the authority from the Host header). One to
+        this proxy's own ports is mitmproxy's to route."""
+        if target.startswith("/"):
+            return self._routed_url(target, fields)
+        if not target.startswith("http://"):
+            return None
+        slash = target.find("/", len("http://"))
+        parts = urlsplit(target)
+        own = {a[1] for a in (self.address, self.front) if a is not None}
+        if slash < 0 or not parts.hostname or (parts.port or 80) in own:
+            return None
+        host = next((v for k, v in fields if k == b"host"), None)
+        try:
+            authority = host.decode("ascii") if host is not None else parts.netloc
+        except UnicodeDecodeError:
+            return None
+        return f"http://{pretty_authority('http', authority)}{target[slash:]}", False
 
     def _answer(
-        self, method: str, url: str, fields: list[tuple[bytes, bytes]], body: bytes, routed: bool
+        self, method: str, url: str, routed: bool, fields: list[tuple[bytes, bytes]], body: bytes
     ) -> tuple[float, bytes] | None:
         """The delay and bytes of a cassette hit, or None to leave the request to the proxy.
         A routed request is keyed as the proxy keys it: with the upstream's Host."""
@@ -389,17 +413,22 @@ class _Tunnel:
     hello: Hello
     authority: tuple[str, int]
 
-    def url(self, target: str, fields: list[tuple[bytes, bytes]]) -> str | None:
+    def url(self, target: str, fields: list[tuple[bytes, bytes]]) -> tuple[str, bool] | None:
         """A request's URL as the proxy captures it: from its Host header, else from the
         CONNECT."""
+        if not target.startswith("/"):
+            return None
         host = next((v for k, v in fields if k == b"host"), None)
-        if host is not None:
-            try:
-                return f"https://{pretty_authority('https', host.decode('ascii'))}{target}"
-            except (UnicodeDecodeError, ValueError):
-                return None
-        name, port = self.authority
-        return f"https://{pretty_authority('https', _hostport(name, port))}{target}"
+        try:
+            authority = host.decode("ascii") if host is not None else _hostport(*self.authority)
+        except UnicodeDecodeError:
+            return None
+        return f"https://{pretty_authority('https', authority)}{target}", False
+
+
+_UrlOf = Callable[[str, list[tuple[bytes, bytes]]], tuple[str, bool] | None]
+"""A request target and header fields to the URL it is keyed by and whether it was routed
+(keyed with its upstream's Host), or None to leave it to the proxy."""
 
 
 async def _no_proxy() -> int:

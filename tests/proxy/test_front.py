@@ -74,6 +74,39 @@ def test_tunnelled_hits_are_answered_by_the_front_as_mitmproxy_answers_them(
     assert provider.connections == before
 
 
+def test_plain_http_proxied_hits_are_answered_by_the_front_as_mitmproxy_answers_them(
+    tmp_path: Path, run_proxy: ProxyFactory
+) -> None:
+    cassette = tmp_path / "plain.json.zst"
+    with FakeProvider() as plain:  # an upstream over plain HTTP, reached through HTTP_PROXY
+        url = plain.url + "/v1/chat/completions"
+        with run_proxy(cassette, "all") as runner, client_for(runner) as http:
+            for prompt in _PROMPTS:
+                assert http.post(url, json=_chat(prompt)).is_success
+            assert http.post(url + "?stream=1", json=_chat("flow", True)).is_success
+
+    def replay(front: bool) -> tuple[list[tuple[int, list[tuple[str, str]], bytes]], int]:
+        got = []
+        with run_proxy(cassette, "none", latency=Latency(0.0), fast_routes=front) as runner:
+            with client_for(runner) as http:  # one connection: requests follow each other
+                for prompt, stream in [(p, False) for p in _PROMPTS] + [("flow", True)]:
+                    target = url + ("?stream=1" if stream else "")
+                    r = http.post(target, json=_chat(prompt, stream))
+                    headers = [(k, v) for k, v in r.headers.multi_items() if k != "date"]
+                    got.append((r.status_code, headers, r.content))
+                missed = http.post(url, json=_chat("never asked"))  # then mitmproxy's
+                assert missed.status_code == 599 and "no recorded response" in missed.text
+                assert http.post(url, json=_chat("one")).status_code == 200
+            assert runner.session.tally()["hits"] == 5
+            return got, _served(runner)
+
+    by_front, served = replay(True)
+    by_mitmproxy, not_served = replay(False)
+    assert (served, not_served) == (4, 0)
+    assert by_front == by_mitmproxy
+    assert plain.requests == 4
+
+
 def test_a_miss_hands_the_tunnel_to_mitmproxy_which_explains_it_and_serves_on(
     tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider
 ) -> None:
