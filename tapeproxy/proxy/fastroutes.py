@@ -11,23 +11,26 @@ its layers take 0.14-0.19 s to import. A replay whose requests all hit needs non
   a proxy's form is answered 400.
 - the front (`start_front`), on the proxy's address: a CONNECT whose client speaks TLS with
   HTTP/1.1 (as mitmproxy would choose) while the session serves from its cassette has its TLS
-  ended here (`proxy.tlsterm`), with certificates from the proxy's CA, and its requests
-  answered while they are hits. Any other request (a plain proxied one, a routed one that is
-  not a hit) is relayed as on the routes' listener.
+  ended here (`proxy.tlsterm`), with certificates from the proxy's CA. Its requests, plain
+  proxied ones and routed ones are answered as on the routes' listener.
 
 A hit is answered as the replayer would, byte for byte: a request whose key the cassette holds
 and whose answer is whole (not a recorded failure, not a WebSocket session, not a stream that
-keeps its timing), while no fault may be drawn. Clients from public addresses are refused, as
-the proxy refuses them. Everything else (a miss, a stub, anything recorded, an upgrade, h2, an
-unusual request) is handed to mitmproxy's listener: the bytes read so far are sent on and the
-rest of the connection is relayed both ways, so misses are explained, stubs and the recorder
+keeps its timing); so is a stub's answer that would be sent whole and at once
+(`Replayer.stub_at_once`). With faults, only requests that draw none are answered here, and
+the draw is the replayer's own (`Faults.draw_clean`), so the same requests fail either way.
+Clients from public addresses are refused, as the proxy refuses them.
+
+Everything else (a miss, a timed stub, a fault, anything recorded, an upgrade, h2, an unusual
+request) is handed to mitmproxy's listener: the bytes read so far are sent on and the rest of
+the connection is relayed both ways, so misses are explained, stubs, faults and the recorder
 answer, and a WebSocket handshake is upgraded by the same code as ever. A tunnel whose TLS was
 ended here is handed on through a CONNECT and a TLS connection of its own that asks for the
 client's server name and protocols; mitmproxy takes requests addressed to the front's ports as
 routed ones.
 
-Runs that need every request to pass the proxy's addons (faults from the start, a journal or
-report, proxy authentication, a connection limit, expiry) have no front: mitmproxy listens on
+Runs that need every request to pass the proxy's addons (a journal or report, proxy
+authentication, a connection limit, expiry) have no front: mitmproxy listens on
 the proxy's address itself.
 """
 
@@ -72,8 +75,7 @@ class FastRoutes:
     Args:
         routes: the run's routes.
         replayer: the run's replayer, asked per request for its session (the control API and
-            the pytest plugin switch it), latency and faults (a request that may draw a fault
-            is the replayer's).
+            the pytest plugin switch it), latency, stubs and faults.
         hosts: the hosts the cassette covers (None: every host).
         certs: the certificates for tunnels ended here (None: every tunnel is relayed).
         timeouts: seconds a client may take to send its first request or finish its TLS
@@ -260,28 +262,39 @@ class FastRoutes:
     def _answer(
         self, method: str, url: str, routed: bool, fields: list[tuple[bytes, bytes]], body: bytes
     ) -> tuple[float, bytes] | None:
-        """The delay and bytes of a cassette hit, or None to leave the request to the proxy.
-        A routed request is keyed as the proxy keys it: with the upstream's Host."""
+        """The delay and bytes of a cassette hit, or of a stub's answer to a request the
+        cassette does not hold, when the replayer would send it whole and draw no fault; None
+        to leave the request to the proxy. A routed request is keyed as the proxy keys it:
+        with the upstream's Host."""
         replayer = self._replayer
         session = replayer.session
-        if not session.serves_from_cassette or replayer.faults is not None:
+        if not session.serves_from_cassette:
             return None
         if self._hosts is not None and urlsplit(url).hostname not in self._hosts:
             return None
+        if routed:
+            netloc = urlsplit(url).netloc.encode("latin-1")
+            fields = [(k, netloc if k == b"host" else v) for k, v in fields]
         keep = session.keyed_headers
         headers = tuple(
-            [(k.decode("latin-1"), v.decode("latin-1")) for k, v in fields if k.lower() in keep]
+            [(k.decode("latin-1"), v.decode("latin-1")) for k, v in fields if k in keep]
         )
-        if routed and b"host" in keep:
-            netloc = urlsplit(url).netloc
-            headers = tuple([(k, netloc if k == "host" else v) for k, v in headers])
         request = Request.model_construct(
             method=method, url=url, headers=headers, body=body_of(body)
         )
         keyed = session.keyed(request)
         found = session.peek(keyed.key)
         latency = replayer.latency
-        if found is None or not _whole(found, latency):
+        if found is None:
+            wire = replayer.stub_at_once(keyed, _by_name(fields))
+            if wire is None:
+                return None
+            self.served += 1
+            return 0.0, _serialise(wire)
+        if not _whole(found, latency):
+            return None
+        faults = replayer.faults
+        if faults is not None and not faults.draw_clean(keyed.key):
             return None
         session.lookup(keyed.key)  # the one peeked at: nothing ran in between
         session.count_hit(request)
@@ -302,7 +315,6 @@ class FastRoutes:
             self._certs is None
             or authority is None
             or not replayer.session.serves_from_cassette
-            or replayer.faults is not None
             or (self._hosts is not None and authority[0] not in self._hosts)
         ):
             await self._hand_on(head, reader, writer)
@@ -483,6 +495,16 @@ def _origin_form(head: bytes) -> bool:
     """Whether a request line's target is a path (not a proxy's absolute URL or authority)."""
     parts = head.split(b" ", 2)
     return len(parts) > 1 and parts[1].startswith(b"/")
+
+
+def _by_name(fields: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Header values by lower-case name, repeated ones joined as mitmproxy's `Headers` join
+    them (what stub rules match on)."""
+    found: dict[str, str] = {}
+    for k, v in fields:
+        name, value = k.decode("latin-1"), v.decode("latin-1")
+        found[name] = f"{found[name]}, {value}" if name in found else value
+    return found
 
 
 def _whole(found: Interaction, latency: Latency) -> bool:

@@ -141,7 +141,15 @@ class Faults:
 
     def draw(self, key: str) -> Drawn | None:
         """The fault for this request (its key's next occurrence), or None."""
-        occurrence = self._seen.next(key)
+        return self._draw_at(key, self._seen.next(key))
+
+    def draw_clean(self, key: str) -> bool:
+        """Whether this key's next occurrence draws no fault. If so that occurrence is taken,
+        as `draw` would take it; if not it is left for `draw` (the proxy front answers only
+        requests that draw none, and leaves the others to the replayer, which draws the same)."""
+        return self._seen.take_if(key, lambda n: self._draw_at(key, n) is None)
+
+    def _draw_at(self, key: str, occurrence: int) -> Drawn | None:
         seed = f"{self.seed}\0{key}\0{occurrence}".encode()
         drawn = unit(b"fault\0" + seed)
         at = 0.0

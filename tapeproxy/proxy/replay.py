@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from itertools import accumulate
 
 from mitmproxy import http
@@ -171,6 +171,32 @@ class Replayer:
         session = self.session
         keep = None if session.records else session.keyed_headers
         return session.keyed(capture_request(flow, keep))
+
+    def stub_at_once(self, keyed: Keyed, headers: Mapping[str, str]) -> WireResponse | None:
+        """The stub answer to a request the cassette does not hold, when `_stub` would send it
+        whole and at once and no fault is drawn: the proxy front sends it without a flow.
+        None leaves the request to `request`, with nothing counted or drawn for it, so that
+        the replayer's draws and scripted answers come out as they would have.
+
+        Args:
+            headers: the request's headers by lower-case name.
+        """
+        stubs, latency, faults = self.stubs, self.latency, self.faults
+        if not stubs or latency.sampled is not None:
+            return None
+        facts = keyed.facts()
+        if facts is None:
+            return None
+        found = stubs.find(facts, headers)
+        if found is None or not (latency.is_none or found[1].stream is None):
+            return None  # no rule, or one whose stream keeps timing (the tape server's)
+        if faults is not None and not faults.draw_clean(keyed.key):
+            return None
+        answer = stubs.answer(facts, headers, keyed.key, self._stub_seen.next(keyed.key))
+        if answer is None:  # the rules changed in between (a test added one)
+            return None
+        self.session.count_stub(answer, facts.model, keyed.request)
+        return WireResponse.of_written(answer.written, "stub")
 
     async def _stub(self, flow: http.HTTPFlow, keyed: Keyed, started: float) -> bool:
         """Answer from the first stub rule that matches, if one does."""

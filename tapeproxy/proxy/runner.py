@@ -103,11 +103,11 @@ class ProxyConfig:
     """The port of that listener (0: a free one)."""
 
     def wants_fast_routes(self) -> bool:
-        """Whether routed requests get their own listener: not when faults, a journal or
-        report, proxy authentication, a connection limit or expiry must see every request."""
+        """Whether the proxy has a front (`proxy.fastroutes`): not when a journal or report,
+        proxy authentication, a connection limit or expiry must see every request."""
         return self.fast_routes and not (
-            self.faults or self.journal or self.report or self.proxy_auth
-            or self.max_connections or self.expiry
+            self.journal or self.report or self.proxy_auth or self.max_connections
+            or self.expiry
         )  # fmt: skip
 
     def ca_cert(self) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,15 @@ class Occurrences:
             n = self._seen[key]
             self._seen[key] = n + 1
         return n
+
+    def take_if(self, key: str, test: Callable[[int], bool]) -> bool:
+        """Count this key's occurrence only when `test` (given it) holds; whether it did."""
+        with self._lock:
+            n = self._seen[key]
+            if not test(n):
+                return False
+            self._seen[key] = n + 1
+        return True
 
     def clear(self) -> None:
         """Start counting again (a new test's stub rules)."""

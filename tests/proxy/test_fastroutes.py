@@ -15,7 +15,6 @@ import pytest
 
 from tapeproxy.cassettes import store
 from tapeproxy.fakeprovider import FakeProvider
-from tapeproxy.proxy.faults import Faults, parse_faults
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.routes import DEFAULT_ROUTES, Route
 from tapeproxy.proxy.runner import ProxyRunner
@@ -148,20 +147,21 @@ def test_what_is_not_a_hit_is_handed_to_the_proxy_on_the_same_connection(
             assert nope.status_code == 404 and "/local" in nope.json()["routes"]
         tally = runner.session.tally()
         assert tally["hits"] == 2 and tally["misses"] == 1 and tally["stubbed"] == 1
-        assert runner.fast_routes.served == 1
+        assert runner.fast_routes.served == 2  # the first hit; the stub, on the SDK's connection
 
 
 def test_runs_whose_addons_must_see_every_request_have_no_fast_listener(
     tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider
 ) -> None:
     cassette = _record(tmp_path, run_proxy, provider)
-    faults = Faults(parse_faults("500=100%"))
-    with run_proxy(cassette, "none", routes=_routes(provider), faults=faults) as runner:
+    journal = tmp_path / "journal.json.zst"
+    with run_proxy(cassette, "none", routes=_routes(provider), journal=journal) as runner:
         assert runner.fast_routes is None and runner.address is not None
         assert runner.route_env()["OPENAI_BASE_URL"].endswith(f":{runner.address[1]}/openai")
         with httpx.Client(trust_env=False, timeout=30) as http:
             got = http.post(_on(runner, False) + "/v1/chat/completions", json=_chat("one"))
-        assert got.status_code == 500 and runner.session.tally()["faulted"] == 1
+        assert got.status_code == 200 and runner.session.tally()["hits"] == 1
+    assert len(store.load(journal).interactions) == 1  # the journal saw the request
 
 
 def test_proxied_and_fast_routed_requests_share_one_cassette(

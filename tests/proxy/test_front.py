@@ -7,6 +7,7 @@ Every test goes through real clients (httpx, curl, a raw socket) to a real proxy
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import ssl
@@ -19,6 +20,7 @@ import pytest
 
 from tapeproxy.cassettes import store
 from tapeproxy.fakeprovider import FakeProvider
+from tapeproxy.providers.stubs import Stubs
 from tapeproxy.proxy.faults import Faults, parse_faults
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.runner import ProxyRunner
@@ -222,6 +224,49 @@ def test_faults_drawn_per_test_take_tunnels_from_the_front(
         with client_for(runner) as fresh:
             assert fresh.post(url, json=_chat("three")).status_code == 500
         assert _served(runner) == 1 and runner.session.tally()["faulted"] == 2
+
+
+@pytest.mark.parametrize("latency", [0.0, 1.0])
+def test_faults_and_stubs_come_out_the_same_with_the_front_or_without(
+    tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider, latency: float
+) -> None:
+    """Seeded faults fail the same requests, scripted stub answers come in the same order,
+    whether the front answers what draws no fault or mitmproxy answers everything."""
+    cassette = _record(tmp_path, run_proxy, provider)
+    provider.stop()
+    rules = tmp_path / "stubs.json"
+    rules.write_text(
+        json.dumps(
+            {"rules": [{"match": {"last_user": "stubbed"},
+                        "answers": [{"text": "first"}, {"text": "second"}, {"text": "third"}]}]}
+        )
+    )  # fmt: skip
+    asked = [p for _ in range(6) for p in (*_PROMPTS, "stubbed", "never asked")]
+
+    def run(front: bool) -> tuple[list[tuple[int, list[tuple[str, str]], bytes]], dict[str, int]]:
+        got = []
+        with run_proxy(
+            cassette, "none", latency=Latency(latency), fast_routes=front,
+            faults=Faults(parse_faults("500=40%,429=10%"), seed=11),
+            stubs=Stubs.from_files([rules]),
+        ) as runner:  # fmt: skip
+            for n, prompt in enumerate(asked):
+                with client_for(runner) as http:
+                    r = http.post(provider.url + "/v1/chat/completions", json=_chat(prompt))
+                headers = [(k, v) for k, v in r.headers.multi_items() if k != "date"]
+                got.append((r.status_code, headers, r.content))
+                if n == len(asked) // 2:
+                    runner.use_faults(Faults(parse_faults("503=30%"), seed=5))  # mid-run
+            assert (_served(runner) > 0) is front
+            return got, runner.session.tally()
+
+    with_front, tally = run(True)
+    without, tally_without = run(False)
+    assert with_front == without
+    assert tally == tally_without
+    statuses = {status for status, _, _ in with_front}
+    assert {200, 500, 599} <= statuses  # hits and stubs, faults, misses all met
+    assert tally["stubbed"] > 0 and tally["faulted"] > 0
 
 
 def test_a_client_that_rejects_the_front_certificate_is_noted(
