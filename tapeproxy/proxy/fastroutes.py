@@ -29,8 +29,9 @@ ended here is handed on through a CONNECT and a TLS connection of its own that a
 client's server name and protocols; mitmproxy takes requests addressed to the front's ports as
 routed ones.
 
-Runs that need every request to pass the proxy's addons (a journal or report, proxy
-authentication, a connection limit, expiry) have no front: mitmproxy listens on
+Like the proxy, the front refuses clients beyond `max_connections` and closes those that stay
+silent past the handshake or idle timeout. Runs that need every request to pass the proxy's
+addons (a journal or report, proxy authentication, expiry) have no front: mitmproxy listens on
 the proxy's address itself.
 """
 
@@ -46,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from tapeproxy.cassettes.model import Interaction, Request
-from tapeproxy.proxy.access import peer_address
+from tapeproxy.proxy.access import default_max_connections, peer_address
 from tapeproxy.proxy.flows import WireResponse, body_of, pretty_authority
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.routes import Route
@@ -80,6 +81,8 @@ class FastRoutes:
         certs: the certificates for tunnels ended here (None: every tunnel is relayed).
         timeouts: seconds a client may take to send its first request or finish its TLS
             handshake, and to stay idle between requests.
+        max_connections: clients served at once, more refused with a log line (None: half
+            of `access.default_max_connections`, as a relayed client holds twice the files).
     """
 
     def __init__(
@@ -89,12 +92,15 @@ class FastRoutes:
         hosts: frozenset[str] | None,
         certs: ServerCerts | None = None,
         timeouts: tuple[float, float] = (30.0, 600.0),
+        max_connections: int | None = None,
     ) -> None:
         self._by_name = {r.name: r for r in routes}
         self._replayer = replayer
         self._hosts = hosts
         self._certs = certs
         self._handshake_timeout, self._idle_timeout = timeouts
+        self._cap = max_connections or max(64, default_max_connections() // 2)
+        self._refused = 0
         self.proxy: Callable[[], Awaitable[int]] = _no_proxy
         """The proxy's own listening port, started on first need; it is reached on the address
         the client reached this server on, where it listens too."""
@@ -144,6 +150,17 @@ class FastRoutes:
         address = peer_address(writer.get_extra_info("peername"))
         if address is not None and address.is_global:  # as the proxy's Access refuses them
             logger.warning("tapeproxy: refused a client from the public address %s", address)
+            writer.close()
+            return
+        if len(self._open) >= self._cap:
+            self._refused += 1
+            if self._refused == 1 or self._refused % 100 == 0:
+                logger.warning(
+                    "tapeproxy: %d clients connected, the limit (max_connections): refused "
+                    "%d so far",
+                    len(self._open),
+                    self._refused,
+                )
             writer.close()
             return
         self._open.add(writer)
@@ -559,10 +576,18 @@ async def _relay(
     up_reader: asyncio.StreamReader,
     up_writer: asyncio.StreamWriter,
 ) -> None:
-    """Relay both ways until either side closes."""
+    """Relay both ways until either side closes, then close both: a client that gives up
+    (its end of the connection closed) frees the proxy's connection at once, as a client of
+    mitmproxy's own does, where a half-close would leave it held (a `timeout` fault)."""
+    pipes = [
+        asyncio.ensure_future(_pipe(reader, up_writer)),
+        asyncio.ensure_future(_pipe(up_reader, writer)),
+    ]
     try:
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for pipe in pipes:
+            pipe.cancel()
         up_writer.close()
 
 

@@ -104,10 +104,9 @@ class ProxyConfig:
 
     def wants_fast_routes(self) -> bool:
         """Whether the proxy has a front (`proxy.fastroutes`): not when a journal or report,
-        proxy authentication, a connection limit or expiry must see every request."""
+        proxy authentication or expiry must see every request."""
         return self.fast_routes and not (
-            self.journal or self.report or self.proxy_auth or self.max_connections
-            or self.expiry
+            self.journal or self.report or self.proxy_auth or self.expiry
         )  # fmt: skip
 
     def ca_cert(self) -> Path:
@@ -458,7 +457,9 @@ class ProxyRunner:
             self.replayer,
             c.hosts,
             ServerCerts(c.confdir),
-            (c.handshake_timeout, c.idle_timeout),
+            # a client silent for the idle timeout is closed, even before its first request
+            (min(c.handshake_timeout, c.idle_timeout), c.idle_timeout),
+            c.max_connections,
         )
         fast.proxy = self._proxy_port
         try:

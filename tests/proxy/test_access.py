@@ -242,13 +242,15 @@ def _closed_within(sock: socket.socket, seconds: float) -> bool:
         return True
 
 
+@pytest.mark.parametrize("front", [True, False])
 def test_stalled_clients_are_capped_and_closed_when_idle(
-    tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider
+    tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider, front: bool
 ) -> None:
     # Clients that connect and never finish a request (a stalled CONNECT) must not take the
     # proxy away from everyone: beyond the cap they are refused, and idle ones are closed.
     cassette = tmp_path / "c.json.zst"
-    with run_proxy(cassette, "all", max_connections=2, idle_timeout=2) as runner:
+    with run_proxy(cassette, "all", max_connections=2, idle_timeout=2, fast_routes=front) as runner:
+        assert (runner.fast_routes is not None) is front  # the front caps, or mitmproxy
         host, port = runner.address or ("127.0.0.1", 0)
         stalled = [socket.create_connection((host, port)) for _ in range(2)]
         stalled[0].sendall(b"CONNECT api.example:443 HTTP/1.1\r\n")  # never finished
