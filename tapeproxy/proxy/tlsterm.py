@@ -132,23 +132,33 @@ class ServerCerts:
     """Server-side TLS contexts per host name, with certificates minted by the proxy's CA as
     mitmproxy mints them (its `CertStore`, from the confdir mitmproxy uses too).
 
-    Python's `ssl` loads certificates from files only: each host's chain and key are written
-    once, mode 0600, in a private folder removed by `close()`.
+    Python's `ssl` loads certificates from files only: each host's chain and key are written,
+    mode 0600, in a private folder removed by `close()`, and removed once loaded. At most
+    `max_hosts` contexts are kept (the oldest made goes first), so clients that ask for ever
+    new names cannot grow the proxy without bound; mitmproxy's store keeps its own 100.
     """
 
-    def __init__(self, confdir: Path) -> None:
+    def __init__(self, confdir: Path, max_hosts: int = 256) -> None:
         self._confdir = confdir
+        self._max_hosts = max_hosts
         self._store: object | None = None
         self._contexts: dict[tuple[str, bool], ssl.SSLContext] = {}
         self._folder: Path | None = None
+        self._made = 0
 
     def context(self, host: str, http1: bool) -> ssl.SSLContext:
         """The context that serves `host` (SNI, else the CONNECT host), offering http/1.1 by
         ALPN when the client offered it."""
         found = self._contexts.get((host, http1))
         if found is None:
+            if len(self._contexts) >= self._max_hosts:
+                del self._contexts[next(iter(self._contexts))]
             found = self._contexts[(host, http1)] = self._make(host, http1)
         return found
+
+    def __len__(self) -> int:
+        """How many contexts are kept."""
+        return len(self._contexts)
 
     def _make(self, host: str, http1: bool) -> ssl.SSLContext:
         from cryptography import x509
@@ -171,8 +181,8 @@ class ServerCerts:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        stem = self._folder / f"{len(self._contexts)}"
-        pem = stem.with_suffix(".pem")
+        self._made += 1
+        pem = self._folder / f"{self._made}.pem"
         fd = os.open(pem, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(chain + key)

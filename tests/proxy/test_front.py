@@ -7,6 +7,7 @@ Every test goes through real clients (httpx, curl, a raw socket) to a real proxy
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -24,7 +25,7 @@ from tapeproxy.providers.stubs import Stubs
 from tapeproxy.proxy.faults import Faults, parse_faults
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.runner import ProxyRunner
-from tapeproxy.proxy.tlsterm import _parse_hello
+from tapeproxy.proxy.tlsterm import ServerCerts, _parse_hello
 from tests.proxy.conftest import ProxyFactory, client_for
 
 _PROMPTS = ("one", "two", "three")
@@ -370,3 +371,29 @@ def test_the_client_hello_is_read_for_its_name_and_protocols(
     for cut in (6, 40, len(record) - 1):  # a hello cut short is not read, whatever the cut
         assert _parse_hello(record[5:cut]) is None
     assert _parse_hello(b"\x02" + record[6:]) is None  # not a ClientHello
+
+
+def test_certificates_for_ever_new_names_are_kept_within_a_bound(confdir: Path) -> None:
+    certs = ServerCerts(confdir, max_hosts=4)
+    try:
+        names = [f"host{n}.example" for n in range(10)] + ["127.0.0.1", "::1"]
+        for name in names:
+            context = certs.context(name, http1=True)
+            assert len(certs) <= 4
+        # the context serves the name it was made for, to a client that trusts the CA only
+        client = ssl.create_default_context(cafile=str(confdir / "mitmproxy-ca-cert.pem"))
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        server = context.wrap_bio(incoming, outgoing, server_side=True)
+        c_in, c_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = client.wrap_bio(c_in, c_out, server_hostname="::1")
+        for _ in range(10):
+            for side in (tls, server):
+                with contextlib.suppress(ssl.SSLWantReadError):
+                    side.do_handshake()
+            incoming.write(c_out.read())
+            c_in.write(outgoing.read())
+        tls.do_handshake()
+        assert tls.selected_alpn_protocol() is None  # the client offered none
+        assert list(certs._folder.iterdir()) == []  # type: ignore[union-attr]  # keys removed
+    finally:
+        certs.close()
