@@ -56,6 +56,24 @@ def default_max_connections() -> int:
     return max(64, (soft - 64) // 2)
 
 
+class Refusals:
+    """Clients refused at the connection limit, logged the first time and every 100th (a
+    flood must not flood the log too)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def note(self, connected: int) -> None:
+        """One more refused while `connected` clients are served."""
+        self.count += 1
+        if self.count == 1 or self.count % 100 == 0:
+            logger.warning(
+                "tapeproxy: %d clients connected, the limit (max_connections): refused %d so far",
+                connected,
+                self.count,
+            )
+
+
 def peer_address(peer: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """A client's address from its peername (IPv6 scope dropped, an IPv4-mapped IPv6 address
     as the IPv4 one); None when it is not an IP address."""
@@ -137,7 +155,7 @@ class Access:
         )
         self.max_connections = max_connections or default_max_connections()
         self._open: weakref.WeakSet[connection.Client] = weakref.WeakSet()
-        self._refused = 0
+        self._refused = Refusals()
 
     def client_connected(self, client: connection.Client) -> None:
         """Close connections from public addresses (private networks and loopback may come)."""
@@ -150,14 +168,7 @@ class Access:
             client.error = "tapeproxy refuses clients from public addresses"
             return
         if len(self._open) >= self.max_connections:
-            self._refused += 1
-            if self._refused == 1 or self._refused % 100 == 0:
-                logger.warning(
-                    "tapeproxy: %d clients connected, the limit (max_connections): refused "
-                    "%d so far",
-                    len(self._open),
-                    self._refused,
-                )
+            self._refused.note(len(self._open))
             client.error = "tapeproxy: too many connections"
             return
         self._open.add(client)

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from tapeproxy.cassettes.model import Interaction, Request
-from tapeproxy.proxy.access import default_max_connections, peer_address
+from tapeproxy.proxy.access import Refusals, default_max_connections, peer_address
 from tapeproxy.proxy.flows import WireResponse, body_of, pretty_authority
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.routes import Route
@@ -100,7 +100,7 @@ class FastRoutes:
         self._certs = certs
         self._handshake_timeout, self._idle_timeout = timeouts
         self._cap = max_connections or max(64, default_max_connections() // 2)
-        self._refused = 0
+        self._refused = Refusals()
         self.proxy: Callable[[], Awaitable[int]] = _no_proxy
         """The proxy's own listening port, started on first need; it is reached on the address
         the client reached this server on, where it listens too."""
@@ -153,14 +153,7 @@ class FastRoutes:
             writer.close()
             return
         if len(self._open) >= self._cap:
-            self._refused += 1
-            if self._refused == 1 or self._refused % 100 == 0:
-                logger.warning(
-                    "tapeproxy: %d clients connected, the limit (max_connections): refused "
-                    "%d so far",
-                    len(self._open),
-                    self._refused,
-                )
+            self._refused.note(len(self._open))
             writer.close()
             return
         self._open.add(writer)
@@ -340,7 +333,7 @@ class FastRoutes:
         await writer.drain()
         first, hello = await read_hello(reader, self._handshake_timeout)
         if hello is None or not hello.wants_http1:
-            await self._hand_on_connect(head, first, reader, writer)
+            await self._hand_on(first, reader, writer, connect=head)
             return
         name = hello.sni or authority[0]
         tls = TlsStream((reader, writer), self._certs.context(name, "http/1.1" in hello.alpn))
@@ -370,11 +363,19 @@ class FastRoutes:
             return None
 
     async def _hand_on(
-        self, read: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        read: bytes,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        connect: bytes | None = None,
     ) -> None:
         """Send what was read to the proxy's listener and relay the connection both ways
-        until either side closes it."""
-        opened = await self._open_proxy(writer)
+        until either side closes it; through a CONNECT of its own (`connect`, the client's)
+        for a tunnel already answered here."""
+        if connect is None:
+            opened = await self._open_proxy(writer)
+        else:
+            opened = await self._connect_proxy(connect, writer)
         if opened is None:
             return
         up_reader, up_writer = opened
@@ -396,17 +397,6 @@ class FastRoutes:
             up_writer.close()
             return None
         return up_reader, up_writer
-
-    async def _hand_on_connect(
-        self, head: bytes, first: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        """A tunnel already answered here, relayed to the proxy through a CONNECT of its own."""
-        opened = await self._connect_proxy(head, writer)
-        if opened is None:
-            return
-        up_reader, up_writer = opened
-        up_writer.write(first)
-        await _relay(reader, writer, up_reader, up_writer)
 
     async def _hand_on_tunnel(
         self, tunnel: _Tunnel, read: bytes, reader: asyncio.StreamReader, writer: _Writer

@@ -14,6 +14,7 @@ import socket
 import ssl
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -44,6 +45,17 @@ def _record(tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider) -> 
         assert streamed.text.endswith("[DONE]\n\n")
     assert len(store.load(cassette).interactions) == 4
     return cassette
+
+
+@contextlib.contextmanager
+def _replaying(
+    tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider
+) -> Iterator[ProxyRunner]:
+    """A replay (timing off) of the recorded cassette, the upstream stopped."""
+    cassette = _record(tmp_path, run_proxy, provider)
+    provider.stop()
+    with run_proxy(cassette, "none", latency=Latency(0.0)) as runner:
+        yield runner
 
 
 def _served(runner: ProxyRunner) -> int:
@@ -113,9 +125,7 @@ def test_plain_http_proxied_hits_are_answered_by_the_front_as_mitmproxy_answers_
 def test_a_miss_hands_the_tunnel_to_mitmproxy_which_explains_it_and_serves_on(
     tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider
 ) -> None:
-    cassette = _record(tmp_path, run_proxy, provider)
-    provider.stop()
-    with run_proxy(cassette, "none", latency=Latency(0.0)) as runner, client_for(runner) as http:
+    with _replaying(tmp_path, run_proxy, provider) as runner, client_for(runner) as http:
         url = provider.url + "/v1/chat/completions"
         assert http.post(url, json=_chat("one")).status_code == 200
         assert _served(runner) == 1 and not runner.mitmproxy_started
@@ -165,9 +175,7 @@ def test_clients_get_the_protocol_mitmproxy_would_choose(
 def test_a_client_that_prefers_h2_gets_mitmproxy_and_h2(
     tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider
 ) -> None:
-    cassette = _record(tmp_path, run_proxy, provider)
-    provider.stop()
-    with run_proxy(cassette, "none", latency=Latency(0.0)) as runner:
+    with _replaying(tmp_path, run_proxy, provider) as runner:
         with client_for(runner, http2=True) as http:  # httpx offers http/1.1 first
             got = http.post(provider.url + "/v1/chat/completions", json=_chat("one"))
         assert got.http_version == "HTTP/1.1" and _served(runner) == 1
@@ -180,9 +188,7 @@ def test_a_client_that_prefers_h2_gets_mitmproxy_and_h2(
 def test_curl_through_the_front(
     tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider, protocol: str
 ) -> None:
-    cassette = _record(tmp_path, run_proxy, provider)
-    provider.stop()
-    with run_proxy(cassette, "none", latency=Latency(0.0)) as runner:
+    with _replaying(tmp_path, run_proxy, provider) as runner:
         done = subprocess.run(
             ["curl", "-sS", protocol, "--proxy", runner.url, "--cacert",
              str(runner.config.ca_cert()), "-H", "content-type: application/json",
@@ -215,9 +221,7 @@ def test_recording_misses_through_the_front_while_hits_are_answered(
 def test_faults_drawn_per_test_take_tunnels_from_the_front(
     tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider
 ) -> None:
-    cassette = _record(tmp_path, run_proxy, provider)
-    provider.stop()
-    with run_proxy(cassette, "none", latency=Latency(0.0)) as runner, client_for(runner) as http:
+    with _replaying(tmp_path, run_proxy, provider) as runner, client_for(runner) as http:
         url = provider.url + "/v1/chat/completions"
         assert http.post(url, json=_chat("one")).status_code == 200
         runner.use_faults(Faults(parse_faults("500=100%")))  # as the pytest plugin does
