@@ -264,6 +264,10 @@ class ProxyRunner:
         if not self._ready.wait(_START_TIMEOUT):
             raise TapeproxyError("the proxy did not start within 30 s")
         if self._failure is not None or self.address is None:
+            loop = self._loop
+            if loop is not None and self._thread.is_alive():  # mitmproxy runs on, unlistening
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._stopping.set)
             self._thread.join(5)
             c = self.config
             raise BadInputError(

@@ -401,3 +401,21 @@ def test_certificates_for_ever_new_names_are_kept_within_a_bound(confdir: Path) 
         assert list(certs._folder.iterdir()) == []  # type: ignore[union-attr]  # keys removed
     finally:
         certs.close()
+
+
+@pytest.mark.parametrize("front", [True, False])
+def test_a_taken_port_fails_the_start_at_once_and_leaves_no_proxy_thread(
+    tmp_path: Path, run_proxy: ProxyFactory, front: bool
+) -> None:
+    from tapeproxy.errors import BadInputError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        runner = run_proxy(tmp_path / "c.json.zst", "none", listen_port=port, fast_routes=front)
+        began = time.monotonic()
+        with pytest.raises(BadInputError, match=f"address already in use: port {port}"):
+            runner.start()
+        assert time.monotonic() - began < 4  # not the 5 s join of a thread left running
+        assert runner._thread is not None and not runner._thread.is_alive()
