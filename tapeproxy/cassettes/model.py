@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import re
 from typing import Annotated, Literal, Self
 
@@ -46,6 +47,7 @@ __all__ = [
     "WsMessage",
     "body_bytes",
     "new_cassette",
+    "utf8_or_none",
 ]
 
 FORMAT = "tapeproxy/1"
@@ -120,9 +122,9 @@ class Body(_Frozen):
         if (self.text is None) == (self.base64 is None):
             raise ValueError("a body holds exactly one of 'text' or 'base64'")
         if self.base64 is not None:
-            try:
-                base64.b64decode(self.base64, validate=True)
-            except binascii.Error as e:
+            try:  # binascii reads an ASCII str in place (base64.b64decode copies it first)
+                binascii.a2b_base64(self.base64, strict_mode=True)
+            except (binascii.Error, ValueError) as e:
                 raise ValueError(f"body 'base64' is not valid base64: {e}") from e
         return self
 
@@ -131,17 +133,38 @@ class Body(_Frozen):
         """Wrap raw bytes: text when they decode as UTF-8, base64 otherwise, None when empty."""
         if not data:
             return None
-        try:
-            return cls(text=data.decode("utf-8"))
-        except UnicodeDecodeError:
-            # valid by construction: checking it would decode the whole body once more
-            return cls.model_construct(base64=base64.b64encode(data).decode("ascii"))
+        text = utf8_or_none(data)
+        if text is not None:
+            return cls(text=text)
+        # valid by construction: checking it would decode the whole body once more
+        return cls.model_construct(base64=base64.b64encode(data).decode("ascii"))
 
     def to_bytes(self) -> bytes:
         """The exact bytes this body stands for."""
         if self.text is not None:
             return self.text.encode("utf-8")
-        return base64.b64decode(self.base64 or "")
+        return binascii.a2b_base64(self.base64 or "")  # the str read in place, not copied
+
+
+_PEEK = 4096
+
+
+def utf8_or_none(data: bytes) -> str | None:
+    """`data` decoded as UTF-8, or None when it is not UTF-8.
+
+    CPython sizes the result of a decode before it reads the bytes, so a large binary body
+    cost a string of its own size just to learn that it is binary: the first bytes are read
+    first (a character cut at the end of that window is not an error), and binary bodies,
+    which show it at once, are never decoded whole."""
+    if len(data) > _PEEK:
+        try:
+            codecs.getincrementaldecoder("utf-8")().decode(data[:_PEEK], final=False)
+        except UnicodeDecodeError:
+            return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def body_bytes(body: Body | None) -> bytes:

@@ -22,6 +22,7 @@ from tapeproxy.cassettes.model import (
     Request,
     Response,
     body_bytes,
+    utf8_or_none,
 )
 from tapeproxy.providers.answer import Written
 from tapeproxy.proxy.tapeserver import BodySource, SessionSource, TapeServer
@@ -131,10 +132,10 @@ def body_of(content: bytes) -> Body | None:
     """Request body bytes as a cassette body (None when empty), built without validation."""
     if not content:
         return None
-    try:
-        return Body.model_construct(text=content.decode("utf-8"), base64=None)
-    except UnicodeDecodeError:
-        return Body.model_construct(text=None, base64=base64.b64encode(content).decode("ascii"))
+    text = utf8_or_none(content)
+    if text is not None:
+        return Body.model_construct(text=text, base64=None)
+    return Body.model_construct(text=None, base64=base64.b64encode(content).decode("ascii"))
 
 
 def framing_free(headers: tuple[Header, ...] | list[Header]) -> list[tuple[str, str]]:

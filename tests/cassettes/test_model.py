@@ -114,3 +114,31 @@ def test_status_range_is_checked() -> None:
     with pytest.raises(ValidationError):
         Response(status=99)
     assert Response(status=599).status == 599
+
+
+@pytest.mark.parametrize("cut", [4093, 4094, 4095, 4096, 4097])
+def test_text_bodies_are_found_whatever_character_the_first_window_cuts(cut: int) -> None:
+    from tapeproxy.cassettes.model import utf8_or_none
+
+    # a 2-, 3- and 4-byte character placed across the window's end, in long bodies
+    for char in ("é", "€", "😀"):
+        text = "a" * cut + char * 3 + "z" * 5000
+        assert utf8_or_none(text.encode("utf-8")) == text
+        body = Body.from_bytes(text.encode("utf-8"))
+        assert body is not None and body.text == text
+
+
+def test_binary_bodies_are_found_wherever_the_first_invalid_byte_is() -> None:
+    from tapeproxy.cassettes.model import utf8_or_none
+
+    for at in (0, 100, 4095, 4096, 9000):  # in the first window, at its end, after it
+        data = bytearray(b"x" * 10_000)
+        data[at] = 0xFF
+        assert utf8_or_none(bytes(data)) is None
+        body = Body.from_bytes(bytes(data))
+        assert body is not None and body.text is None and body.to_bytes() == bytes(data)
+    assert utf8_or_none(b"") == ""
+    with pytest.raises(ValueError, match="base64"):
+        Body(base64="not*base64")
+    with pytest.raises(ValueError, match="base64"):
+        Body(base64="QUJD=QUJD")  # padding inside: refused in strict mode, as before
