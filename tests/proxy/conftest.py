@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import ssl
 import subprocess
 import sys
@@ -44,6 +46,15 @@ def run_proxy(confdir: Path, throwaway_ca: ThrowawayCA) -> ProxyFactory:
         return ProxyRunner(ProxyConfig(**settings))
 
     return start
+
+
+@contextlib.contextmanager
+def taken_port() -> Iterator[int]:
+    """A port of 127.0.0.1 held by a listening socket of the test's own while in the block."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
 
 
 def client_for(runner: ProxyRunner, **kwargs: Any) -> httpx.Client:

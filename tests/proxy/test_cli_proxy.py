@@ -26,7 +26,7 @@ from tapeproxy.errors import CassetteError
 from tapeproxy.fakeprovider import FakeProvider
 from tapeproxy.redaction import Redactor
 from tapeproxy.testing_ca import ThrowawayCA
-from tests.proxy.conftest import ProxyFactory, client_for
+from tests.proxy.conftest import ProxyFactory, client_for, taken_port
 
 TAPEPROXY = [sys.executable, "-m", "tapeproxy"]
 
@@ -259,10 +259,7 @@ def test_a_misspelt_option_before_the_command_is_named(
 
 
 def test_a_port_in_use_is_named(tmp_path: Path) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         args = ["serve", "--mode", "all", "--listen", f"127.0.0.1:{port}"]
         result = _run(*args, "--cassette", str(tmp_path / "c.json.zst"), "--confdir", str(tmp_path))
     assert result.returncode == 2

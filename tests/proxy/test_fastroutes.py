@@ -18,7 +18,7 @@ from tapeproxy.fakeprovider import FakeProvider
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.routes import DEFAULT_ROUTES, Route
 from tapeproxy.proxy.runner import ProxyRunner
-from tests.proxy.conftest import ProxyFactory
+from tests.proxy.conftest import ProxyFactory, taken_port
 
 
 def _routes(provider: FakeProvider) -> tuple[Route, ...]:
@@ -184,20 +184,15 @@ def test_proxied_and_fast_routed_requests_share_one_cassette(
 def test_the_routes_port_is_a_setting_and_a_taken_one_is_a_clear_error(
     tmp_path: Path, run_proxy: ProxyFactory, provider: FakeProvider
 ) -> None:
-    import socket
-
     from tapeproxy.errors import BadInputError, ConfigError
     from tapeproxy.proxy.settings import build_config
 
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        with (
-            pytest.raises(BadInputError, match=f"routes' listener \\(port {port}\\)"),
-            run_proxy(tmp_path / "c.json.zst", "all", routes_port=port),
-        ):
-            pass
+    with (
+        taken_port() as port,
+        pytest.raises(BadInputError, match=f"routes' listener \\(port {port}\\)"),
+        run_proxy(tmp_path / "c.json.zst", "all", routes_port=port),
+    ):
+        pass
     with run_proxy(tmp_path / "c.json.zst", "all", routes_port=port) as runner:
         assert runner.route_env()["OPENAI_BASE_URL"] == f"http://127.0.0.1:{port}/openai"
     assert build_config({"routes_port": "8081"}, {}, "none", env={}).routes_port == 8081

@@ -27,7 +27,7 @@ from tapeproxy.proxy.faults import Faults, parse_faults
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.runner import ProxyRunner
 from tapeproxy.proxy.tlsterm import ServerCerts, _parse_hello
-from tests.proxy.conftest import ProxyFactory, client_for
+from tests.proxy.conftest import ProxyFactory, client_for, taken_port
 
 _PROMPTS = ("one", "two", "three")
 
@@ -409,10 +409,7 @@ def test_a_taken_port_fails_the_start_at_once_and_leaves_no_proxy_thread(
 ) -> None:
     from tapeproxy.errors import BadInputError
 
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         runner = run_proxy(tmp_path / "c.json.zst", "none", listen_port=port, fast_routes=front)
         began = time.monotonic()
         with pytest.raises(BadInputError, match=f"address already in use: port {port}"):
