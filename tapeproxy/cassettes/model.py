@@ -130,13 +130,14 @@ class Body(_Frozen):
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Body | None:
-        """Wrap raw bytes: text when they decode as UTF-8, base64 otherwise, None when empty."""
+        """Wrap raw bytes: text when they decode as UTF-8, base64 otherwise, None when empty.
+        Built without validation (it runs for every replayed request): each form is valid
+        by construction, and checking base64 would decode the whole body once more."""
         if not data:
             return None
         text = utf8_or_none(data)
         if text is not None:
-            return cls(text=text)
-        # valid by construction: checking it would decode the whole body once more
+            return cls.model_construct(text=text)
         return cls.model_construct(base64=base64.b64encode(data).decode("ascii"))
 
     def to_bytes(self) -> bytes:

@@ -46,9 +46,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from tapeproxy.cassettes.model import Interaction, Request
+from mitmproxy.net.http import url
+
+from tapeproxy.cassettes.model import Body, Interaction, Request
 from tapeproxy.proxy.access import Refusals, default_max_connections, peer_address
-from tapeproxy.proxy.flows import WireResponse, body_of, pretty_authority
+from tapeproxy.proxy.flows import WireResponse, pretty_authority
 from tapeproxy.proxy.latency import Latency
 from tapeproxy.proxy.routes import Route
 from tapeproxy.proxy.tlsterm import Hello, ServerCerts, TlsStream, read_hello
@@ -112,6 +114,11 @@ class FastRoutes:
         """The front: the proxy's address as clients know it."""
         self.served = 0
         """Requests answered here (the rest were handed to the proxy)."""
+
+    @property
+    def ports(self) -> frozenset[int]:
+        """The ports it listens on: requests to them are the proxy's own (routed, control)."""
+        return frozenset(a[1] for a in (self.address, self.front) if a is not None)
 
     async def start(self, host: str, port: int = 0) -> None:
         """Listen for routed requests on `host` (the proxy's listening host) at `port` (0: a
@@ -220,9 +227,9 @@ class FastRoutes:
                         logger.debug("tapeproxy fast routes: left to the proxy", exc_info=True)
             if parsed is None or answer is None:
                 if tunnel is None:
-                    await self._hand_on(head + body, reader, writer)  # type: ignore[arg-type]
+                    await self._hand_on(head + body, reader, writer)
                 else:
-                    await self._hand_on_tunnel(tunnel, head + body, reader, writer)
+                    await self._hand_on(head + body, reader, writer, tunnel.head, tunnel.hello)
                 return
             delay, wire = answer
             if delay > 0:
@@ -259,15 +266,10 @@ class FastRoutes:
             return None
         slash = target.find("/", len("http://"))
         parts = urlsplit(target)
-        own = {a[1] for a in (self.address, self.front) if a is not None}
-        if slash < 0 or not parts.hostname or (parts.port or 80) in own:
+        if slash < 0 or not parts.hostname or (parts.port or 80) in self.ports:
             return None
-        host = next((v for k, v in fields if k == b"host"), None)
-        try:
-            authority = host.decode("ascii") if host is not None else parts.netloc
-        except UnicodeDecodeError:
-            return None
-        return f"http://{pretty_authority('http', authority)}{target[slash:]}", False
+        authority = _keyed_authority("http", fields, parts.netloc)
+        return None if authority is None else (f"http://{authority}{target[slash:]}", False)
 
     def _answer(
         self, method: str, url: str, routed: bool, fields: list[tuple[bytes, bytes]], body: bytes
@@ -280,17 +282,18 @@ class FastRoutes:
         session = replayer.session
         if not session.serves_from_cassette:
             return None
-        if self._hosts is not None and urlsplit(url).hostname not in self._hosts:
+        parts = urlsplit(url)
+        if self._hosts is not None and parts.hostname not in self._hosts:
             return None
         if routed:
-            netloc = urlsplit(url).netloc.encode("latin-1")
+            netloc = parts.netloc.encode("latin-1")
             fields = [(k, netloc if k == b"host" else v) for k, v in fields]
         keep = session.keyed_headers
         headers = tuple(
             [(k.decode("latin-1"), v.decode("latin-1")) for k, v in fields if k in keep]
         )
         request = Request.model_construct(
-            method=method, url=url, headers=headers, body=body_of(body)
+            method=method, url=url, headers=headers, body=Body.from_bytes(body)
         )
         keyed = session.keyed(request)
         found = session.peek(keyed.key)
@@ -366,12 +369,14 @@ class FastRoutes:
         self,
         read: bytes,
         reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        writer: _Writer,
         connect: bytes | None = None,
+        hello: Hello | None = None,
     ) -> None:
         """Send what was read to the proxy's listener and relay the connection both ways
-        until either side closes it; through a CONNECT of its own (`connect`, the client's)
-        for a tunnel already answered here."""
+        until either side closes it. A tunnel already answered here goes through a CONNECT of
+        its own (`connect`, the client's); one whose TLS was ended here, in a TLS connection of
+        its own that asks for what the client asked (`hello`: server name, protocols)."""
         if connect is None:
             opened = await self._open_proxy(writer)
         else:
@@ -379,6 +384,13 @@ class FastRoutes:
         if opened is None:
             return
         up_reader, up_writer = opened
+        if hello is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False  # the proxy's own certificate, on this host
+            context.verify_mode = ssl.CERT_NONE
+            if hello.alpn:
+                context.set_alpn_protocols(list(hello.alpn))
+            await up_writer.start_tls(context, server_hostname=hello.sni)
         up_writer.write(read)
         await _relay(reader, writer, up_reader, up_writer)
 
@@ -397,24 +409,6 @@ class FastRoutes:
             up_writer.close()
             return None
         return up_reader, up_writer
-
-    async def _hand_on_tunnel(
-        self, tunnel: _Tunnel, read: bytes, reader: asyncio.StreamReader, writer: _Writer
-    ) -> None:
-        """A tunnel whose TLS was ended here, relayed to the proxy in a TLS connection of its
-        own that asks for what the client asked (server name, protocols)."""
-        opened = await self._connect_proxy(tunnel.head, writer)
-        if opened is None:
-            return
-        up_reader, up_writer = opened
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False  # the proxy's own certificate, on this host
-        context.verify_mode = ssl.CERT_NONE
-        if tunnel.hello.alpn:
-            context.set_alpn_protocols(list(tunnel.hello.alpn))
-        await up_writer.start_tls(context, server_hostname=tunnel.hello.sni)
-        up_writer.write(read)
-        await _relay(reader, writer, up_reader, up_writer)
 
 
 class _Writer(Protocol):
@@ -437,12 +431,8 @@ class _Tunnel:
         CONNECT."""
         if not target.startswith("/"):
             return None
-        host = next((v for k, v in fields if k == b"host"), None)
-        try:
-            authority = host.decode("ascii") if host is not None else _hostport(*self.authority)
-        except UnicodeDecodeError:
-            return None
-        return f"https://{pretty_authority('https', authority)}{target}", False
+        authority = _keyed_authority("https", fields, _hostport(*self.authority))
+        return None if authority is None else (f"https://{authority}{target}", False)
 
 
 _UrlOf = Callable[[str, list[tuple[bytes, bytes]]], tuple[str, bool] | None]
@@ -459,18 +449,26 @@ _ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
 
 
 def _authority(head: bytes) -> tuple[str, int] | None:
-    """Host and port of a CONNECT request line, or None when it does not give both."""
+    """Host and port of a CONNECT request line (as mitmproxy parses an authority), or None
+    when it does not give both."""
     parts = head.split(b"\r\n", 1)[0].split(b" ")
     if len(parts) != 3:
         return None
     try:
-        target = parts[1].decode("ascii")
+        host, port = url.parse_authority(parts[1], check=True)
+    except ValueError:
+        return None
+    return None if port is None else (host, port)
+
+
+def _keyed_authority(scheme: str, fields: list[tuple[bytes, bytes]], otherwise: str) -> str | None:
+    """The authority of a request's URL as the proxy captures it (`flows.capture_request`):
+    from its Host header, else `otherwise` (the CONNECT's, the absolute URL's)."""
+    host = next((v for k, v in fields if k == b"host"), None)
+    try:
+        return pretty_authority(scheme, host.decode("ascii") if host is not None else otherwise)
     except UnicodeDecodeError:
         return None
-    host, sep, port = target.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        return None
-    return host.strip("[]"), int(port)
 
 
 def _hostport(host: str, port: int) -> str:

@@ -5,7 +5,6 @@ Header bytes are kept as latin-1 text so that every byte survives the round trip
 
 from __future__ import annotations
 
-import base64
 import functools
 import time
 from dataclasses import dataclass
@@ -22,7 +21,6 @@ from tapeproxy.cassettes.model import (
     Request,
     Response,
     body_bytes,
-    utf8_or_none,
 )
 from tapeproxy.providers.answer import Written
 from tapeproxy.proxy.tapeserver import BodySource, SessionSource, TapeServer
@@ -33,7 +31,6 @@ __all__ = [
     "SOURCE_HEADER",
     "Source",
     "WireResponse",
-    "body_of",
     "capture_request",
     "detail_of",
     "framing_free",
@@ -105,7 +102,7 @@ def capture_request(flow: http.HTTPFlow, keep: frozenset[bytes] | None = None) -
         method=req.method,
         url=_pretty_url(req),
         headers=headers,
-        body=body_of(content),
+        body=Body.from_bytes(content),
     )
 
 
@@ -126,16 +123,6 @@ def pretty_authority(scheme: str, host_header: str) -> str:
     # The steps of mitmproxy's `Request.pretty_url`, with its own helpers.
     host, port = url.parse_authority(host_header, check=False)
     return url.hostport(scheme, host, port or url.default_port(scheme) or 443)
-
-
-def body_of(content: bytes) -> Body | None:
-    """Request body bytes as a cassette body (None when empty), built without validation."""
-    if not content:
-        return None
-    text = utf8_or_none(content)
-    if text is not None:
-        return Body.model_construct(text=text, base64=None)
-    return Body.model_construct(text=None, base64=base64.b64encode(content).decode("ascii"))
 
 
 def framing_free(headers: tuple[Header, ...] | list[Header]) -> list[tuple[str, str]]:

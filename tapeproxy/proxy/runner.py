@@ -509,9 +509,7 @@ class ProxyRunner:
         mitm = lean_mitmproxy()
         master = mitm["mitmproxy.master"].Master(opts)
         server = self._server = mitm["mitmproxy.addons.proxyserver"].Proxyserver()
-        ports = frozenset(
-            a[1] for a in (fast.address, fast.front) if a is not None
-        ) if fast is not None else frozenset()  # fmt: skip
+        ports = fast.ports if fast is not None else frozenset()
         journal = self.journal
         self._chain = _Chain(
             # first: refused ones go no further

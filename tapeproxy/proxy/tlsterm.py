@@ -24,6 +24,10 @@ import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mitmproxy.certs import CertStore
 
 __all__ = ["Hello", "ServerCerts", "TlsStream", "read_hello"]
 
@@ -141,7 +145,7 @@ class ServerCerts:
     def __init__(self, confdir: Path, max_hosts: int = 256) -> None:
         self._confdir = confdir
         self._max_hosts = max_hosts
-        self._store: object | None = None
+        self._store: CertStore | None = None
         self._contexts: dict[tuple[str, bool], ssl.SSLContext] = {}
         self._folder: Path | None = None
         self._made = 0
@@ -174,7 +178,7 @@ class ServerCerts:
             name: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
         except ValueError:
             name = x509.DNSName(host.encode("idna").decode())
-        entry = self._store.get_cert(str(name.value), [name])  # type: ignore[attr-defined]
+        entry = self._store.get_cert(str(name.value), [name])
         chain = entry.cert.to_pem() + b"".join(c.to_pem() for c in entry.chain_certs)
         key = entry.privatekey.private_bytes(
             serialization.Encoding.PEM,
