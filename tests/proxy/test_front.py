@@ -246,13 +246,13 @@ def test_faults_and_stubs_come_out_the_same_with_the_front_or_without(
                         "answers": [{"text": "first"}, {"text": "second"}, {"text": "third"}]}]}
         )
     )  # fmt: skip
-    asked = [p for _ in range(6) for p in (*_PROMPTS, "stubbed", "never asked")]
+    asked = [p for _ in range(10) for p in (*_PROMPTS, "stubbed", "never asked")]
 
     def run(front: bool) -> tuple[list[tuple[int, list[tuple[str, str]], bytes]], dict[str, int]]:
         got = []
         with run_proxy(
             cassette, "none", latency=Latency(latency), fast_routes=front,
-            faults=Faults(parse_faults("500=40%,429=10%"), seed=11),
+            faults=Faults(parse_faults("500=20%,429=10%"), seed=11),
             stubs=Stubs.from_files([rules]),
         ) as runner:  # fmt: skip
             for n, prompt in enumerate(asked):
@@ -261,7 +261,7 @@ def test_faults_and_stubs_come_out_the_same_with_the_front_or_without(
                 headers = [(k, v) for k, v in r.headers.multi_items() if k != "date"]
                 got.append((r.status_code, headers, r.content))
                 if n == len(asked) // 2:
-                    runner.use_faults(Faults(parse_faults("503=30%"), seed=5))  # mid-run
+                    runner.use_faults(Faults(parse_faults("503=20%"), seed=5))  # mid-run
             assert (_served(runner) > 0) is front
             return got, runner.session.tally()
 
@@ -270,7 +270,10 @@ def test_faults_and_stubs_come_out_the_same_with_the_front_or_without(
     assert with_front == without
     assert tally == tally_without
     statuses = {status for status, _, _ in with_front}
-    assert {200, 500, 599} <= statuses  # hits and stubs, faults, misses all met
+    # hits and stubs, faults and misses all met. Which requests fail depends on their keys,
+    # which hold the fake upstream's port: 40 draws at 20-30 % all clean, or all 10 stub
+    # requests failed, are each under 1 in 100,000 runs
+    assert {200, 599} <= statuses and statuses & {429, 500, 503}
     assert tally["stubbed"] > 0 and tally["faulted"] > 0
 
 
