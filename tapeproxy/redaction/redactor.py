@@ -168,14 +168,7 @@ class Redactor:
     def _headers(
         self, headers: tuple[Header, ...], where: str, host: str, scanner: Scanner | None = None
     ) -> tuple[tuple[Header, ...], list[Hit]]:
-        out: list[Header] = []
-        hits: list[Hit] = []
-        scanner = scanner or self.scanner
-        for name, value in headers:
-            new, found = scanner.header(name, value, where, host)
-            out.append((name, new))
-            hits += found
-        return tuple(out), hits
+        return (scanner or self.scanner).headers(headers, where, host)
 
     def _body(
         self,

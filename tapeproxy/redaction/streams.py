@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from typing import Any
 
+from tapeproxy.redaction.jsonscan import load_json
 from tapeproxy.redaction.quickscan import has_standard_run
 
 __all__ = ["joined_texts", "may_hold_events"]
@@ -36,10 +36,13 @@ def joined_texts(doc: Any, path: str = "") -> list[tuple[str, str, int]]:
     return out
 
 
-_EVENTISH = re.compile(r'\}\s*,\s*\{|data:|"\s*[\[{]')
-"""In a JSON text: two objects in a row (a list of them), an SSE line, a string that holds
-JSON or NDJSON; or else a long base64 run (`has_standard_run`): what `joined_texts` can find
-a sequence of events in."""
+_OBJECTS_IN_ROW = re.compile(r"\}\s*,\s*\{")
+_STRING_OPENS = re.compile(r'"\s*[\[{]')
+"""In a JSON text, what `joined_texts` can find a sequence of events in: two objects in a
+row (a list of them), an SSE line (``data:``), a string that holds JSON or NDJSON, or else a
+long base64 run (`has_standard_run`). Looked for one at a time: each regex starts with a
+literal that `re` finds fast, where their alternation tried every position (7.7 against
+3.1 us on a 1.5 KB answer)."""
 
 
 def may_hold_events(text: str) -> bool:
@@ -50,7 +53,12 @@ def may_hold_events(text: str) -> bool:
         return False
     if text.lstrip()[:1] not in ("{", "["):
         return True  # SSE, NDJSON or base64 text: looked into as it is
-    return _EVENTISH.search(text) is not None or has_standard_run(text, 32)
+    return (
+        "data:" in text
+        or _OBJECTS_IN_ROW.search(text) is not None
+        or _STRING_OPENS.search(text) is not None
+        or has_standard_run(text, 32)
+    )
 
 
 def _walk(value: Any, path: str, depth: int, out: list[tuple[str, str, int]]) -> None:
@@ -180,7 +188,7 @@ def _parsed(text: str) -> Any:
     s = text.strip()
     if s[:1] in ("{", "["):
         try:
-            return json.loads(s)
+            return load_json(s)
         except ValueError:
             pass
     return text

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import random
 
-from tapeproxy.redaction.jsonscan import decode_literal, literals
+import pytest
+
+from tapeproxy.redaction.jsonscan import decode_literal, literals, load_json
+from tests.redaction.texts import json_texts
 
 
 def _reference(text: str) -> list[str]:
@@ -51,3 +54,29 @@ def test_a_huge_literal_is_one_token() -> None:
     (key, value) = list(literals(text))
     assert key.is_key and not value.is_key
     assert decode_literal(text[value.start : value.end]).startswith('word \\ "quoted"')
+
+
+def test_load_json_reads_what_json_loads_reads_and_refuses_what_it_refuses() -> None:
+    edge = [
+        '{"a": "\\udc80"}',  # a lone surrogate (kept for undecodable bytes): the fallback
+        '["\\ud83d\\ude00", 1e999, -0.0, 12345678901234567890123, 1.5e-07]',
+        '{"a": NaN, "b": Infinity, "a": 2}',
+        '{"a": "x\ty"}',  # a raw control character in a string
+        "[1,]",
+        '{"a": 1} trailing',
+        "\ufeff{}",
+        '["\\x"]',
+        "[01]",
+        "[" * 5000 + "]" * 5000,  # deeper than either parser goes
+    ]
+    texts = [*edge, *json_texts()[:400]]
+    for text in texts:
+        try:
+            want = json.loads(text)
+        except (ValueError, RecursionError) as e:
+            with pytest.raises(type(e)):
+                load_json(text)
+            continue
+        got = load_json(text)
+        # (NaN != NaN, -0.0 == 0.0: the JSON each gives back tells them apart)
+        assert json.dumps(got) == json.dumps(want), text[:80]

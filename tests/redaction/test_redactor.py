@@ -523,3 +523,69 @@ def test_a_large_binary_answer_is_scanned_without_a_lower_cased_copy(name: str) 
     finally:
         tracemalloc.stop()
     assert peak < len(text) // 4, peak
+
+
+def _ordinary_headers(rng: random.Random) -> list[tuple[str, str]]:
+    """Some of the headers an answer carries, with this answer's ids and date."""
+    every = [
+        ("date", f"Thu, {rng.randrange(1, 29)} Nov 2024 08:{rng.randrange(60):02}:38 GMT"),
+        ("content-type", "application/json"),
+        ("x-request-id", f"req_{rng.randbytes(16).hex()}"),
+        ("cf-ray", f"{rng.randbytes(8).hex()}-AMS"),
+        ("openai-organization", "user-" + base64.b32encode(rng.randbytes(15)).decode().lower()),
+        ("x-ratelimit-remaining-tokens", str(rng.randrange(10**6))),
+        ("openai-processing-ms", str(rng.randrange(5000))),
+        ("etag", f'W/"{base64.b64encode(rng.randbytes(24)).decode()}"'),
+        ("link", f"<https://api.example.com/v1/models?page={rng.randrange(9)}>; rel=next"),
+    ]
+    return rng.sample(every, rng.randrange(3, len(every)))
+
+
+def _header_sets(seed: int) -> list[tuple[tuple[str, str], ...]]:
+    """Header lists as requests and answers carry them: every generated cassette's, and each
+    format's secret in a header value under a name that says nothing, in the shapes a value
+    can hide one (bearer, percent-encoded, base64 of a pair, a cookie-like list, JSON, a URL),
+    among ordinary headers with ids, dates and long runs."""
+    rng = random.Random(seed)
+    out = []
+    for doc in generate(seed=seed, per_format=2, clean=60):
+        ix = doc.interaction
+        out.append(ix.request.headers)
+        if ix.response is not None:
+            out.append(ix.response.headers)
+    for fmt in FORMATS:
+        secret = fmt.make(rng)
+        pair = base64.b64encode(f"svc-user:{secret}".encode()).decode()
+        for value in (
+            secret,
+            f"Bearer {secret}",
+            quote(secret, safe=""),
+            "".join(f"%{b:02X}" for b in secret.encode()),  # every byte, the prefix too
+            pair,
+            f"theme=dark; {fmt.keyword or 'token'}={secret}",
+            json.dumps({"auth": {"value": secret}}),
+            f"https://svc.example.com/v1?{fmt.keyword or 'api_key'}={quote_plus(secret)}",
+        ):
+            headers = _ordinary_headers(rng)
+            headers.insert(rng.randrange(len(headers) + 1), ("x-trace-context", value))
+            out.append(tuple(headers))
+    return out
+
+
+@pytest.mark.parametrize("answers", [False, True])
+def test_headers_checked_together_come_out_as_each_one_checked_alone(answers: bool) -> None:
+    """`Scanner.headers` checks the ordinary headers of a list in one pass; what it gives
+    must be what `Scanner.header` gives for each header on its own."""
+    batched, alone = Redactor(), Redactor()
+    together = batched.answers if answers else batched.scanner
+    one = alone.answers if answers else alone.scanner
+    sets = _header_sets(seed=29)
+    found = 0
+    for headers in sets:
+        got = together.headers(headers, "h")
+        each = [one.header(n, v, "h") for n, v in headers]
+        want = tuple((n, new) for (n, _), (new, _) in zip(headers, each, strict=True))
+        assert got == (want, [h for _, hits in each for h in hits]), headers
+        found += bool(got[1])
+        one._clean_headers.clear()  # the reference weighs every header every time
+    assert len(sets) > 500 and found > 300  # secrets among them, found both ways
