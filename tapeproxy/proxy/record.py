@@ -226,7 +226,9 @@ class Recorder:
         finally:
             await resp.aclose()
         total = _ms(start, loop.time())
-        recorded = to_response(resp, bytes(raw), None)
+        body = bytes(raw)  # one copy for the cassette and the client both (a 64 MiB answer
+        del raw  # was held 3 times over, and then twice more as base64 and its text)
+        recorded = to_response(resp, body, None)
         timing = Timing(ttfb_ms=ttfb, total_ms=total)
         self.session.add(Captured(request, recorded, error, timing, key))
         if error is not None:
@@ -236,9 +238,9 @@ class Recorder:
         fields = [(k, v) for k, v in resp.headers.raw if k.lower() != b"content-length"]
         fields.append(_LIVE)
         if resp.status_code not in (204, 304) and flow.request.method != "HEAD":
-            fields.append((b"content-length", str(len(raw)).encode()))
+            fields.append((b"content-length", str(len(body)).encode()))
         reason = resp.reason_phrase.encode("latin-1")
-        flow.response = WireResponse(resp.status_code, reason, tuple(fields), bytes(raw)).make()
+        flow.response = WireResponse(resp.status_code, reason, tuple(fields), body).make()
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:

@@ -135,11 +135,20 @@ def _looks_binary(text: str) -> bool:
     control characters. Text layers (percent-encoding, base64, JSON in strings) are not
     looked for in binary: decoding random bytes as if they were would copy and rescan the
     whole body at every layer."""
-    if len(text) <= 3 * _SAMPLE:
-        sample = text
-    else:
-        mid = len(text) // 2
-        sample = text[:_SAMPLE] + text[mid : mid + _SAMPLE] + text[-_SAMPLE:]
+    return mostly_control("".join(text[a:b] for a, b in sample_spans(len(text))))
+
+
+def sample_spans(length: int) -> list[tuple[int, int]]:
+    """Where `_looks_binary` samples a body of `length` characters: all of it when short,
+    else 4 KiB at its start, middle and end."""
+    if length <= 3 * _SAMPLE:
+        return [(0, length)]
+    mid = length // 2
+    return [(0, _SAMPLE), (mid, mid + _SAMPLE), (length - _SAMPLE, length)]
+
+
+def mostly_control(sample: str) -> bool:
+    """Whether more than 1 in 10 characters of `sample` are control characters."""
     control = sum(1 for c in sample if not c.isprintable() and c not in "\r\n\t")
     return control * 10 > len(sample)
 

@@ -357,6 +357,14 @@ class TokenFinder:
             out.append(Match(span[0], span[1], det.name, secret))
         return out
 
+    def matches_anywhere(self, text: str, glued: bool = False) -> bool:
+        """Whether any detector's regex matches in `text`, placeholders and failed checks
+        included: unlike `find`'s, this answer holds for every stretch of a text scanned
+        piece by piece (a match left out by `find` still moves on where the next is tried)."""
+        regex = self._glued if glued else self._regex
+        found = regex.finditer(text) if self.always else self._near_triggers(text, regex)
+        return next(found, None) is not None
+
     def _near_triggers(self, text: str, regex: re.Pattern[str]) -> Iterator[re.Match[str]]:
         """What `regex.finditer(text)` yields, trying only the places a match can start:
         up to `_LEAD` characters before each trigger. A long text with one URL in it (a whole

@@ -18,6 +18,7 @@ from tapeproxy.errors import ConfigError
 from tapeproxy.redaction.bodies import body_edits
 from tapeproxy.redaction.context import Names
 from tapeproxy.redaction.detectors import Detector, TokenFinder
+from tapeproxy.redaction.largebinary import is_clean
 from tapeproxy.redaction.placeholders import marker
 from tapeproxy.redaction.scanner import Edit, Hit, Scanner, apply_edits
 
@@ -180,6 +181,10 @@ class Redactor:
     ) -> tuple[Body | None, list[Hit], list[tuple[int, int, int]]]:
         if body is None:
             return None, [], []
+        if body.base64 is not None and is_clean(
+            scanner or self.scanner, body.base64, content_type, sent
+        ):
+            return body, [], []  # a large binary body, proved clean a window at a time
         binary = body.text is None
         text = body.to_bytes().decode("latin-1") if binary else body.text or ""
         edits, hits = body_edits(scanner or self.scanner, text, content_type, where, sent)
