@@ -65,7 +65,7 @@ def _text_or_base64(body: Body | None) -> tuple[str, str | None]:
         return "", None
     if body.text is not None:
         return body.text, None
-    return body.base64 or "", "base64"
+    return body.b64() or "", "base64"
 
 
 def _entry(it: Interaction, started: str) -> dict[str, Any]:

@@ -24,12 +24,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationInfo,
     model_validator,
 )
 
 __all__ = [
     "FORMAT",
+    "KEPT_AS_BYTES",
     "SHARED_HEADERS",
     "UNDECODABLE_ENCODING",
     "Body",
@@ -111,14 +113,27 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
 
+KEPT_AS_BYTES = 1 << 20
+"""Binary bodies from this size on are kept as their bytes (`Body.from_bytes`)."""
+
+
 class Body(_Frozen):
-    """A message body: exactly one of `text` (UTF-8) or `base64` (anything else)."""
+    """A message body: exactly one of `text` (UTF-8) or `base64` (anything else).
+
+    A binary body of `KEPT_AS_BYTES` or more made by `from_bytes` (a recorded image, audio
+    file or upload) holds its bytes instead, and `base64` is None until it is saved: making
+    the base64 str of a 64 MiB answer held its bytes, the base64 bytes and the str at once,
+    170 MiB above the answer, while the client's copy was still held too. `b64` gives the
+    base64 of either kind; equality and hashing do not tell the two kinds apart."""
 
     text: str | None = None
     base64: str | None = None
+    _data: bytes | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _one_of(self) -> Self:
+        if self._data is not None:
+            return self  # kept as bytes by `from_bytes`: its base64 is made when saved
         if (self.text is None) == (self.base64 is None):
             raise ValueError("a body holds exactly one of 'text' or 'base64'")
         if self.base64 is not None:
@@ -138,13 +153,44 @@ class Body(_Frozen):
         text = utf8_or_none(data)
         if text is not None:
             return cls.model_construct(text=text)
+        if len(data) >= KEPT_AS_BYTES:
+            body = cls.model_construct()
+            body._data = bytes(data)  # (a no-op for bytes; a bytearray must not change)
+            return body
         return cls.model_construct(base64=base64.b64encode(data).decode("ascii"))
 
     def to_bytes(self) -> bytes:
         """The exact bytes this body stands for."""
         if self.text is not None:
             return self.text.encode("utf-8")
+        if self._data is not None:
+            return self._data
         return binascii.a2b_base64(self.base64 or "")  # the str read in place, not copied
+
+    @property
+    def kept_as_bytes(self) -> bool:
+        """Whether the body holds its bytes rather than `text` or `base64` (see the class)."""
+        return self._data is not None
+
+    def b64(self) -> str | None:
+        """The base64 of a binary body (made now for one kept as bytes); None for text."""
+        if self._data is not None:
+            return base64.b64encode(self._data).decode("ascii")
+        return self.base64
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Body):
+            return NotImplemented
+        if self._data is None and other._data is None:
+            return super().__eq__(other)
+        return (
+            self.text == other.text
+            and self.to_bytes() == other.to_bytes()
+            and self.__pydantic_extra__ == other.__pydantic_extra__
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.text, self.b64()))
 
 
 _PEEK = 4096

@@ -11,6 +11,7 @@ complete, checksummed `tapeproxy/1` cassette, and cap the decompressed size agai
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import dataclasses
 import fcntl
@@ -30,7 +31,7 @@ import pydantic_core
 import zstandard
 from pydantic import ValidationError
 
-from tapeproxy.cassettes.model import FORMAT, SHARED_HEADERS, Cassette, Interaction
+from tapeproxy.cassettes.model import FORMAT, SHARED_HEADERS, Body, Cassette, Interaction
 from tapeproxy.errors import BadInputError, CassetteError, CassetteWriteError
 
 __all__ = [
@@ -96,7 +97,7 @@ _MARK = secrets.token_hex(16)
 _MARKED = re.compile(f'"{_MARK}:(\\d+)"')
 
 
-def _document(cassette: Cassette) -> tuple[str, list[str]]:
+def _document(cassette: Cassette) -> tuple[str, list[str | bytes]]:
     """The canonical JSON text, with the strings of large bodies set aside, each replaced
     by a mark that `_pieces` puts it back at.
 
@@ -104,22 +105,41 @@ def _document(cassette: Cassette) -> tuple[str, list[str]]:
     document): for a 64 MiB answer, 170 MiB more than the cassette already holds. Set
     aside, a large body is escaped and encoded a piece at a time instead."""
     data = cassette.model_dump(mode="json", exclude_none=True)
-    large: list[str] = []
+    large: list[str | bytes] = []
     for model, dumped in zip(cassette.interactions, data.get("interactions", ()), strict=True):
-        if _has_large_body(model):
+        if any(b.kept_as_bytes for b in _bodies(model)):
+            _mark_kept_bytes(model, dumped, large)
+        if any(len(b.text or b.base64 or "") >= _LARGE for b in _bodies(model)):
             _set_aside(dumped, large)
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return text, large
 
 
-def _has_large_body(interaction: Interaction) -> bool:
+def _bodies(interaction: Interaction) -> list[Body]:
     bodies = [interaction.request.body]
     if (response := interaction.response) is not None:
         bodies += [response.body, *(m[3] for m in response.messages or ())]
-    return any(b is not None and len(b.text or b.base64 or "") >= _LARGE for b in bodies)
+    return [b for b in bodies if b is not None]
 
 
-def _set_aside(node: Any, large: list[str]) -> None:
+def _mark_kept_bytes(model: Interaction, dumped: dict[str, Any], large: list[str | bytes]) -> None:
+    """Give each body kept as bytes (`Body.kept_as_bytes`, dumped as ``{}``) its ``base64``:
+    a mark that `_pieces` writes the base64 of the bytes at, a piece at a time."""
+
+    def mark(body: Body | None, into: dict[str, Any]) -> None:
+        if body is not None and body.kept_as_bytes:
+            into["base64"] = f"{_MARK}:{len(large)}"
+            large.append(body.to_bytes())
+
+    mark(model.request.body, dumped["request"].get("body", {}))
+    if (response := model.response) is not None:
+        mark(response.body, dumped["response"].get("body", {}))
+        messages = dumped["response"].get("messages", ())
+        for message, out in zip(response.messages or (), messages, strict=True):
+            mark(message[3], out[3])
+
+
+def _set_aside(node: Any, large: list[str | bytes]) -> None:
     """Replace every string of `_LARGE` characters or more under `node` with a mark."""
     items = node.items() if isinstance(node, dict) else enumerate(node)
     for k, v in list(items):
@@ -130,7 +150,7 @@ def _set_aside(node: Any, large: list[str]) -> None:
             _set_aside(v, large)
 
 
-def _pieces(text: str, large: list[str]) -> Iterator[bytes]:
+def _pieces(text: str, large: list[str | bytes]) -> Iterator[bytes]:
     """The document as UTF-8, a piece at a time, each large string back in its place as
     `json.dumps` would have written it (its escapes are per character, so the escaped
     pieces of a string join to the escaped string).
@@ -140,8 +160,14 @@ def _pieces(text: str, large: list[str]) -> Iterator[bytes]:
     A slice of a str never splits a character, so the pieces join to the whole encoding."""
     parts = _MARKED.split(text) if large else [text]
     for i, part in enumerate(parts):
-        if i % 2:  # the number of a string set aside
+        if i % 2 and isinstance(data := large[int(part)], bytes):  # a body kept as bytes
+            yield b'"'
+            for at in range(0, len(data), _PIECE // 4 * 3):  # whole quads: pieces join
+                yield binascii.b2a_base64(data[at : at + _PIECE // 4 * 3], newline=False)
+            yield b'"'
+        elif i % 2:  # the number of a string set aside
             value = large[int(part)]
+            assert isinstance(value, str)
             yield b'"'
             for at in range(0, len(value), _PIECE):
                 escaped = json.dumps(value[at : at + _PIECE], ensure_ascii=False)[1:-1]

@@ -1,12 +1,12 @@
 """Proving a large binary body clean a window at a time, without its whole text in memory.
 
-A binary body is kept as base64, and `body_edits` scans it as one latin-1 string: a 64 MiB
-answer is then held three times over while it is redacted (the base64 the recorder made, the
-bytes, their text), 213 MiB above the body. `is_clean` decodes 3 MiB at a time straight from
-the base64 and reaches the same verdict as `body_edits` on the whole text whenever that verdict
-is "nothing to edit", which is what a recorded image, audio file or archive almost always
-gets; anything else (a token, a request's secret echoed, a body that may not be binary after
-all) sends it back to the whole-text scan, which finds and edits what it must.
+`body_edits` scans a binary body as one latin-1 string: a 64 MiB answer was then held three
+times over while it was redacted (its base64, its bytes, their text), 213 MiB above the body.
+`is_clean` takes 3 MiB at a time (from the bytes of a body kept as bytes, or decoded straight
+from its base64) and reaches the same verdict as `body_edits` on the whole text whenever that
+verdict is "nothing to edit", which is what a recorded image, audio file or archive almost
+always gets. Anything else (a token, a request's secret echoed, a body that may not be binary
+after all) goes back to the whole-text scan, which finds and edits what it must.
 
 Why a window's scan is the whole text's: the token detectors (`TokenFinder.find`, glued, as
 for binary) try a regex at the places near a trigger, and a match at a place depends only on
@@ -23,9 +23,11 @@ overlap is all such characters is left to the whole text too.
 from __future__ import annotations
 
 import binascii
+import functools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
+from tapeproxy.cassettes.model import Body
 from tapeproxy.redaction.bodies import _forms, is_sse, mostly_control, sample_spans
 from tapeproxy.redaction.scanner import Scanner
 
@@ -58,35 +60,49 @@ def decoded(b64: str, start: int, end: int) -> str:
     return data[start - 3 * first : end - 3 * first].decode("latin-1")
 
 
-def _windows(b64: str, length: int) -> Iterator[tuple[str, int]]:
+def _latin1(data: bytes, start: int, end: int) -> str:
+    return data[start:end].decode("latin-1")
+
+
+def _windows(read: Callable[[int, int], str], length: int) -> Iterator[tuple[str, int]]:
     """Each window's text and how many of its characters are its share."""
     for start in range(0, length, _SHARE):
         share = min(_SHARE, length - start)
-        yield decoded(b64, start, min(length, start + share + _OVERLAP)), share
+        yield read(start, min(length, start + share + _OVERLAP)), share
 
 
-def is_clean(scanner: Scanner, b64: str, content_type: str, sent: Mapping[str, str] = {}) -> bool:
-    """True only when `body_edits` would find nothing to edit nor report in the binary body
-    that `b64` stands for (False: scan it whole).
+def is_clean(scanner: Scanner, body: Body, content_type: str, sent: Mapping[str, str] = {}) -> bool:
+    """True only when `body_edits` would find nothing to edit nor report in `body`, a binary
+    body (False: scan it whole).
 
     Args:
         sent: the secrets the request carried (an answer that repeats one is not clean).
     """
-    length = byte_length(b64)
+    if body.text is not None:
+        return False
+    read: Callable[[int, int], str]
+    if body.kept_as_bytes:
+        data = body.to_bytes()
+        length = len(data)
+        read = functools.partial(_latin1, data)
+    else:
+        b64 = body.base64 or ""
+        length = byte_length(b64)
+        read = functools.partial(decoded, b64)
     if length < LARGE_BINARY or scanner.finder.always:  # (configured patterns are unbounded)
         return False
-    head = decoded(b64, 0, 4096)
+    head = read(0, 4096)
     if is_sse(head, content_type.lower()) or head.lstrip()[:1] in ("{", "[", ""):
         return False  # a stream, or maybe JSON (or 4 KiB of blanks): the whole text decides
     if "x-www-form-urlencoded" in content_type.lower() or not _BLANKS.search(head):
         return False  # a form holds no blank anywhere but a last newline
-    sample = "".join(decoded(b64, a, b) for a, b in sample_spans(length))
+    sample = "".join(read(a, b) for a, b in sample_spans(length))
     if not mostly_control(sample):
         return False  # large text that is not UTF-8: scanned whole as text
     forms = [f for secret in sent if len(secret) >= 6 for f in _forms(secret)]
     if any(len(f) > _OVERLAP for f in forms):
         return False
-    for text, share in _windows(b64, length):
+    for text, share in _windows(read, length):
         overlap = text[share:]
         if overlap and len(overlap) == _OVERLAP and not _UNBOUNDED.search(overlap):
             return False  # a run of an unbounded detector may reach past this window

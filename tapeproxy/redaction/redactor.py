@@ -181,9 +181,7 @@ class Redactor:
     ) -> tuple[Body | None, list[Hit], list[tuple[int, int, int]]]:
         if body is None:
             return None, [], []
-        if body.base64 is not None and is_clean(
-            scanner or self.scanner, body.base64, content_type, sent
-        ):
+        if is_clean(scanner or self.scanner, body, content_type, sent):
             return body, [], []  # a large binary body, proved clean a window at a time
         binary = body.text is None
         text = body.to_bytes().decode("latin-1") if binary else body.text or ""

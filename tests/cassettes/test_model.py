@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from tapeproxy.cassettes.model import (
+    KEPT_AS_BYTES,
     Body,
     Cassette,
     Interaction,
@@ -39,6 +40,31 @@ def test_body_holds_exactly_one_of_text_or_base64() -> None:
         Body(text="a", base64="YQ==")
     with pytest.raises(ValidationError, match="not valid base64"):
         Body(base64="***")
+
+
+def test_a_large_binary_body_is_kept_as_its_bytes_and_stands_for_the_same_body() -> None:
+    """`from_bytes` keeps a binary body of 1 MiB or more as its bytes (no base64 str is made
+    while recording); it is the same body as its base64 form in every way that counts."""
+    import base64
+    import pickle
+    import random
+
+    data = random.Random(2).randbytes(KEPT_AS_BYTES)
+    kept = Body.from_bytes(data)
+    encoded = Body(base64=base64.b64encode(data).decode())
+    assert kept is not None and kept.kept_as_bytes and kept.base64 is None
+    assert kept.to_bytes() is data  # held as it came, not copied
+    assert kept.b64() == encoded.base64 == encoded.b64()
+    assert kept == encoded and encoded == kept and hash(kept) == hash(encoded)
+    assert kept != Body(base64=base64.b64encode(data[:-1]).decode())
+    assert not Body.from_bytes(data[: KEPT_AS_BYTES - 1]).kept_as_bytes  # type: ignore[union-attr]
+    assert not Body.from_bytes(b"a" * KEPT_AS_BYTES).kept_as_bytes  # type: ignore[union-attr]
+    answer = Response(status=200, body=kept, chunks=((0.0, len(data)),))  # validated
+    assert answer.body is kept and answer == Response(
+        status=200, body=encoded, chunks=((0.0, len(data)),)
+    )
+    assert pickle.loads(pickle.dumps(kept)) == kept and kept.model_copy().to_bytes() == data
+    assert Body.from_bytes(bytearray(data)).to_bytes() == data  # type: ignore[union-attr]
 
 
 def test_chunk_sizes_must_cover_the_body() -> None:

@@ -495,17 +495,24 @@ def test_large_bodies_set_aside_are_written_as_json_dumps_writes_them(
     assert loads(data) == cassette
 
 
-def test_saving_a_large_body_holds_little_more_than_the_cassette(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kept", [True, False], ids=["kept-as-bytes", "base64"])
+def test_saving_a_large_body_holds_little_more_than_the_cassette(
+    tmp_path: Path, kept: bool
+) -> None:
+    """As recorded (a binary body kept as its bytes) and as loaded (its base64)."""
+    import base64
     import tracemalloc
 
-    body = Body.from_bytes(random.Random(1).randbytes(8 << 20))
-    assert body is not None and body.base64 is not None
+    data = random.Random(1).randbytes(8 << 20)
+    body = Body.from_bytes(data) if kept else Body(base64=base64.b64encode(data).decode())
+    assert body is not None and body.kept_as_bytes == kept
     big = Interaction(
         key="c" * 64,
         request=chat_request(),
         response=Response(status=200, reason="OK", http_version="HTTP/1.1", headers=(), body=body),
     )
     cassette = sample_cassette().model_copy(update={"interactions": (big,)})
+    encoded = len(body.b64() or "")
     tracemalloc.start()
     try:
         save(tmp_path / "big.json.zst", cassette)
@@ -513,5 +520,53 @@ def test_saving_a_large_body_holds_little_more_than_the_cassette(tmp_path: Path)
     finally:
         tracemalloc.stop()
     # the body's base64 is 10.7 MiB; a plain dump held it twice more over (21 MiB)
-    assert peak < len(body.base64) // 2, peak
-    assert load(tmp_path / "big.json.zst") == cassette
+    assert peak < encoded // 2, peak
+    loaded = load(tmp_path / "big.json.zst")
+    assert loaded == cassette
+    got = loaded.interactions[0].response
+    assert got is not None and got.body is not None and got.body.to_bytes() == data
+
+
+@pytest.mark.parametrize("piece", [8, 12, 1 << 20])
+def test_bodies_kept_as_bytes_are_written_as_their_base64_would_be(
+    piece: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Binary bodies kept as their bytes (a recorded answer, upload or WebSocket message)
+    are written as base64 a piece at a time (pieces of 6 and 9 bytes here, so that every
+    boundary of a base64 quad is met): the file is byte for byte the one their base64 form
+    gives, and loads back the same."""
+    from tapeproxy.cassettes import model
+
+    base = sample_cassette()  # (its own binary body as loaded: base64)
+    monkeypatch.setattr(model, "KEPT_AS_BYTES", 10)
+    monkeypatch.setattr(store, "_PIECE", piece)
+    rng = random.Random(piece)
+
+    def both(n: int) -> tuple[Body, Body]:
+        data = b"\xff" + rng.randbytes(n)
+        kept = Body.from_bytes(data)
+        assert kept is not None and kept.kept_as_bytes
+        return kept, Body(base64=base64.b64encode(data).decode())
+
+    (up, up64), (answer, answer64), (msg, msg64) = both(100), both(1001), both(33)
+
+    def cassette(request: Body, response: Body, message: Body) -> Cassette:
+        ws = Response(status=101, messages=((0.0, "server", "binary", message),))
+        return base.model_copy(
+            update={
+                "interactions": (
+                    *base.interactions,
+                    Interaction(
+                        key="d" * 64,
+                        request=chat_request().model_copy(update={"body": request}),
+                        response=Response(status=200, body=response),
+                    ),
+                    Interaction(key="e" * 64, request=chat_request("ws"), response=ws),
+                )
+            }
+        )
+
+    kept, encoded = cassette(up, answer, msg), cassette(up64, answer64, msg64)
+    assert dumps(kept) == dumps(encoded)
+    assert to_json_bytes(kept) == to_json_bytes(encoded) == _plain_dump(encoded)
+    assert loads(dumps(kept)) == kept == encoded

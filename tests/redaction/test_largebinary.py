@@ -11,6 +11,7 @@ from re import _parser
 
 import pytest
 
+from tapeproxy.cassettes import model
 from tapeproxy.cassettes.model import Body, Response
 from tapeproxy.redaction import Redactor, largebinary
 from tapeproxy.redaction.bodies import body_edits
@@ -23,10 +24,19 @@ _OVERLAP = 3 * 6800  # just over the longest bounded match (20,122) and its lead
 
 @pytest.fixture
 def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Windows of 3,000 bytes: a 100 KB body then has dozens of boundaries to get wrong."""
+    """Windows of 3,000 bytes: a 100 KB body then has dozens of boundaries to get wrong;
+    and binary bodies kept as bytes from 1 KB."""
     monkeypatch.setattr(largebinary, "_SHARE", _SHARE)
     monkeypatch.setattr(largebinary, "_OVERLAP", _OVERLAP)
     monkeypatch.setattr(largebinary, "LARGE_BINARY", 2 * _SHARE)
+    monkeypatch.setattr(model, "KEPT_AS_BYTES", 1000)
+
+
+def _body(data: bytes, kept: bool) -> Body:
+    """The body as recorded (kept as bytes) or as loaded from a cassette (base64)."""
+    body = Body.from_bytes(data) if kept else Body(base64=base64.b64encode(data).decode())
+    assert body is not None and body.kept_as_bytes == kept
+    return body
 
 
 def test_every_detector_fits_the_overlap_or_is_guarded() -> None:
@@ -99,15 +109,15 @@ def _bodies(seed: int) -> list[tuple[str, bytes, dict[str, str]]]:
 
 
 @pytest.mark.usefixtures("small_windows")
+@pytest.mark.parametrize("kept", [False, True], ids=["base64", "kept-as-bytes"])
 @pytest.mark.parametrize("answers", [False, True])
-def test_a_clean_verdict_is_the_whole_scans(answers: bool) -> None:
+def test_a_clean_verdict_is_the_whole_scans(answers: bool, kept: bool) -> None:
     r = Redactor()
     scanner = r.answers if answers else r.scanner
     clean = found = 0
     for name, data, sent in _bodies(seed=41):
-        b64 = base64.b64encode(data).decode()
         whole = body_edits(scanner, data.decode("latin-1"), "image/png", "b", sent)
-        if largebinary.is_clean(scanner, b64, "image/png", sent):
+        if largebinary.is_clean(scanner, _body(data, kept), "image/png", sent):
             assert whole == ([], []), name
             clean += 1
         elif name.startswith("clean-"):
@@ -133,17 +143,15 @@ def test_what_is_not_binary_is_left_to_the_whole_scan() -> None:
         ),
         ("application/octet-stream", ("é" * 30_000).encode("latin-1")),  # text, not UTF-8
     ):
-        b64 = base64.b64encode(data).decode()
-        assert not largebinary.is_clean(scanner, b64, content_type), (content_type, data[:8])
-    # and below the size it is for, or with configured patterns (no trigger known)
-    assert not largebinary.is_clean(scanner, base64.b64encode(noise[:5000]).decode(), "")
-    custom = Redactor(patterns=[]).answers
-    assert largebinary.is_clean(custom, base64.b64encode(noise).decode(), "")
-    assert not largebinary.is_clean(
-        Redactor.from_config({"redact_patterns": ["zz[0-9]{4}"]}).answers,
-        base64.b64encode(noise).decode(),
-        "",
-    )
+        for kept in (False, True):
+            body = _body(data, kept)
+            assert not largebinary.is_clean(scanner, body, content_type), (content_type, kept)
+    # and below the size it is for, or with configured patterns (no trigger known), or text
+    assert not largebinary.is_clean(scanner, _body(noise[:5000], False), "")
+    assert largebinary.is_clean(Redactor(patterns=[]).answers, _body(noise, False), "")
+    configured = Redactor.from_config({"redact_patterns": ["zz[0-9]{4}"]}).answers
+    assert not largebinary.is_clean(configured, _body(noise, False), "")
+    assert not largebinary.is_clean(scanner, Body(text="x" * 60_000), "")
 
 
 def test_a_large_binary_answer_is_redacted_without_its_text_in_memory() -> None:
@@ -175,4 +183,4 @@ def test_json_body_of_the_corpus_is_never_taken_for_binary() -> None:
     """A large JSON answer that is not UTF-8 (kept as base64) goes to the whole scan."""
     doc = json.dumps({"blob": "x" * (7 << 20)}).encode() + b"\xff"
     b64 = base64.b64encode(doc).decode()
-    assert not largebinary.is_clean(Redactor().answers, b64, "application/json")
+    assert not largebinary.is_clean(Redactor().answers, Body(base64=b64), "application/json")
