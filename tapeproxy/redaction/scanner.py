@@ -81,6 +81,9 @@ _CREDENTIAL_KEY = re.compile(
 _ASSIGNMENT_WORD = re.compile(r"api[_-]?key|secret|token|passw|credential|auth")
 """The words `context.ASSIGNMENT_RE` starts a free-text assignment with."""
 _NUMBER = re.compile(r"\s*-?\d[\d.eE+-]*\s*(?:[,}\]\r\n]|$)")
+_PLAIN_KEY = re.compile(r'"([a-z0-9_.-]{0,60})"\s*:')
+"""From its opening quote, a key of name characters only: a `_KEY_TAIL` key that
+`_NAME_ONLY` reads whole."""
 _MEMO_MAX = 1 << 16  # entries a scanner remembers (clean headers, kinds of keys)
 _CLEAN_VALUE_MAX = 1024
 _SCHEME_WORD = re.compile(r"^\s*(?:Bearer|Basic|Token|Bot|ApiKey)\s+", re.IGNORECASE)
@@ -207,7 +210,7 @@ class Scanner:
         ):
             return True
         low = text.lower()
-        for name, end in self._json_names(low):
+        for name, end in self._json_names(low, passed_over=False):
             if name is None:
                 return True  # a pair key
             kind = self._key_kind(name)
@@ -216,11 +219,19 @@ class Scanner:
                 return True
         return any(_b64_text(text[s:e]) is not None for s, e in b64_spans(text))
 
-    def _json_names(self, low: str) -> Iterator[tuple[str | None, int]]:
+    def _json_names(self, low: str, passed_over: bool = True) -> Iterator[tuple[str | None, int]]:
         """The names json_suspicious weighs in lower-cased text, with where each one's
         assignment ends: every match of `_names_trigger` and of `_CREDENTIAL_KEY` (and more:
         overlapping ones too), found from where their words are; ``(None, end)`` for a
-        `_PAIR_VALUE` key."""
+        `_PAIR_VALUE` key.
+
+        Args:
+            passed_over: also the plain keys (name characters only) that json_suspicious
+                passes over: a name that is no credential's (``completion_tokens_details``)
+                or one that only hints at one with a number for its value. Every answer's
+                usage has several, and one regex from the key's quote tells them apart for
+                half of the cost.
+        """
         pairs = len(_CREDENTIAL_WORDS)
         extra = pairs + len(_PAIR_WORDS)
         words = self._json_words.words
@@ -233,6 +244,16 @@ class Scanner:
                     yield None, m.end()
             else:
                 quote = low.rfind('"', max(0, at - 61), at)
+                if (
+                    not passed_over
+                    and 0 <= quote >= at - 41
+                    and (m := _PLAIN_KEY.match(low, quote)) is not None
+                    and (
+                        (kind := self._key_kind(m.group(1))) is None
+                        or (kind == "weak" and _NUMBER.match(low, m.end()) is not None)
+                    )
+                ):
+                    continue  # what the lines below yield for it, json_suspicious passes
                 if (
                     quote >= 0
                     and low.find("\\", quote + 1, at) < 0

@@ -146,3 +146,49 @@ def test_long_texts_are_not_copied_to_find_runs(monkeypatch: pytest.MonkeyPatch)
     for text in _texts(9, 200):
         assert b64_spans(text) == [m.span() for m in B64_RUN.finditer(text)]
         assert has_standard_run(text, 32) == (re.search("[A-Za-z0-9+/]{32}", text) is not None)
+
+
+def _keyed_texts(rng: random.Random) -> list[str]:
+    """JSON with credential-ish keys of every kind under every kind of value, laid out
+    compact, pretty and oddly (space before the colon, an escaped quote in a key)."""
+    names = [
+        "prompt_tokens", "completion_tokens_details", "api_key", "secret_name", "token",
+        "auth_token", "x_session", "cookie", "password", "passwordless", "key_id", "sig",
+        "signature", "tokens_used", "Token", "api-key", "my.secret.value", "k" * 50 + "_token",
+    ]  # fmt: skip
+    values = ["38", "-1.5e-3", "0", '"abc"', '"sk-not-a-key"', "null", "true", "{}", "[1]", '"38"']
+    out = []
+    for _ in range(400):
+        pairs = [(rng.choice(names), rng.choice(values)) for _ in range(rng.randrange(1, 6))]
+        style = rng.randrange(4)
+        if style == 0:
+            body = ",".join(f'"{k}":{v}' for k, v in pairs)
+        elif style == 1:
+            body = ",\n  ".join(f'"{k}": {v}' for k, v in pairs)
+        elif style == 2:
+            body = ", ".join(f'"{k}" : {v}' for k, v in pairs)
+        else:
+            body = ",".join(f'"a\\"{k}": {v}' for k, v in pairs)
+        out.append("{" + body + "}")
+    return out
+
+
+@pytest.mark.parametrize("answers", [False, True])
+def test_keys_passed_over_quickly_are_those_the_full_loop_passes_over(
+    answers: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """json_suspicious passes over a plain key that is no credential's, or only hints at
+    one with a number for its value, without weighing it in full: its verdict must be the
+    one it gives with that shortcut taken away."""
+    from tapeproxy.redaction import scanner as scanning
+    from tapeproxy.redaction.redactor import Redactor
+    from tests.redaction.texts import json_texts
+
+    r = Redactor()
+    scanner = r.answers if answers else r.scanner
+    texts = _keyed_texts(random.Random(3)) + json_texts()
+    quick = [scanner.json_suspicious(t) for t in texts]
+    monkeypatch.setattr(scanning, "_PLAIN_KEY", re.compile(r"(?!)"))  # never a plain key
+    full = [scanner.json_suspicious(t) for t in texts]
+    assert quick == full
+    assert 100 < sum(quick) < len(texts) - 100  # both verdicts are met often
