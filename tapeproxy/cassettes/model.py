@@ -17,7 +17,7 @@ import base64
 import binascii
 import codecs
 import re
-from typing import Annotated, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -39,6 +39,7 @@ __all__ = [
     "Header",
     "Interaction",
     "JournalMeta",
+    "KeptBody",
     "MatchRules",
     "Meta",
     "RecordedError",
@@ -121,20 +122,21 @@ class Body(_Frozen):
     """A message body: exactly one of `text` (UTF-8) or `base64` (anything else).
 
     A binary body of `KEPT_AS_BYTES` or more made by `from_bytes` (a recorded image, audio
-    file or upload) holds its bytes instead, and `base64` is None until it is saved: making
-    the base64 str of a 64 MiB answer held its bytes, the base64 bytes and the str at once,
-    170 MiB above the answer, while the client's copy was still held too. `b64` gives the
-    base64 of either kind; equality and hashing do not tell the two kinds apart."""
+    file or upload) is a `KeptBody`: it holds its bytes, and `base64` is None until it is
+    saved. Making the base64 str of a 64 MiB answer held its bytes, the base64 bytes and the
+    str at once, 170 MiB above the answer, while the client's copy was still held too.
+    `b64` gives the base64 of either kind; equality and hashing do not tell them apart."""
 
     text: str | None = None
     base64: str | None = None
-    _data: bytes | None = PrivateAttr(default=None)
+    kept_as_bytes: ClassVar[bool] = False
+    """Whether the body holds its bytes rather than `text` or `base64` (a `KeptBody`)."""
 
     @model_validator(mode="after")
     def _one_of(self) -> Self:
-        if self._data is not None:
-            return self  # kept as bytes by `from_bytes`: its base64 is made when saved
         if (self.text is None) == (self.base64 is None):
+            if self.kept_as_bytes:
+                return self  # its base64 is made when it is saved
             raise ValueError("a body holds exactly one of 'text' or 'base64'")
         if self.base64 is not None:
             try:  # binascii reads an ASCII str in place (base64.b64decode copies it first)
@@ -145,43 +147,33 @@ class Body(_Frozen):
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Body | None:
-        """Wrap raw bytes: text when they decode as UTF-8, base64 otherwise, None when empty.
-        Built without validation (it runs for every replayed request): each form is valid
-        by construction, and checking base64 would decode the whole body once more."""
+        """Wrap raw bytes: text when they decode as UTF-8, base64 otherwise (kept as the
+        bytes from `KEPT_AS_BYTES` on), None when empty. Built without validation (it runs
+        for every replayed request): each form is valid by construction, and checking base64
+        would decode the whole body once more."""
         if not data:
             return None
         text = utf8_or_none(data)
         if text is not None:
             return cls.model_construct(text=text)
         if len(data) >= KEPT_AS_BYTES:
-            body = cls.model_construct()
-            body._data = bytes(data)  # (a no-op for bytes; a bytearray must not change)
-            return body
+            return KeptBody.holding(data)
         return cls.model_construct(base64=base64.b64encode(data).decode("ascii"))
 
     def to_bytes(self) -> bytes:
         """The exact bytes this body stands for."""
         if self.text is not None:
             return self.text.encode("utf-8")
-        if self._data is not None:
-            return self._data
         return binascii.a2b_base64(self.base64 or "")  # the str read in place, not copied
-
-    @property
-    def kept_as_bytes(self) -> bool:
-        """Whether the body holds its bytes rather than `text` or `base64` (see the class)."""
-        return self._data is not None
 
     def b64(self) -> str | None:
         """The base64 of a binary body (made now for one kept as bytes); None for text."""
-        if self._data is not None:
-            return base64.b64encode(self._data).decode("ascii")
         return self.base64
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Body):
             return NotImplemented
-        if self._data is None and other._data is None:
+        if not (self.kept_as_bytes or other.kept_as_bytes):
             return super().__eq__(other)
         return (
             self.text == other.text
@@ -191,6 +183,26 @@ class Body(_Frozen):
 
     def __hash__(self) -> int:
         return hash((self.text, self.b64()))
+
+
+class KeptBody(Body):
+    """A binary body that holds its bytes until it is saved (see `Body`)."""
+
+    kept_as_bytes: ClassVar[bool] = True
+    _data: bytes = PrivateAttr(default=b"")
+
+    @classmethod
+    def holding(cls, data: bytes) -> KeptBody:
+        """The body of `data` (a bytearray is copied: what it holds may change)."""
+        body = cls.model_construct()
+        body._data = bytes(data)
+        return body
+
+    def to_bytes(self) -> bytes:
+        return self._data
+
+    def b64(self) -> str | None:
+        return base64.b64encode(self._data).decode("ascii")
 
 
 _PEEK = 4096
