@@ -99,7 +99,7 @@ _MARKED = re.compile(f'"{_MARK}:(\\d+)"')
 
 def _document(cassette: Cassette) -> tuple[str, list[str | bytes]]:
     """The canonical JSON text, with the strings of large bodies set aside, each replaced
-    by a mark that `_pieces` puts it back at.
+    by a mark that `_pieces` puts it back at, and likewise the bytes of bodies kept as bytes.
 
     `json.dumps` holds each string it writes twice over (its escaped copy, then the joined
     document): for a 64 MiB answer, 170 MiB more than the cassette already holds. Set
@@ -107,9 +107,10 @@ def _document(cassette: Cassette) -> tuple[str, list[str | bytes]]:
     data = cassette.model_dump(mode="json", exclude_none=True)
     large: list[str | bytes] = []
     for model, dumped in zip(cassette.interactions, data.get("interactions", ()), strict=True):
-        if any(b.kept_as_bytes for b in _bodies(model)):
+        bodies = _bodies(model)
+        if any(b.kept_as_bytes for b in bodies):
             _mark_kept_bytes(model, dumped, large)
-        if any(len(b.text or b.base64 or "") >= _LARGE for b in _bodies(model)):
+        if any(len(b.text or b.base64 or "") >= _LARGE for b in bodies):
             _set_aside(dumped, large)
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return text, large

@@ -226,8 +226,8 @@ class Recorder:
         finally:
             await resp.aclose()
         total = _ms(start, loop.time())
-        body = bytes(raw)  # one copy for the cassette and the client both (a 64 MiB answer
-        del raw  # was held 3 times over, and then twice more as base64 and its text)
+        body = bytes(raw)  # one copy, which the cassette and the client share
+        del raw
         recorded = to_response(resp, body, None)
         timing = Timing(ttfb_ms=ttfb, total_ms=total)
         self.session.add(Captured(request, recorded, error, timing, key))
