@@ -1,4 +1,5 @@
-"""The scenarios of issue 7, each a module with `run(env, report)`, in the order they run."""
+"""The scenarios of issues 7 and 14 (`lint_peers`, `record_memory`), each a module with
+`run(env, report)`, in the order they run."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from bench.scenarios import (
     lint_peers,
     pytest_suite,
     record,
+    record_memory,
     replay,
     routes,
     size,
@@ -37,6 +39,7 @@ SCENARIOS: dict[str, Scenario] = {
     "heavy_client": heavy_client.run,
     "routes": routes.run,
     "record": record.run,
+    "record_memory": record_memory.run,
     "lint": lint.run,
     "lint_peers": lint_peers.run,
     "pytest_suite": pytest_suite.run,
