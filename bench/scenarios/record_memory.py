@@ -1,56 +1,28 @@
 """Memory while recording one large binary answer: tapeproxy against `mitmdump -w`.
 
-A server in this process sends 64 MiB of random bytes. Each recorder (`tapeproxy serve --mode
-all`, which saves as it goes; `mitmdump -w`, which writes each flow as it ends) fetches it
-once for a client (httpx through the proxy) and writes it to disk. The figure is the peak RSS
-of the recorder above its own peak at rest, in bodies (64 MiB = 1.0), and its ratio to
-mitmdump's. The client's bytes are checked, and so is what the recorder wrote.
+A server in this process (`tests.blobserver`) sends 64 MiB of random bytes. Each recorder
+(`tapeproxy serve --mode all`, which saves as it goes; `mitmdump -w`, which writes each flow
+as it ends) fetches it once for a client (httpx through the proxy) and writes it to disk. The
+figure is the peak RSS of the recorder above its own peak at rest, in bodies (64 MiB = 1.0),
+and its ratio to mitmdump's. The client's bytes are checked, and so is what the recorder
+wrote.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 
 from bench.env import MITMDUMP, TAPEPROXY, Env, wait_listening
 from bench.report import Figure, Report, Target
+from tests.blobserver import serving
 
 __all__ = ["run"]
 
 _SIZE = 64 << 20
-
-
-class _Blob(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    blob = b""
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("content-type", "application/octet-stream")
-        self.send_header("content-length", str(len(self.blob)))
-        self.end_headers()
-        self.wfile.write(self.blob)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@contextmanager
-def _server(blob: bytes) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Blob", (_Blob,), {"blob": blob}))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/blob"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def run(env: Env, report: Report) -> None:
@@ -67,7 +39,8 @@ def run(env: Env, report: Report) -> None:
         )
     )
     at_rest: dict[str, list[float]] = {t: [] for t in targets}
-    with _server(blob) as url:
+    with serving(blob) as base:
+        url = base + "/blob"
         for r in range(env.rounds):
             for t in targets if r % 2 == 0 else targets[::-1]:
                 rest, peak = _once(env, t, url, blob, r)

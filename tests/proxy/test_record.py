@@ -24,6 +24,7 @@ from tapeproxy.proxy.record import Recorder
 from tapeproxy.proxy.session import TapeSession
 from tapeproxy.proxy.tapeserver import TapeServer
 from tapeproxy.proxy.upstream import make_client
+from tests.blobserver import serving
 from tests.proxy.conftest import ProxyFactory, client_for, written_bytes
 
 CHAT = "/v1/chat/completions"
@@ -290,34 +291,6 @@ def test_recorded_upstreams_are_offered_http1_only(tmp_path: Path) -> None:
     )
 
 
-class _Blobs(BaseHTTPRequestHandler):
-    """GET: 3 MiB of random bytes; POST: the sha256 of what was sent."""
-
-    protocol_version = "HTTP/1.1"
-    blob = b""
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("content-type", "application/octet-stream")
-        self.send_header("content-length", str(len(self.blob)))
-        self.end_headers()
-        self.wfile.write(self.blob)
-
-    def do_POST(self) -> None:
-        import hashlib
-
-        sent = self.rfile.read(int(self.headers["content-length"]))
-        digest = hashlib.sha256(sent).hexdigest().encode()
-        self.send_response(200)
-        self.send_header("content-type", "text/plain")
-        self.send_header("content-length", str(len(digest)))
-        self.end_headers()
-        self.wfile.write(digest)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def test_large_binary_bodies_are_recorded_and_replayed_byte_for_byte(
     tmp_path: Path, run_proxy: ProxyFactory
 ) -> None:
@@ -327,21 +300,15 @@ def test_large_binary_bodies_are_recorded_and_replayed_byte_for_byte(
     import random
 
     blob = random.Random(7).randbytes(3 << 20)
-    handler = type("Blobs", (_Blobs,), {"blob": blob})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
     cassette = tmp_path / "c.json.zst"
     upload = blob[::-1]
-    try:
-        with run_proxy(cassette, "all") as runner, client_for(runner) as client:
-            assert client.get(url + "/blob").content == blob
-            assert (
-                client.post(url + "/up", content=upload).text == hashlib.sha256(upload).hexdigest()
-            )
-    finally:
-        server.shutdown()
-        server.server_close()
+    with (
+        serving(blob) as url,
+        run_proxy(cassette, "all") as runner,
+        client_for(runner) as client,
+    ):
+        assert client.get(url + "/blob").content == blob
+        assert client.post(url + "/up", content=upload).text == hashlib.sha256(upload).hexdigest()
     got, sent = store.load(cassette).interactions
     assert got.response is not None and got.response.body is not None
     assert got.response.body.to_bytes() == blob
