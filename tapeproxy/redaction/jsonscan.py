@@ -10,11 +10,10 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
-import pydantic_core
+from tapeproxy.cassettes.store import read_json
 
-__all__ = ["Literal", "decode_literal", "literals", "load_json", "parses_as_json"]
+__all__ = ["Literal", "decode_literal", "literals", "parses_as_json"]
 
 # A string literal as "unrolled" runs of plain characters between escapes: each run is one
 # character-class loop in `re`, where an alternation per character costs far more.
@@ -38,24 +37,10 @@ def parses_as_json(text: str) -> bool:
     if head not in ("{", "["):
         return False
     try:
-        load_json(text)
+        read_json(text)
     except ValueError:
         return False
     return True
-
-
-def load_json(text: str) -> Any:
-    """`json.loads`, by pydantic-core's parser first (2-3x as fast on a provider's answer);
-    what that one refuses and `json.loads` reads (lone surrogates) goes to `json.loads`, which
-    also words the errors.
-
-    Raises:
-        ValueError, RecursionError: `text` is not JSON.
-    """
-    try:
-        return pydantic_core.from_json(text)
-    except ValueError:
-        return json.loads(text)
 
 
 def decode_literal(raw: str) -> str:

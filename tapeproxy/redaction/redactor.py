@@ -181,11 +181,12 @@ class Redactor:
     ) -> tuple[Body | None, list[Hit], list[tuple[int, int, int]]]:
         if body is None:
             return None, [], []
-        if is_clean(scanner or self.scanner, body, content_type, sent):
+        scanner = scanner or self.scanner
+        if is_clean(scanner, body, content_type, sent):
             return body, [], []  # a large binary body, proved clean a window at a time
         binary = body.text is None
         text = body.to_bytes().decode("latin-1") if binary else body.text or ""
-        edits, hits = body_edits(scanner or self.scanner, text, content_type, where, sent)
+        edits, hits = body_edits(scanner, text, content_type, where, sent)
         if not edits:
             return body, hits, []
         new = apply_edits(text, edits)

@@ -17,7 +17,7 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus, unquote_plus
 
@@ -210,7 +210,7 @@ class Scanner:
         ):
             return True
         low = text.lower()
-        for name, end in self._json_names(low, passed_over=False):
+        for name, end in self._json_names(low, with_passed_over=False):
             if name is None:
                 return True  # a pair key
             kind = self._key_kind(name)
@@ -219,14 +219,16 @@ class Scanner:
                 return True
         return any(_b64_text(text[s:e]) is not None for s, e in b64_spans(text))
 
-    def _json_names(self, low: str, passed_over: bool = True) -> Iterator[tuple[str | None, int]]:
+    def _json_names(
+        self, low: str, with_passed_over: bool = True
+    ) -> Iterator[tuple[str | None, int]]:
         """The names json_suspicious weighs in lower-cased text, with where each one's
         assignment ends: every match of `_names_trigger` and of `_CREDENTIAL_KEY` (and more:
         overlapping ones too), found from where their words are; ``(None, end)`` for a
         `_PAIR_VALUE` key.
 
         Args:
-            passed_over: also the plain keys (name characters only) that json_suspicious
+            with_passed_over: also the plain keys (name characters only) that json_suspicious
                 passes over: a name that is no credential's (``completion_tokens_details``)
                 or one that only hints at one with a number for its value. Every answer's
                 usage has several, and one regex from the key's quote tells them apart for
@@ -245,7 +247,7 @@ class Scanner:
             else:
                 quote = low.rfind('"', max(0, at - 61), at)
                 if (
-                    not passed_over
+                    not with_passed_over
                     and 0 <= quote >= at - 41
                     and (m := _PLAIN_KEY.match(low, quote)) is not None
                     and (
@@ -271,15 +273,14 @@ class Scanner:
         `_named` always looks into) or to `matches` in free text (`Names.param_kind` when an
         assignment can name it), remembered: the same keys come in every answer."""
         kind = self._key_kinds.get(name, "")
-        if kind != "":
-            return kind
-        if len(self._key_kinds) >= _MEMO_MAX:
-            self._key_kinds.clear()
-        cookie = name in ("cookie", "set-cookie")
-        kind = "strong" if cookie else self.names.field_kind(name)
+        return _remembered(self._key_kinds, name, self._kind_of_key) if kind == "" else kind
+
+    def _kind_of_key(self, name: str) -> str | None:
+        if name in ("cookie", "set-cookie"):
+            return "strong"
+        kind = self.names.field_kind(name)
         if kind is None and _ASSIGNMENT_WORD.search(name):
             kind = self.names.param_kind(name)
-        self._key_kinds[name] = kind
         return kind
 
     def _has_credential_name(self, low: str) -> bool:
@@ -536,14 +537,11 @@ class Scanner:
         """`Names.header_kind`, remembered, as `header` weighs it: in an answer a weak name
         counts for nothing."""
         kind = self._header_kinds.get(name, "")
-        if kind == "":
-            if len(self._header_kinds) >= _MEMO_MAX:
-                self._header_kinds.clear()
-            kind = self.names.header_kind(name)
-            if self.answers and kind == "weak":
-                kind = None
-            self._header_kinds[name] = kind
-        return kind
+        return _remembered(self._header_kinds, name, self._kind_of_header) if kind == "" else kind
+
+    def _kind_of_header(self, name: str) -> str | None:
+        kind = self.names.header_kind(name)
+        return None if self.answers and kind == "weak" else kind
 
     def _remember_clean(self, name: str, value: str) -> None:
         if len(value) <= _CLEAN_VALUE_MAX:
@@ -608,6 +606,17 @@ class Scanner:
         while tail < min(len(new), len(text)) - head and new[-1 - tail] == text[-1 - tail]:
             tail += 1
         return [Edit(head, len(text) - tail, new[head : len(new) - tail])], hits
+
+
+def _remembered(
+    memo: dict[str, str | None], name: str, kind_of: Callable[[str], str | None]
+) -> str | None:
+    """`kind_of(name)`, kept in `memo` (emptied when it holds `_MEMO_MAX`): the same names come
+    in every exchange. The caller looks `memo` up first (a call less on the hot path)."""
+    if len(memo) >= _MEMO_MAX:
+        memo.clear()
+    kind = memo[name] = kind_of(name)
+    return kind
 
 
 def _overlaps(found: list[Match], start: int, end: int) -> bool:

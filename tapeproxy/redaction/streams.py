@@ -17,7 +17,7 @@ import binascii
 import re
 from typing import Any
 
-from tapeproxy.redaction.jsonscan import load_json
+from tapeproxy.cassettes.store import read_json
 from tapeproxy.redaction.quickscan import has_standard_run
 
 __all__ = ["joined_texts", "may_hold_events"]
@@ -188,7 +188,7 @@ def _parsed(text: str) -> Any:
     s = text.strip()
     if s[:1] in ("{", "["):
         try:
-            return load_json(s)
+            return read_json(s)
         except ValueError:
             pass
     return text

@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from tapeproxy.redaction.jsonscan import decode_literal, literals, load_json
+from tapeproxy.cassettes.store import read_json
+from tapeproxy.redaction.jsonscan import decode_literal, literals
 from tests.redaction.texts import json_texts
 
 
@@ -56,7 +57,7 @@ def test_a_huge_literal_is_one_token() -> None:
     assert decode_literal(text[value.start : value.end]).startswith('word \\ "quoted"')
 
 
-def test_load_json_reads_what_json_loads_reads_and_refuses_what_it_refuses() -> None:
+def test_read_json_reads_what_json_loads_reads_and_refuses_what_it_refuses() -> None:
     edge = [
         '{"a": "\\udc80"}',  # a lone surrogate (kept for undecodable bytes): the fallback
         '["\\ud83d\\ude00", 1e999, -0.0, 12345678901234567890123, 1.5e-07]',
@@ -75,8 +76,8 @@ def test_load_json_reads_what_json_loads_reads_and_refuses_what_it_refuses() -> 
             want = json.loads(text)
         except (ValueError, RecursionError) as e:
             with pytest.raises(type(e)):
-                load_json(text)
+                read_json(text)
             continue
-        got = load_json(text)
+        got = read_json(text)
         # (NaN != NaN, -0.0 == 0.0: the JSON each gives back tells them apart)
         assert json.dumps(got) == json.dumps(want), text[:80]
