@@ -192,3 +192,54 @@ def test_keys_passed_over_quickly_are_those_the_full_loop_passes_over(
     full = [scanner.json_suspicious(t) for t in texts]
     assert quick == full
     assert 100 < sum(quick) < len(texts) - 100  # both verdicts are met often
+
+
+def _b64_text_by_the_base64_module(run: str) -> str | None:
+    """What `_decoded_b64_text` stood for when it went through `base64`'s wrappers."""
+    if len(run) > 65536 or len(set(run)) < 10:
+        return None
+    try:
+        padded = run + "=" * (-len(run) % 4)
+        if "-" in run or "_" in run:
+            data = base64.urlsafe_b64decode(padded)
+        else:
+            data = base64.b64decode(padded, validate=True)
+        text = data.decode("utf-8")
+    except ValueError:
+        return None
+    printable = sum(c.isprintable() or c in "\n\r\t" for c in text)
+    return text if text and printable >= 0.95 * len(text) else None
+
+
+def _runs(rng: random.Random) -> list[str]:
+    """Runs as texts hold them: ids, base64 of text and of bytes in both alphabets, with too
+    much, too little or misplaced padding, and characters no run has."""
+    raw = rng.choice(
+        [
+            rng.randbytes(rng.randrange(0, 48)),
+            " ".join(rng.choice(["token", "été", "日本", "a:b", "\n", "\x01"]) for _ in range(9)),
+            "x" * rng.randrange(1, 40),
+            "".join(rng.choice("ab c") for _ in range(rng.randrange(4, 30))),  # few letters
+        ]
+    )
+    data = raw if isinstance(raw, bytes) else raw.encode()
+    std, url = base64.b64encode(data).decode(), base64.urlsafe_b64encode(data).decode()
+    out = [std, url, std.rstrip("="), url.rstrip("="), std + "=", "=" + std, std + "===="]
+    out += [std.replace("+", "-"), std[:-1], std[:5] + "é" + std[5:], std[:7] + "\n" + std[7:]]
+    out.append("".join(rng.choice(_RUN + "=") for _ in range(rng.randrange(1, 70))))
+    out.append(f"req_{rng.randbytes(16).hex()}")
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_base64_runs_decode_as_through_the_base64_module(seed: int) -> None:
+    from tapeproxy.redaction.scanner import _decoded_b64_text
+
+    rng = random.Random(seed)
+    runs = [run for _ in range(3000) for run in _runs(rng)]
+    texts = 0
+    for run in runs:
+        got = _decoded_b64_text(run)
+        assert got == _b64_text_by_the_base64_module(run), run
+        texts += got is not None
+    assert texts > 3000  # text is found as well as refused

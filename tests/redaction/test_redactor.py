@@ -544,8 +544,8 @@ def _ordinary_headers(rng: random.Random) -> list[tuple[str, str]]:
 def _header_sets(seed: int) -> list[tuple[tuple[str, str], ...]]:
     """Header lists as requests and answers carry them: every generated cassette's, and each
     format's secret in a header value under a name that says nothing, in the shapes a value
-    can hide one (bearer, percent-encoded, base64 of a pair, a cookie-like list, JSON, a URL),
-    among ordinary headers with ids, dates and long runs."""
+    can hide one (bearer, percent-encoded, base64 of a pair, a cookie-like list, JSON, a URL,
+    `_hiding_values`), among ordinary headers with ids, dates and long runs."""
     rng = random.Random(seed)
     out = []
     for doc in generate(seed=seed, per_format=2, clean=60):
@@ -565,6 +565,7 @@ def _header_sets(seed: int) -> list[tuple[tuple[str, str], ...]]:
             f"theme=dark; {fmt.keyword or 'token'}={secret}",
             json.dumps({"auth": {"value": secret}}),
             f"https://svc.example.com/v1?{fmt.keyword or 'api_key'}={quote_plus(secret)}",
+            *_hiding_values(rng, secret),
         ):
             headers = _ordinary_headers(rng)
             headers.insert(rng.randrange(len(headers) + 1), ("x-trace-context", value))
@@ -589,3 +590,41 @@ def test_headers_checked_together_come_out_as_each_one_checked_alone(answers: bo
         found += bool(got[1])
         one._clean_headers.clear()  # the reference weighs every header every time
     assert len(sets) > 500 and found > 300  # secrets among them, found both ways
+
+
+def _hiding_values(rng: random.Random, secret: str) -> list[str]:
+    """Header values with a long run and no trigger, credential name nor percent-encoding in
+    sight, some of which hide `secret` in a layer `string` decodes: base64 of text, a JSON
+    string whose escapes hide its first characters; and ids beside them."""
+    escaped = "".join(f"\\u{ord(c):04x}" for c in secret[:3]) + secret[3:]
+    return [
+        f"req_{rng.randbytes(16).hex()}",
+        base64.urlsafe_b64encode(rng.randbytes(24)).decode(),
+        base64.b64encode(f"note {secret}".encode()).decode(),
+        base64.b64encode(rng.choice(["plain words", "été"]).encode() * 4).decode(),
+        '{"v": "' + escaped + '"}',
+        '["' + escaped + '", 1]',
+        f"{rng.randbytes(20).hex()}; v={rng.randrange(9)}",
+    ]
+
+
+@pytest.mark.parametrize("answers", [False, True])
+def test_the_header_quick_path_finds_what_the_named_value_path_finds(answers: bool) -> None:
+    """`Scanner.header` passes an unmarked value with long runs (an id) as clean when no run
+    decodes to text and it is not JSON; `_named`, which it would otherwise call, must then
+    find nothing either: the same value and hits for every header, both ways."""
+    rng = random.Random(31)
+    redactor = Redactor()
+    scanner = redactor.answers if answers else redactor.scanner
+    values = [v for fmt in FORMATS for v in _hiding_values(rng, fmt.make(rng))]
+    values += [v for headers in _header_sets(seed=31) for _, v in headers]
+    names = ("x-trace-context", "x-request-id", "etag", "link")
+    found = 0
+    for value in values:
+        name = rng.choice(names)
+        assert scanner._header_kind(name) is None
+        full = scanner._named(value, None, name, f"h.{name}", 0, "", "credential-header")
+        assert scanner.header(name, value, "h") == full, value
+        found += bool(full[1])
+        scanner._clean_headers.clear()
+    assert len(values) > 1000 and found > 400
