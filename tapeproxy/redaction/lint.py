@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import operator
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -126,6 +127,7 @@ class Linter:
         self.scanner = redactor.scanner
         self.max_bytes = max_bytes
         self.damaged: list[Damaged] = []
+        self._clean_names: set[str] = set()  # header names with no token in them
 
     def lint_paths(
         self, paths: Sequence[Path], progress: Callable[[Path], None] | None = None
@@ -258,12 +260,9 @@ class Linter:
         for i, interaction in enumerate(interactions):
             _, hits = self.redactor.scan_interaction(interaction, f"interactions[{i}].")
             out += [(h, i) for h in hits]
+        out += self._header_names(interactions)
         rest = {k: v for k, v in doc.items() if k != "interactions"}
-        rest["interactions"] = [
-            {k: v for k, v in ix.items() if k not in _SCANNED_PARTS}
-            for ix in doc.get("interactions", ())
-            if isinstance(ix, dict)
-        ]
+        rest["interactions"] = [_unread(ix) for ix in doc.get("interactions", ())]
         rest_text = json.dumps(rest, ensure_ascii=False)
         if self.scanner.json_suspicious(rest_text):
             _, hits = self.scanner.json_edits(rest_text, "")
@@ -281,6 +280,31 @@ class Linter:
             if _joinable(ix[part].get(k))
         ]
         return out, _Scanned(bodies)
+
+    def _header_names(self, interactions: Sequence[Interaction]) -> list[tuple[Hit, int | None]]:
+        """Tokens in header names, which the recorder's scan reads only to weigh a value by:
+        a name is an HTTP token (no space, quote, ``=`` or ``:``), so a token is all that one
+        can hold. Each name is looked at once (the same few dozen come in every cassette)."""
+        names: set[str] = set()
+        for ix in interactions:
+            names.update(map(_NAME, ix.request.headers))
+            if ix.response is not None:
+                names.update(map(_NAME, ix.response.headers))
+        names -= self._clean_names
+        text = "\n".join(names)
+        found = [m for m in self.scanner.finder.find(text) if not self.scanner.allowed(m.secret)]
+        if not found:
+            if len(self._clean_names) > _CLEAN_NAMES_MAX:
+                self._clean_names.clear()
+            self._clean_names |= names
+            return []
+        out: list[tuple[Hit, int | None]] = []
+        for i, ix in enumerate(interactions):
+            for part, message in (("request", ix.request), ("response", ix.response)):
+                for j, (name, _) in enumerate(message.headers if message else ()):
+                    at = f"interactions[{i}].{part}.headers[{j}] (its name)"
+                    out += [(Hit(m.detector, m.secret, at), i) for m in found if m.secret in name]
+        return out
 
     def _yaml(self, name: str, text: str) -> tuple[list[tuple[Hit, int | None]], Any]:
         """Hits in a YAML document, and the document (the text when it is not YAML)."""
@@ -319,7 +343,56 @@ class Linter:
         return out
 
 
-_SCANNED_PARTS = frozenset({"request", "response", "error"})
+_READ = {
+    "request": frozenset({"url", "headers", "body"}),
+    "response": frozenset({"headers", "body", "messages", "chunks"}),
+    "error": frozenset({"message"}),
+}
+"""What of each part of an interaction the recorder's scan reads (`Redactor.scan_interaction`):
+URL, header values, the text or base64 of bodies and WebSocket messages, an error's message;
+and chunk sizes, which are numbers. The rest (method, reason, fields a newer version added at
+any level) is linted as JSON."""
+_NAME = operator.itemgetter(0)
+_CLEAN_NAMES_MAX = 1 << 14
+
+
+def _unread(ix: Any) -> Any:
+    """An interaction of a cassette's document without what the recorder's scan reads (see
+    `_READ`); what a body or a message holds beside its text or base64 is kept."""
+    if not isinstance(ix, dict):
+        return ix
+    out = {k: v for k, v in ix.items() if k not in _READ}
+    for part, read in _READ.items():
+        value = ix.get(part)
+        if not isinstance(value, dict):
+            if part in ix:
+                out[part] = value
+            continue
+        left = {k: v for k, v in value.items() if k not in read}
+        if (body := _beside_content(value.get("body"))) is not None:
+            left["body"] = body
+        messages = value.get("messages")
+        if isinstance(messages, list):
+            beside = {
+                str(j): extra
+                for j, m in enumerate(messages)
+                if isinstance(m, list) and (extra := _beside_content(m[-1])) is not None
+            }
+            if beside:
+                left["messages"] = beside
+        if left:
+            out[part] = left
+    return out
+
+
+def _beside_content(body: Any) -> Any:
+    """What a body holds beside its text or base64 (None: nothing)."""
+    if not isinstance(body, dict):
+        return None
+    extra = {k: v for k, v in body.items() if k not in ("text", "base64")}
+    return extra or None
+
+
 _BODY_KEYS = ("body", "messages")
 
 

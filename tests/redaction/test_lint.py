@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zstandard
@@ -304,3 +305,86 @@ def test_a_password_a_model_wrote_is_kept_by_the_recorder_and_not_reported(
     (tmp_path / "kept.json.zst").write_bytes(_with_answer(json.dumps(answer)))
     done = _lint(tmp_path)
     assert done.returncode == 1 and token in done.stdout
+
+
+def _every_field_document() -> dict[str, Any]:
+    """The sample cassette's document with every field of the format filled in somewhere: a
+    journal's meta, an interaction's `recorded_at`, `source` and `detail`, and a WebSocket
+    session (messages, close)."""
+    doc: dict[str, Any] = json.loads(to_json_bytes(sample_cassette()))
+    doc["interactions"][0].update(recorded_at="2025-01-02T03:04:05Z", source="cassette")
+    doc["interactions"][0]["detail"] = "rule chat-1"
+    doc["meta"]["journal"] = {"cassette": "a.json.zst", "mode": "none", "faults": "429:5%"}
+    ws = {
+        "key": "0" * 64,
+        "request": {"method": "GET", "url": "wss://api.example.com/v1/realtime", "headers": []},
+        "response": {
+            "status": 101,
+            "reason": "Switching Protocols",
+            "headers": [["upgrade", "websocket"]],
+            "messages": [[0.0, "client", "text", {"text": "hello"}], [1.5, "server", "text", {}]],
+            "close": {"code": 1000, "reason": "bye", "by": "client"},
+        },
+    }
+    ws["response"]["messages"][1][3] = {"base64": "aGk="}
+    doc["interactions"].append(ws)
+    return doc
+
+
+Place = tuple[str | int, ...]
+
+
+def _places(value: Any, at: Place = ()) -> list[tuple[Place, bool]]:
+    """Every place a secret can be put in a document: each string (False), and a new field
+    in each object (True, at the object's path)."""
+    if isinstance(value, str):
+        return [(at, False)]
+    out: list[tuple[Place, bool]] = []
+    if isinstance(value, dict):
+        out.append((at, True))
+        for k, v in value.items():
+            out += _places(v, (*at, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _places(v, (*at, i))
+    return out
+
+
+def _put(doc: dict[str, Any], at: Place, new_field: bool, secret: str) -> None:
+    target: Any = doc
+    for step in at if new_field else at[:-1]:
+        target = target[step]
+    if new_field:
+        target["x_note"] = secret
+    else:
+        target[at[-1]] = secret
+
+
+def test_a_secret_anywhere_in_a_cassette_is_found() -> None:
+    """Each string of a cassette with every field of the format, and a new field in each of
+    its objects (a later 1.x version may add one anywhere): a token put there is reported,
+    whether the recorder's scan reads the place (URL, header values, bodies), the rest of the
+    document is linted as JSON (method, reason, meta, fields added), or the token is a header
+    name. Where the schema refuses it (a literal, a body's base64), the file is damaged and
+    its text still scanned: found all the same."""
+    from tapeproxy.redaction.lint import Linter
+    from tapeproxy.redaction.redactor import Redactor
+
+    rng = random.Random(35)
+    prefixed = [f for f in FORMATS if not f.keyword]
+    linter = Linter(Redactor.from_config({}, report_only=True))
+    clean = _every_field_document()
+    assert linter.lint_bytes("clean.json.zst", _zst(json.dumps(clean).encode())) == []
+    assert linter.damaged == []
+    places = _places(clean)
+    missed = []
+    for at, new_field in places:
+        secret = rng.choice(prefixed).make(rng)
+        doc = _every_field_document()
+        _put(doc, at, new_field, secret)
+        found = linter.lint_bytes("c.json.zst", _zst(json.dumps(doc).encode()))
+        if not any(len(f.secret) >= 16 and f.secret in secret for f in found):  # (a webhook's
+            # secret is its path)
+            missed.append((at, new_field, secret))
+    assert missed == [], "\n".join(map(str, missed))
+    assert len(places) > 100
