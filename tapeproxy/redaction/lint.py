@@ -9,11 +9,13 @@ can be got out of it is scanned all the same: a gate that skipped it would pass 
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import gzip
 import json
 import operator
 import re
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,8 +263,10 @@ class Linter:
             _, hits = self.redactor.scan_interaction(interaction, f"interactions[{i}].")
             out += [(h, i) for h in hits]
         out += self._header_names(interactions)
-        rest = {k: v for k, v in doc.items() if k != "interactions"}
-        rest["interactions"] = [_unread(ix) for ix in doc.get("interactions", ())]
+        out += self._packed_bodies(interactions)
+        top = {k: v for k, v in doc.items() if k != "interactions"}
+        unread = [_unread(ix) for ix in doc.get("interactions", ())]
+        rest = {**top, "interactions": unread}
         rest_text = json.dumps(rest, ensure_ascii=False)
         if self.scanner.json_suspicious(rest_text):
             _, hits = self.scanner.json_edits(rest_text, "")
@@ -279,7 +283,29 @@ class Linter:
             for k in _BODY_KEYS
             if _joinable(ix[part].get(k))
         ]
+        # What is left may hold a stream too (events a newer version keeps in a field of its
+        # own, or a string of them): the top level, and each interaction's on its own.
+        _to_join(top, "", bodies)
+        for i, left in enumerate(unread):
+            _to_join(left, f".interactions[{i}]", bodies)
         return out, _Scanned(bodies)
+
+    def _packed_bodies(self, interactions: Sequence[Interaction]) -> list[tuple[Hit, int | None]]:
+        """Secrets in binary bodies that are gzip or zstd data (an uploaded ``.gz`` file, a
+        tool that kept the bytes of the wire): the recorder's scan sees their compressed
+        bytes only. Each is unpacked up to the lint limit and scanned as a body."""
+        out: list[tuple[Hit, int | None]] = []
+        for i, ix in enumerate(interactions):
+            for part, message in (("request", ix.request), ("response", ix.response)):
+                body = message.body if message is not None else None
+                packed = body.base64 if body is not None else None
+                if not packed or binascii.a2b_base64(packed[:8])[:4] not in _PACKED_MAGIC:
+                    continue
+                text = _unpacked(body.to_bytes(), self.max_bytes) if body else None
+                if text is not None:
+                    where = f"interactions[{i}].{part}.body<unpacked>"
+                    out += [(h, i) for h in body_edits(self.scanner, text, "", where)[1]]
+        return out
 
     def _header_names(self, interactions: Sequence[Interaction]) -> list[tuple[Hit, int | None]]:
         """Tokens in header names, which the recorder's scan reads only to weigh a value by:
@@ -385,6 +411,45 @@ def _unread(ix: Any) -> Any:
     return out
 
 
+def _to_join(value: Any, path: str, out: list[tuple[str, Any]]) -> None:
+    """Append the lists and strings in `value` that `joined_texts` looks into, each with its
+    path: what it gives for them is what it gives for `value` (it walks through objects
+    without going deeper, and passes over numbers and strings under 12 characters), without
+    stepping through the fields of every interaction's rest, which hold none but its key."""
+    if not isinstance(value, dict):
+        if isinstance(value, list) or (isinstance(value, str) and len(value) >= 12):
+            out.append((path, value))
+        return
+    for k, v in value.items():
+        if isinstance(v, (dict, list)) or (isinstance(v, str) and len(v) >= 12):
+            _to_join(v, f"{path}.{k}", out)
+
+
+_GZIP = b"\x1f\x8b\x08"
+_PACKED_MAGIC = {ZSTD_MAGIC, *(_GZIP + bytes([flags]) for flags in range(256))}
+
+
+def _unpacked(data: bytes, limit: int) -> str | None:
+    """The text of gzip or zstd `data`, as much as unpacks (at most `limit` bytes: a bomb
+    stays defused); None when nothing does."""
+    out = bytearray()
+    try:
+        if data.startswith(_GZIP):
+            out += zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, limit)
+        else:
+            reader = zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True)
+            while len(out) < limit and (piece := reader.read(min(1 << 20, limit - len(out)))):
+                out += piece
+    except (zlib.error, zstandard.ZstdError):
+        pass  # (what unpacked before the damage is scanned)
+    if not out:
+        return None
+    try:
+        return out.decode("utf-8")
+    except UnicodeDecodeError:
+        return out.decode("latin-1")
+
+
 def _beside_content(body: Any) -> Any:
     """What a body holds beside its text or base64 (None: nothing)."""
     if not isinstance(body, dict):
@@ -399,10 +464,12 @@ _BODY_KEYS = ("body", "messages")
 @dataclass(frozen=True)
 class _Scanned:
     """A cassette scanned part by part: what is left is joining its bodies' streams, each
-    body apart (interactions are separate exchanges, not the events of one stream)."""
+    body apart (interactions are separate exchanges, not the events of one stream), and
+    those of what the recorder's scan does not read."""
 
     bodies: list[tuple[str, Any]]
-    """``(path, body)``: each body (or WebSocket messages) that may hold a stream."""
+    """``(path, value)``: each body (or WebSocket messages), and each part of the rest, that
+    may hold a stream."""
 
 
 def _joinable(value: Any) -> bool:
