@@ -81,9 +81,9 @@ _CREDENTIAL_KEY = re.compile(
 _ASSIGNMENT_WORD = re.compile(r"api[_-]?key|secret|token|passw|credential|auth")
 """The words `context.ASSIGNMENT_RE` starts a free-text assignment with."""
 _NUMBER = re.compile(r"\s*-?\d[\d.eE+-]*\s*(?:[,}\]\r\n]|$)")
-_PLAIN_KEY = re.compile(r'"([a-z0-9_.-]{0,60})"\s*:(' + _NUMBER.pattern + ")?")
+_PLAIN_KEY = re.compile(r'"([a-z0-9_.-]{0,60})"\s*:')
 """From its opening quote, a key of name characters only: a `_KEY_TAIL` key that
-`_NAME_ONLY` reads whole; group 2 is its value when that is a number (`_NUMBER`)."""
+`_NAME_ONLY` reads whole."""
 _MEMO_MAX = 1 << 16  # entries a scanner remembers (clean headers, kinds of keys)
 _CLEAN_VALUE_MAX = 1024
 _SCHEME_WORD = re.compile(r"^\s*(?:Bearer|Basic|Token|Bot|ApiKey)\s+", re.IGNORECASE)
@@ -171,7 +171,6 @@ class Scanner:
         self._names_trigger = re.compile(f"(?:{_NAMES_TRIGGER}{alternatives})")
         # json_suspicious's words: credential words, pair keys, then configured field names
         self._json_words = Words((*_CREDENTIAL_WORDS, *_PAIR_WORDS, *extra))
-        self._json_word_lengths = tuple(len(w) for w in self._json_words.words)
 
     def allowed(self, secret: str) -> bool:
         """Whether `secret` is allow-listed (by its fingerprint)."""
@@ -237,29 +236,26 @@ class Scanner:
         """
         pairs = len(_CREDENTIAL_WORDS)
         extra = pairs + len(_PAIR_WORDS)
-        lengths = self._json_word_lengths
-        kinds = self._key_kinds
+        words = self._json_words.words
         for at, i in self._json_words.hits(low):
-            end = at + lengths[i]
+            end = at + len(words[i])
             if i >= extra:  # a configured field name: a trigger by itself
                 yield assignment_name(low, at).strip("'\"\\"), end
             elif i >= pairs:
                 if (m := _PAIR_VALUE.match(low, at)) is not None:
                     yield None, m.end()
             else:
-                # (every answer's usage has several of these: the loop is kept lean)
-                quote = low.rfind('"', at - 61 if at > 61 else 0, at)
+                quote = low.rfind('"', max(0, at - 61), at)
                 if (
                     not with_passed_over
-                    and quote >= at - 41
-                    and quote >= 0
+                    and 0 <= quote >= at - 41
                     and (m := _PLAIN_KEY.match(low, quote)) is not None
+                    and (
+                        (kind := self._key_kind(m.group(1))) is None
+                        or (kind == "weak" and _NUMBER.match(low, m.end()) is not None)
+                    )
                 ):
-                    kind = kinds.get(m.group(1), "")
-                    if kind == "":
-                        kind = self._key_kind(m.group(1))
-                    if kind is None or (kind == "weak" and m.group(2) is not None):
-                        continue  # what the lines below yield for it, json_suspicious passes
+                    continue  # what the lines below yield for it, json_suspicious passes
                 if (
                     quote >= 0
                     and low.find("\\", quote + 1, at) < 0
