@@ -360,21 +360,36 @@ class Scanner:
 
     def _base64_layer(self, value: str, path: str, depth: int) -> tuple[str, list[Hit]]:
         edits, hits = [], []
-        for start, end in b64_spans(value)[:64]:
-            run = value[start:end]
-            decoded = _b64_text(run)
-            if decoded is None:
-                continue
-            if _is_credential_pair(decoded) and not self.allowed(run):
-                edits.append(Edit(start, end, marker("basic-auth")))
-                hits.append(Hit("basic-auth", run, path))
-                continue
-            new, found = self.string(decoded, f"{path}<base64>", depth + 1)
-            if found:
-                hits += found
-                urlsafe = "-" in run or "_" in run
-                enc = base64.urlsafe_b64encode if urlsafe else base64.b64encode
-                edits.append(Edit(start, end, enc(new.encode()).decode()))
+        for lines in _wrapped(value, b64_spans(value))[:64]:
+            if len(lines) > 1:  # one base64 text wrapped over lines: decoded whole
+                start, end = lines[0][0], lines[-1][1]
+                decoded = _b64_text("".join(value[s:e] for s, e in lines))
+                if decoded is not None:
+                    new, found = self.string(decoded, f"{path}<base64>", depth + 1)
+                    if found:
+                        hits += found
+                        width, sep = lines[0][1] - start, value[lines[0][1] : lines[1][0]]
+                        encoded = base64.b64encode(new.encode()).decode()
+                        wrapped = sep.join(
+                            encoded[i : i + width] for i in range(0, len(encoded), width)
+                        )
+                        edits.append(Edit(start, end, wrapped))
+                    continue
+            for start, end in lines:
+                run = value[start:end]
+                decoded = _b64_text(run)
+                if decoded is None:
+                    continue
+                if _is_credential_pair(decoded) and not self.allowed(run):
+                    edits.append(Edit(start, end, marker("basic-auth")))
+                    hits.append(Hit("basic-auth", run, path))
+                    continue
+                new, found = self.string(decoded, f"{path}<base64>", depth + 1)
+                if found:
+                    hits += found
+                    urlsafe = "-" in run or "_" in run
+                    enc = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+                    edits.append(Edit(start, end, enc(new.encode()).decode()))
         return apply_edits(value, edits), hits
 
     # ---- structures ---------------------------------------------------------------------
@@ -462,7 +477,8 @@ class Scanner:
         return edits, hits
 
     def url_edits(self, url: str, path: str) -> tuple[list[Edit], list[Hit]]:
-        """Edits and hits for a URL: userinfo, each query value, the path and host."""
+        """Edits and hits for a URL: userinfo, each query value, the path and host, and the
+        fragment (``#access_token=...`` where OAuth's implicit flow puts one)."""
         rest = url.split("://", 1)[-1]
         if "@" not in rest.split("/", 1)[0] and not self.suspicious(rest, _URL_LONG_RUN):
             return [], []  # the cheap path for ordinary URLs (replay keys every request)
@@ -470,7 +486,7 @@ class Scanner:
         hits: list[Hit] = []
         q = url.find("?")
         base, query = (url, "") if q < 0 else (url[:q], url[q + 1 :])
-        query = query.split("#", 1)[0]
+        query, _, fragment = query.partition("#")  # (without a query, `base` holds it)
         new_base, found = self.string(base, f"{path}.path")
         segments = new_base.split("/")
         for i, segment in enumerate(segments[3:], 3):  # each path segment on its own too
@@ -489,6 +505,11 @@ class Scanner:
             qe, qh = self.form_edits(query, f"{path}.query")
             edits += [Edit(e.start + q + 1, e.end + q + 1, e.new) for e in qe]
             hits += qh
+        if fragment:
+            new, more = self.string(fragment, f"{path}.fragment")
+            if new != fragment:
+                edits.append(Edit(len(url) - len(fragment), len(url), new))
+            hits += more
         return edits, hits
 
     def headers(
@@ -655,9 +676,51 @@ def _is_credential_pair(text: str) -> bool:
     return looks_random(m.group("password"), 8, 3.0)
 
 
+def _wrapped(text: str, spans: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+    """Base64 runs grouped as they are read: the lines of one wrapped text together (MIME and
+    PEM wrap base64 at 76 or 64 characters: runs a line each, every line as long as the
+    first, a multiple of 4, but the last, which may be shorter; the standard alphabet), every
+    other run alone. A secret in such a text is cut at line ends, and each line decoded alone
+    gives pieces of it."""
+    groups: list[list[tuple[int, int]]] = []
+    for start, end in spans:
+        lines = groups[-1] if groups else None
+        if (
+            lines is not None
+            and text[lines[-1][1] : start] in ("\n", "\r\n")
+            and (width := lines[0][1] - lines[0][0]) % 4 == 0
+            and lines[-1][1] - lines[-1][0] == width
+            and end - start <= width
+            and all(c not in text[s:e] for s, e in (lines[0], (start, end)) for c in "-_")
+        ):
+            lines.append((start, end))
+        else:
+            groups.append([(start, end)])
+    for lines in groups:  # a last line too short to be a run of its own (22 characters + "==")
+        width = lines[0][1] - lines[0][0]
+        if width % 4 == 0 and lines[-1][1] - lines[-1][0] == width:
+            tail = _LAST_LINE.match(text, lines[-1][1])
+            if tail is not None and tail.end(1) - tail.start(1) < width:
+                lines.append(tail.span(1))
+    return groups
+
+
+_LAST_LINE = re.compile(r"\r?\n([A-Za-z0-9+/]+={0,2})(?![A-Za-z0-9+/=_-])")
+
+
 def _holds_b64_text(text: str) -> bool:
-    """Whether a base64 run in `text` stands for text (a layer `string` decodes)."""
-    return any(_b64_text(text[s:e]) is not None for s, e in b64_spans(text))
+    """Whether a base64 run in `text` stands for text (a layer `string` decodes), or runs
+    follow one another across an escaped line break (``\\n`` in a JSON string: a wrapped
+    base64 text, which `string` decodes whole, see `_wrapped`; its lines alone may not be
+    text, a character cut at a line end, and an escape's ``n`` starts the next run)."""
+    spans = b64_spans(text)
+    for i, (start, end) in enumerate(spans):
+        if _b64_text(text[start:end]) is not None:
+            return True
+        escaped_break = text.startswith(("\\n", "\\r\\n"), end)
+        if escaped_break and i + 1 < len(spans) and spans[i + 1][0] - end <= 3:
+            return True
+    return False
 
 
 def _b64_text(run: str) -> str | None:

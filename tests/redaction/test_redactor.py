@@ -628,3 +628,80 @@ def test_the_header_quick_path_finds_what_the_named_value_path_finds(answers: bo
         found += bool(full[1])
         scanner._clean_headers.clear()
     assert len(values) > 1000 and found > 400
+
+
+@pytest.mark.parametrize("with_query", [False, True])
+def test_a_secret_in_a_url_fragment_is_redacted_with_or_without_a_query(with_query: bool) -> None:
+    """OAuth's implicit flow returns its token in the fragment (``#access_token=...``); a
+    URL kept with one (an import, a redirect's Location) loses it whether a query comes first
+    or not. Fragments that hold none are kept as they are."""
+    rng = random.Random(41)
+    redactor = Redactor()
+    query = "?state=xyz&page=2" if with_query else ""
+    missed = []
+    for fmt in FORMATS:
+        secret = fmt.make(rng)
+        if "\n" in secret or " " in secret:
+            continue  # (not a URL's characters)
+        name = fmt.keyword.lower() if fmt.keyword else "access_token"
+        for fragment in (f"{name}={quote(secret, safe='')}&token_type=bearer", quote(secret)):
+            if fmt.keyword and "=" not in fragment:
+                continue  # a bare value without its name says nothing about what it is
+            url = f"https://app.example.com/callback{query}#{fragment}"
+            request = Request(method="GET", url=url)
+            new, hits = redactor.scan_request(request, "r")
+            if not hits or secret in new.url or quote(secret, safe="") in new.url:
+                missed.append(url)
+    assert missed == [], "\n".join(missed)
+    for fragment in ("section-2", "/settings/profile?tab=keys", "L10-L24", "token_type=bearer"):
+        url = f"https://docs.example.com/guide{query}#{fragment}"
+        new, hits = redactor.scan_request(Request(method="GET", url=url), "r")
+        assert (new.url, hits) == (url, []), fragment
+
+
+def _wrap(data: bytes, width: int, sep: str) -> str:
+    encoded = base64.b64encode(data).decode()
+    return sep.join(encoded[i : i + width] for i in range(0, len(encoded), width))
+
+
+@pytest.mark.parametrize("sep", ["\n", "\r\n"])
+def test_a_secret_in_base64_wrapped_over_lines_is_found_whole(sep: str) -> None:
+    """MIME and PEM wrap base64 at 76 or 64 characters, so a secret in the text it encodes
+    is cut at line ends: the lines are decoded as one text (in a JSON answer's string and in
+    a text body), the secret reported and the block re-encoded without it. Wrapped base64
+    of clean text, and runs of unequal lines, are left as they are."""
+    rng = random.Random(43)
+    redactor = Redactor()
+    filler = "line of a config file that says nothing much\n"
+    missed = []
+    for fmt in FORMATS:
+        secret = fmt.make(rng)
+        # (in half of them, two-byte letters: every line then ends inside one, and no line
+        # decodes to text alone; json_suspicious must still send the answer to the full scan)
+        before = rng.choice([filler * rng.randrange(1, 5), "é" * rng.randrange(60, 90)])
+        before += "x" * rng.randrange(40)
+        text = f"{before}\n{fmt.keyword or 'key'}={secret}\n{before}"
+        for width in (64, 76):
+            blob = _wrap(text.encode(), width, sep)
+            for body, ct in (
+                (json.dumps({"file": blob}), "application/json"),
+                (blob, "text/plain"),
+            ):
+                response = Response(
+                    status=200, headers=(("content-type", ct),), body=Body(text=body)
+                )
+                new, hits = redactor.scan_response(response, "r")
+                assert new.body is not None and new.body.text is not None
+                kept = new.body.text if ct == "text/plain" else json.loads(new.body.text)["file"]
+                decoded = base64.b64decode("".join(kept.split())).decode()
+                found = any(len(h.secret) >= 16 and h.secret in secret for h in hits)
+                if not found or secret in decoded:  # (a webhook's secret is its path)
+                    missed.append((fmt.name, width, ct))
+    assert missed == [], missed
+    for blob in (
+        _wrap((filler * 9).encode(), 76, sep),
+        sep.join(["QUJD" * 19, "QUJD" * 12 + "QQ"]),
+    ):
+        body = Body(text=json.dumps({"file": blob}))
+        response = Response(status=200, headers=(("content-type", "application/json"),), body=body)
+        assert redactor.scan_response(response, "r") == (response, [])
