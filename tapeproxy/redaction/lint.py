@@ -301,8 +301,8 @@ class Linter:
                 packed = body.base64 if body is not None else None
                 if not packed or binascii.a2b_base64(packed[:8])[:4] not in _PACKED_MAGIC:
                     continue
-                text = _unpacked(body.to_bytes(), self.max_bytes) if body else None
-                if text is not None:
+                assert body is not None  # (it has base64)
+                if (text := _unpacked(body.to_bytes(), self.max_bytes)) is not None:
                     where = f"interactions[{i}].{part}.body<unpacked>"
                     out += [(h, i) for h in body_edits(self.scanner, text, "", where)[1]]
         return out

@@ -364,16 +364,18 @@ class Scanner:
             if len(lines) > 1:  # one base64 text wrapped over lines: decoded whole
                 start, end = lines[0][0], lines[-1][1]
                 decoded = _b64_text("".join(value[s:e] for s, e in lines))
+                new: str = ""
+                found: list[Hit] = []
                 if decoded is not None:
                     new, found = self.string(decoded, f"{path}<base64>", depth + 1)
-                    if found:
-                        hits += found
-                        width, sep = lines[0][1] - start, value[lines[0][1] : lines[1][0]]
-                        encoded = base64.b64encode(new.encode()).decode()
-                        wrapped = sep.join(
-                            encoded[i : i + width] for i in range(0, len(encoded), width)
-                        )
-                        edits.append(Edit(start, end, wrapped))
+                if found:  # (else each run is still weighed alone: a Basic pair is one run)
+                    hits += found
+                    width, sep = lines[0][1] - start, value[lines[0][1] : lines[1][0]]
+                    encoded = base64.b64encode(new.encode()).decode()
+                    wrapped = sep.join(
+                        encoded[i : i + width] for i in range(0, len(encoded), width)
+                    )
+                    edits.append(Edit(start, end, wrapped))
                     continue
             for start, end in lines:
                 run = value[start:end]

@@ -705,3 +705,16 @@ def test_a_secret_in_base64_wrapped_over_lines_is_found_whole(sep: str) -> None:
         body = Body(text=json.dumps({"file": blob}))
         response = Response(status=200, headers=(("content-type", "application/json"),), body=body)
         assert redactor.scan_response(response, "r") == (response, [])
+
+
+@pytest.mark.parametrize("after", ["\nOK12", "\r\nAbCd", "\nQQ=="])
+def test_a_basic_pair_before_a_short_line_is_still_found(after: str) -> None:
+    """A run of base64 whose length is a multiple of 4 and a short line after it read as one
+    wrapped text; when that text holds nothing, each run is still weighed alone (a Basic
+    credential without its scheme is found in its own run, not in the text they make)."""
+    rng = random.Random(47)
+    password = "".join(rng.choice("abcdefghijkLMNOPQ0123456789") for _ in range(21))
+    run = base64.b64encode(f"svc-user:{password}".encode()).decode()  # (30 bytes: no padding)
+    assert len(run) % 4 == 0 and "=" not in run
+    _, hits = Redactor().scanner.string(run + after, "t")
+    assert [h.detector for h in hits] == ["basic-auth"], (run + after, hits)
