@@ -505,6 +505,18 @@ class Scanner:
             edits.append(Edit(0, len(base), new_base))
         if query:
             qe, qh = self.form_edits(query, f"{path}.query")
+            # the pairs' values are weighed by their names; a token may be a name too, or a
+            # part with no `=` (a bare `?<key>`): each is decoded and given the detectors
+            at = 0
+            for part in query.split("&"):
+                name = part.partition("=")[0]
+                decoded = unquote_plus(name)
+                tokens = [m for m in self.finder.find(decoded) if not self.allowed(m.secret)]
+                tokens += self.pair_matches(decoded)  # (base64 of `user:password`)
+                if tokens:
+                    qe.append(Edit(at, at + len(name), marker(tokens[0].detector)))
+                    qh += [Hit(m.detector, m.secret, f"{path}.query") for m in tokens]
+                at += len(part) + 1
             edits += [Edit(e.start + q + 1, e.end + q + 1, e.new) for e in qe]
             hits += qh
         if fragment:

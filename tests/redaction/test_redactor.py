@@ -718,3 +718,29 @@ def test_a_basic_pair_before_a_short_line_is_still_found(after: str) -> None:
     assert len(run) % 4 == 0 and "=" not in run
     _, hits = Redactor().scanner.string(run + after, "t")
     assert [h.detector for h in hits] == ["basic-auth"], (run + after, hits)
+
+
+def test_a_token_anywhere_in_a_query_is_redacted() -> None:
+    """A query's pairs are weighed by their names; a token that is a parameter's name, the
+    whole query (`?<key>`) or a part without `=` is redacted too. Ordinary queries stay."""
+    rng = random.Random(49)
+    redactor = Redactor()
+    missed = []
+    for fmt in FORMATS:
+        secret = fmt.make(rng)
+        if fmt.keyword or "\n" in secret or " " in secret:
+            continue  # (a prefix-less key means nothing without its name)
+        token = quote(secret, safe="")
+        for query in (f"{token}=1", token, f"page=2&{token}", f"{token}&page=2", f"a={token}"):
+            url = f"https://api.example.com/v1/items?{query}"
+            new, hits = redactor.scan_request(Request(method="GET", url=url), "r")
+            if (
+                not any(len(h.secret) >= 16 and h.secret in secret for h in hits)
+                or token in new.url
+            ):
+                missed.append(url)
+    assert missed == [], "\n".join(missed)
+    for query in ("page=2&per_page=50", "q=token+limits&sort=asc", "include=usage&stream", "a"):
+        url = f"https://api.example.com/v1/items?{query}"
+        new, hits = redactor.scan_request(Request(method="GET", url=url), "r")
+        assert (new.url, hits) == (url, []), query
