@@ -79,7 +79,15 @@ def body_edits(
         found = [m for m in scanner.finder.find(text, glued=True) if not scanner.allowed(m.secret)]
         edits = [Edit(m.start, m.end, marker(m.detector)) for m in found]
         hits = [Hit(m.detector, m.secret, f"{path}[binary]") for m in found]
+        if (boundary := _boundary(content_type)) is not None:  # fields beside a binary file
+            more, found_hits = scanner.multipart_edits(text, boundary, path)
+            edits += [
+                e for e in more if not any(o.start < e.end and e.start < o.end for o in edits)
+            ]
+            hits += found_hits
         return edits, hits + _echoes(text, sent, edits, path)
+    elif (boundary := _boundary(content_type)) is not None:
+        edits, hits = scanner.multipart_edits(text, boundary, path)
     else:
         edits, hits = scanner.text_edits(text, path)
     seen = {h.secret for h in hits}
@@ -123,6 +131,15 @@ def _forms(secret: str) -> tuple[str, ...]:
 
 _SAMPLE = 4096
 _LARGE = 1 << 20
+
+
+_BOUNDARY = re.compile(r'multipart/form-data\s*;.*?\bboundary="?([^";,\s]+)"?', re.IGNORECASE)
+
+
+def _boundary(content_type: str) -> str | None:
+    """A ``multipart/form-data`` body's boundary (None: not one)."""
+    m = _BOUNDARY.search(content_type)
+    return m.group(1) if m else None
 
 
 def _is_form(text: str, content_type: str) -> bool:

@@ -478,6 +478,41 @@ class Scanner:
                 edits.append(Edit(start, start + len(value_raw), quote_plus(new, safe="<>:")))
         return edits, hits
 
+    def multipart_edits(self, text: str, boundary: str, path: str) -> tuple[list[Edit], list[Hit]]:
+        """Edits and hits for the fields of a ``multipart/form-data`` body: each field's value
+        weighed by its name, as a form's is (``name="api_key"`` then the value on its own
+        lines, where no ``name=value`` rule can see it); files are left to the body's other
+        passes."""
+        edits: list[Edit] = []
+        hits: list[Hit] = []
+        delimiter = "--" + boundary
+        at = text.find(delimiter)
+        while at >= 0:
+            head = at + len(delimiter)
+            blanks = [
+                (p, n)
+                for p, n in ((text.find("\r\n\r\n", head), 4), (text.find("\n\n", head), 2))
+                if p >= 0
+            ]
+            if not blanks:
+                break
+            blank, gap = min(blanks)
+            following = text.find(delimiter, blank + gap)
+            if following < 0:
+                break
+            start = blank + gap
+            end = following - (2 if text.startswith("\r\n", following - 2) else 1)
+            field = _FIELD_NAME.search(text, head, blank)
+            if field is not None and end >= start and "filename" not in text[head:blank].lower():
+                name, value = field.group(1), text[start:end]
+                kind = self.names.param_kind(name) or self.names.field_kind(name)
+                new, found = self._named(value, kind, name, f"{path}.{name}", 0)
+                hits += found
+                if new != value:
+                    edits.append(Edit(start, end, new))
+            at = following
+        return edits, hits
+
     def url_edits(self, url: str, path: str) -> tuple[list[Edit], list[Hit]]:
         """Edits and hits for a URL: userinfo, each query value, the path and host, and the
         fragment (``#access_token=...`` where OAuth's implicit flow puts one)."""
@@ -719,6 +754,8 @@ def _wrapped(text: str, spans: list[tuple[int, int]]) -> list[list[tuple[int, in
     return groups
 
 
+_FIELD_NAME = re.compile(r'\bname="([^"\r\n]*)"', re.IGNORECASE)
+"""A multipart part's field name, in its Content-Disposition (not a ``filename=``)."""
 _LAST_LINE = re.compile(r"\r?\n([A-Za-z0-9+/]+={0,2})(?![A-Za-z0-9+/=_-])")
 
 

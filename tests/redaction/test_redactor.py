@@ -744,3 +744,53 @@ def test_a_token_anywhere_in_a_query_is_redacted() -> None:
         url = f"https://api.example.com/v1/items?{query}"
         new, hits = redactor.scan_request(Request(method="GET", url=url), "r")
         assert (new.url, hits) == (url, []), query
+
+
+def _multipart(fields: list[tuple[str, str]], boundary: str, eol: str, file: bytes) -> bytes:
+    """A multipart/form-data body: the fields, then a file part holding `file`."""
+    out = b""
+    for name, value in fields:
+        head = f'--{boundary}{eol}Content-Disposition: form-data; name="{name}"{eol}{eol}'
+        out += f"{head}{value}{eol}".encode()
+    out += (
+        f'--{boundary}{eol}Content-Disposition: form-data; name="file"; filename="a.bin"'.encode()
+    )
+    out += f"{eol}Content-Type: application/octet-stream{eol}{eol}".encode() + file
+    return out + f"{eol}--{boundary}--{eol}".encode()
+
+
+@pytest.mark.parametrize("eol", ["\r\n", "\n"])
+@pytest.mark.parametrize("binary_file", [False, True])
+def test_multipart_fields_are_weighed_by_their_names(eol: str, binary_file: bool) -> None:
+    """A multipart upload's fields are a form's pairs: a value under a credential name is
+    redacted whatever its format (a prefix-less key too), beside a text or a binary file
+    part (the body is then kept as bytes); a placeholder is not reported; other fields and
+    the file stay as they were."""
+    rng = random.Random(53 + binary_file)
+    redactor = Redactor()
+    file = rng.randbytes(3000) if binary_file else b'{"prompt": "hello"}\n' * 40
+    missed = []
+    for fmt in FORMATS:
+        secret = fmt.make(rng)
+        if "\n" in secret:
+            continue  # (a PEM key in a form field is its own multi-line case)
+        name = rng.choice(["api_key", "client_secret", "password", "access_token"])
+        fields = [("purpose", "fine-tune"), (name, secret), ("token_type", "bearer")]
+        fields.append(("api-key", "<api-key>"))  # a placeholder: not reported
+        boundary = f"----tapeproxyBoundary{rng.randrange(10**8)}"
+        raw = _multipart(fields, boundary, eol, file)
+        headers = (("content-type", f"multipart/form-data; boundary={boundary}"),)
+        request = Request(
+            method="POST",
+            url="https://api.example.com/v1/files",
+            headers=headers,
+            body=Body.from_bytes(raw),
+        )
+        new, hits = redactor.scan_request(request, "r")
+        kept = new.body.to_bytes() if new.body else b""
+        if not any(h.secret == secret for h in hits) or secret.encode() in kept:
+            missed.append((fmt.name, name))
+        assert "<api-key>" not in {h.secret for h in hits}
+        for other in (b"fine-tune", b"bearer", file):
+            assert other in kept, (fmt.name, other[:20])
+    assert missed == [], missed
