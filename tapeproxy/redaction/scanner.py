@@ -360,7 +360,8 @@ class Scanner:
 
     def _base64_layer(self, value: str, path: str, depth: int) -> tuple[str, list[Hit]]:
         edits, hits = [], []
-        for lines in _wrapped(value, b64_spans(value))[:64]:
+        budget = _MAX_RUNS  # runs decoded one by one, at most
+        for lines in _wrapped(value, b64_spans(value)):
             if len(lines) > 1:  # one base64 text wrapped over lines: decoded whole
                 start, end = lines[0][0], lines[-1][1]
                 decoded = _b64_text("".join(value[s:e] for s, e in lines))
@@ -377,6 +378,7 @@ class Scanner:
                     )
                     edits.append(Edit(start, end, wrapped))
                     continue
+            lines, budget = lines[: max(budget, 0)], budget - len(lines)
             for start, end in lines:
                 run = value[start:end]
                 decoded = _b64_text(run)
@@ -732,7 +734,7 @@ def _wrapped(text: str, spans: list[tuple[int, int]]) -> list[list[tuple[int, in
     other run alone. A secret in such a text is cut at line ends, and each line decoded alone
     gives pieces of it."""
     groups: list[list[tuple[int, int]]] = []
-    for start, end in spans:
+    for i, (start, end) in enumerate(spans):
         lines = groups[-1] if groups else None
         if (
             lines is not None
@@ -740,9 +742,12 @@ def _wrapped(text: str, spans: list[tuple[int, int]]) -> list[list[tuple[int, in
             and (width := lines[0][1] - lines[0][0]) % 4 == 0
             and lines[-1][1] - lines[-1][0] == width
             and end - start <= width
+            and end - lines[0][0] <= _B64_MAX  # (longer, it is not decoded: see below)
             and all(c not in text[s:e] for s, e in (lines[0], (start, end)) for c in "-_")
         ):
             lines.append((start, end))
+        elif i >= _MAX_RUNS:
+            break  # (the base64 layer reads the first `_MAX_RUNS` runs only)
         else:
             groups.append([(start, end)])
     for lines in groups:  # a last line too short to be a run of its own (22 characters + "==")
@@ -754,6 +759,8 @@ def _wrapped(text: str, spans: list[tuple[int, int]]) -> list[list[tuple[int, in
     return groups
 
 
+_MAX_RUNS = 64
+"""Base64 runs (or wrapped texts) of one string the base64 layer decodes, at most."""
 _FIELD_NAME = re.compile(r'\bname="([^"\r\n]*)"', re.IGNORECASE)
 """A multipart part's field name, in its Content-Disposition (not a ``filename=``)."""
 _LAST_LINE = re.compile(r"\r?\n([A-Za-z0-9+/]+={0,2})(?![A-Za-z0-9+/=_-])")
@@ -791,8 +798,12 @@ def _short_b64_text(run: str) -> str | None:
     return _decoded_b64_text(run)
 
 
+_B64_MAX = 65536
+"""Longest base64 run decoded to look into (a larger one is data, not a credential's layer)."""
+
+
 def _decoded_b64_text(run: str) -> str | None:
-    if len(run) > 65536:
+    if len(run) > _B64_MAX:
         return None
     padded = run + "=" * (-len(run) % 4)
     try:  # binascii itself: base64's wrappers took longer than the decoding

@@ -797,3 +797,21 @@ def test_multipart_fields_are_weighed_by_their_names(eol: str, binary_file: bool
         for other in (b"fine-tune", b"bearer", file):
             assert other in kept, (fmt.name, other[:20])
     assert missed == [], missed
+
+
+def test_the_base64_layer_decodes_a_bounded_number_of_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A text of 10,000 base64 lines of one width (a wrapped text far beyond what is decoded)
+    costs the base64 layer its first 64 runs and one wrapped text of at most 64 KiB, not a
+    decoding of every line."""
+    from tapeproxy.redaction import scanner as scanning
+
+    decoded: list[int] = []
+    real = scanning._b64_text
+
+    def counted(run: str) -> str | None:
+        decoded.append(len(run))
+        return real(run)
+
+    monkeypatch.setattr(scanning, "_b64_text", counted)
+    Redactor().scanner.string(("QUJD" * 19 + "\n") * 10_000, "t")
+    assert len(decoded) <= 2 * 64 and sum(decoded) <= 65536 + 64 * 76, (len(decoded), sum(decoded))
