@@ -111,6 +111,13 @@ class Env:
             "upstream_cert=false",
         ]
 
+    def record_path(self, target: str, stem: str) -> Path:
+        """A fresh file for `target` to record into: a cassette for tapeproxy, a flow file
+        for mitmdump (any left from an earlier run removed)."""
+        path = self.work / f"{stem}.{'json.zst' if target == TAPEPROXY else 'flows'}"
+        path.unlink(missing_ok=True)
+        return path
+
     def record_cmd(self, target: str, path: Path, port: int) -> list[str]:
         """The command that records through `target` into `path`."""
         ca = str(self.upstream_certs.ca)

@@ -52,9 +52,7 @@ def run(env: Env, report: Report) -> None:
 
 
 def _once(env: Env, target: str, url: str, round_no: int) -> tuple[float, float]:
-    suffix = "json.zst" if target == TAPEPROXY else "flows"
-    path = env.work / f"record-{target}-{round_no}-{url.split(':')[0]}.{suffix}"
-    path.unlink(missing_ok=True)
+    path = env.record_path(target, f"record-{target}-{round_no}-{url.split(':')[0]}")
     port = env.new_port()
     with env.start(env.record_cmd(target, path, port), f"record-{target}") as proc:
         wait_listening(port, proc)

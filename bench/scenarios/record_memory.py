@@ -52,9 +52,7 @@ def run(env: Env, report: Report) -> None:
 
 def _once(env: Env, target: str, url: str, blob: bytes, round_no: int) -> tuple[float, float]:
     """(peak RSS at rest, peak RSS once the answer is on disk), in MiB."""
-    suffix = "json.zst" if target == TAPEPROXY else "flows"
-    path = env.work / f"record-memory-{target}-{round_no}.{suffix}"
-    path.unlink(missing_ok=True)
+    path = env.record_path(target, f"record-memory-{target}-{round_no}")
     port = env.new_port()
     with env.start(env.record_cmd(target, path, port), f"record-memory-{target}") as proc:
         wait_listening(port, proc)

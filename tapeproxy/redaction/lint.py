@@ -162,10 +162,7 @@ class Linter:
     def lint_bytes(self, name: str, data: bytes) -> list[Finding]:
         """Findings for the content of one file called `name`; damage goes to `damaged`."""
         data = self._decompressed(name, data)
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = data.decode("latin-1")
+        text = _as_text(data)
         stripped = text.lstrip()
         hits: list[tuple[Hit, int | None]] = []
         doc: Any = text
@@ -217,14 +214,7 @@ class Linter:
         except CassetteError as e:
             self._damage(name, str(e))
         # As much as a damaged frame gives, never more than the limit (a bomb stays defused).
-        reader = zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True)
-        got = bytearray()
-        try:
-            while len(got) < self.max_bytes and (piece := reader.read(1 << 20)):
-                got += piece[: self.max_bytes - len(got)]
-        except zstandard.ZstdError:
-            pass
-        return bytes(got) or data[: self.max_bytes]
+        return _unpacked(data, self.max_bytes) or data[: self.max_bytes]
 
     def _json(self, name: str, text: str) -> tuple[list[tuple[Hit, int | None]], Any]:
         """Hits in a JSON document, and the document (the text when it is not JSON; a
@@ -298,11 +288,12 @@ class Linter:
         for i, ix in enumerate(interactions):
             for part, message in (("request", ix.request), ("response", ix.response)):
                 body = message.body if message is not None else None
-                packed = body.base64 if body is not None else None
-                if not packed or binascii.a2b_base64(packed[:8])[:4] not in _PACKED_MAGIC:
+                if body is None or not body.base64:
                     continue
-                assert body is not None  # (it has base64)
-                if (text := _unpacked(body.to_bytes(), self.max_bytes)) is not None:
+                if binascii.a2b_base64(body.base64[:8])[:4] not in _PACKED_MAGIC:
+                    continue
+                if data := _unpacked(body.to_bytes(), self.max_bytes):
+                    text = _as_text(data)
                     where = f"interactions[{i}].{part}.body<unpacked>"
                     out += [(h, i) for h in body_edits(self.scanner, text, "", where)[1]]
         return out
@@ -429,25 +420,20 @@ _GZIP = b"\x1f\x8b\x08"
 _PACKED_MAGIC = {ZSTD_MAGIC, *(_GZIP + bytes([flags]) for flags in range(256))}
 
 
-def _unpacked(data: bytes, limit: int) -> str | None:
-    """The text of gzip or zstd `data`, as much as unpacks (at most `limit` bytes: a bomb
-    stays defused); None when nothing does."""
+def _unpacked(data: bytes, limit: int) -> bytes:
+    """What gzip or zstd `data` unpacks to, as much as it gives before any damage and at
+    most `limit` bytes (a bomb stays defused)."""
     out = bytearray()
     try:
         if data.startswith(_GZIP):
             out += zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, limit)
         else:
             reader = zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True)
-            while len(out) < limit and (piece := reader.read(min(1 << 20, limit - len(out)))):
-                out += piece
+            while len(out) < limit and (piece := reader.read(1 << 20)):
+                out += piece[: limit - len(out)]
     except (zlib.error, zstandard.ZstdError):
-        pass  # (what unpacked before the damage is scanned)
-    if not out:
-        return None
-    try:
-        return out.decode("utf-8")
-    except UnicodeDecodeError:
-        return out.decode("latin-1")
+        pass  # (what unpacked before the damage is kept)
+    return bytes(out)
 
 
 def _beside_content(body: Any) -> Any:
@@ -489,6 +475,12 @@ def _yaml_text(value: Any) -> str:
     if data[:2] == b"\x1f\x8b":
         with contextlib.suppress(OSError, EOFError):
             data = gzip.decompress(data)
+    return _as_text(data)
+
+
+def _as_text(data: bytes) -> str:
+    """Bytes as the linter reads them: UTF-8, or latin-1 when they are not (every byte a
+    character, so a token in them is still seen)."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

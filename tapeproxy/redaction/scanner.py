@@ -36,7 +36,7 @@ from tapeproxy.redaction.jsonscan import decode_literal, literals, parses_as_jso
 from tapeproxy.redaction.placeholders import MARKER_RE, is_placeholder, marker
 from tapeproxy.redaction.quickscan import Words, b64_spans
 
-__all__ = ["Edit", "Hit", "Scanner", "apply_edits", "fingerprint"]
+__all__ = ["Edit", "Hit", "Scanner", "apply_edits", "fingerprint", "printable_text"]
 
 _MAX_DEPTH = 4
 _URL_LONG_RUN = re.compile(r"[A-Za-z0-9+_-]{24}")
@@ -378,8 +378,7 @@ class Scanner:
                     )
                     edits.append(Edit(start, end, wrapped))
                     continue
-            lines, budget = lines[: max(budget, 0)], budget - len(lines)
-            for start, end in lines:
+            for start, end in lines[: max(budget, 0)]:
                 run = value[start:end]
                 decoded = _b64_text(run)
                 if decoded is None:
@@ -394,6 +393,7 @@ class Scanner:
                     urlsafe = "-" in run or "_" in run
                     enc = base64.urlsafe_b64encode if urlsafe else base64.b64encode
                     edits.append(Edit(start, end, enc(new.encode()).decode()))
+            budget -= len(lines)
         return apply_edits(value, edits), hits
 
     # ---- structures ---------------------------------------------------------------------
@@ -462,17 +462,26 @@ class Scanner:
         return new, [Hit(det, secret, path)] if is_secret else []
 
     def form_edits(self, text: str, path: str, depth: int = 0) -> tuple[list[Edit], list[Hit]]:
-        """Edits and hits for ``a=b&c=d`` (form bodies and URL queries)."""
+        """Edits and hits for ``a=b&c=d`` (form bodies and URL queries): each value weighed by
+        its name, each name (and a part without ``=``) given the token detectors."""
         edits: list[Edit] = []
         hits: list[Hit] = []
         pos = 0
         for part in text.split("&"):
             name_raw, eq, value_raw = part.partition("=")
-            start = pos + len(name_raw) + 1
+            at, start = pos, pos + len(name_raw) + 1
             pos += len(part) + 1
+            # a value is weighed by its name; a token may be the name too, or a part with no
+            # `=` (a bare `?<key>`): decoded, it gets the detectors
+            name = unquote_plus(name_raw)
+            tokens = [m for m in self.finder.find(name) if not self.allowed(m.secret)]
+            tokens += self.pair_matches(name)  # (base64 of `user:password`)
+            if tokens:
+                edits.append(Edit(at, at + len(name_raw), marker(tokens[0].detector)))
+                hits += [Hit(m.detector, m.secret, path) for m in tokens]
             if not eq:
                 continue
-            name, value = unquote_plus(name_raw), unquote_plus(value_raw)
+            value = unquote_plus(value_raw)
             kind = self.names.param_kind(name)
             new, found = self._named(value, kind, name, f"{path}.{name}", depth)
             hits += found
@@ -491,18 +500,13 @@ class Scanner:
         at = text.find(delimiter)
         while at >= 0:
             head = at + len(delimiter)
-            blanks = [
-                (p, n)
-                for p, n in ((text.find("\r\n\r\n", head), 4), (text.find("\n\n", head), 2))
-                if p >= 0
-            ]
-            if not blanks:
+            blank_line = _BLANK_LINE.search(text, head)  # the end of the part's headers
+            if blank_line is None:
                 break
-            blank, gap = min(blanks)
-            following = text.find(delimiter, blank + gap)
+            blank, start = blank_line.span()
+            following = text.find(delimiter, start)
             if following < 0:
                 break
-            start = blank + gap
             end = following - (2 if text.startswith("\r\n", following - 2) else 1)
             field = _FIELD_NAME.search(text, head, blank)
             if field is not None and end >= start and "filename" not in text[head:blank].lower():
@@ -542,18 +546,6 @@ class Scanner:
             edits.append(Edit(0, len(base), new_base))
         if query:
             qe, qh = self.form_edits(query, f"{path}.query")
-            # the pairs' values are weighed by their names; a token may be a name too, or a
-            # part with no `=` (a bare `?<key>`): each is decoded and given the detectors
-            at = 0
-            for part in query.split("&"):
-                name = part.partition("=")[0]
-                decoded = unquote_plus(name)
-                tokens = [m for m in self.finder.find(decoded) if not self.allowed(m.secret)]
-                tokens += self.pair_matches(decoded)  # (base64 of `user:password`)
-                if tokens:
-                    qe.append(Edit(at, at + len(name), marker(tokens[0].detector)))
-                    qh += [Hit(m.detector, m.secret, f"{path}.query") for m in tokens]
-                at += len(part) + 1
             edits += [Edit(e.start + q + 1, e.end + q + 1, e.new) for e in qe]
             hits += qh
         if fragment:
@@ -761,6 +753,7 @@ def _wrapped(text: str, spans: list[tuple[int, int]]) -> list[list[tuple[int, in
 
 _MAX_RUNS = 64
 """Base64 runs (or wrapped texts) of one string the base64 layer decodes, at most."""
+_BLANK_LINE = re.compile(r"\r?\n\r?\n")
 _FIELD_NAME = re.compile(r'\bname="([^"\r\n]*)"', re.IGNORECASE)
 """A multipart part's field name, in its Content-Disposition (not a ``filename=``)."""
 _LAST_LINE = re.compile(r"\r?\n([A-Za-z0-9+/]+={0,2})(?![A-Za-z0-9+/=_-])")
@@ -811,10 +804,19 @@ def _decoded_b64_text(run: str) -> str | None:
             data = binascii.a2b_base64(padded.replace("-", "+").replace("_", "/"))
         else:  # base64.b64decode(validate=True)
             data = binascii.a2b_base64(padded, strict_mode=True)
-        text = data.decode("utf-8")
-    except ValueError:  # (binascii.Error and UnicodeDecodeError are ValueErrors)
+    except ValueError:  # (binascii.Error is a ValueError)
         return None
     if len(set(run)) < 10:  # (after the decoding, which most runs, ids, fail sooner)
+        return None
+    return printable_text(data)
+
+
+def printable_text(data: bytes) -> str | None:
+    """`data` as text when it is UTF-8 and 95% of it printable (what base64 that holds a
+    layer to look into stands for), else None."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
         return None
     printable = sum(c.isprintable() or c in "\n\r\t" for c in text)
     return text if text and printable >= 0.95 * len(text) else None

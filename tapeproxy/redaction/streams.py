@@ -18,6 +18,7 @@ from typing import Any
 
 from tapeproxy.cassettes.store import read_json
 from tapeproxy.redaction.quickscan import has_standard_run
+from tapeproxy.redaction.scanner import printable_text
 
 __all__ = ["joined_texts", "may_hold_events"]
 
@@ -201,10 +202,8 @@ def _decoded(text: str) -> Any | None:
         return parsed if isinstance(parsed, (dict, list)) else None
     if len(s) > _MAX_DECODED or not _BASE64.fullmatch(s):
         return None
-    try:
-        # (base64.b64decode(validate=True) is this behind wrappers that took longer)
-        raw = binascii.a2b_base64(s + "=" * (-len(s) % 4), strict_mode=True).decode("utf-8")
-    except ValueError:  # (binascii.Error and UnicodeDecodeError are ValueErrors)
+    try:  # (base64.b64decode(validate=True) is this behind wrappers that took longer)
+        data = binascii.a2b_base64(s + "=" * (-len(s) % 4), strict_mode=True)
+    except binascii.Error:
         return None
-    printable = sum(c.isprintable() or c in "\n\r\t" for c in raw)
-    return raw if raw and printable >= 0.95 * len(raw) else None
+    return printable_text(data)
