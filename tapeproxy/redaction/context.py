@@ -96,19 +96,39 @@ _SCHEME = re.compile(
     re.IGNORECASE,
 )
 
+_VALUE = r"[^\s'\"\\<>,;&()\[\]{}]"
+"""A character of a free-text assignment's value."""
+_ATTRIBUTE = r"""\s+[\w:.-]{1,40}\s*=\s*\\{0,3}(?:"[^"<>]{0,200}"|'[^'<>]{0,200}')"""
+
 ASSIGNMENT_RE = re.compile(
-    r"(?i)(?:api[_-]?key|secret|token|passw(?:or)?d|credentials?|auth)[a-z0-9_]{0,20}"
-    r"['\"\\]{0,8}\s{0,3}(?:=>|:=|=|:)\s{0,3}"
-    r"['\"\\]{0,8}(?:bearer\s+)?['\"\\]{0,8}(?P<s>[^\s'\"\\<>,;&()\[\]{}]{6,300})"
+    r"(?i)(?:api[_-]?key|secret|token|passw(?:or)?d|credentials?|auth|(?<=[a-z0-9_.-])key(?![a-z0-9_]))[a-z0-9_]{0,20}"
+    rf"(?:['\"\\]{{0,8}}\s{{0,3}}(?:=>|:=|=|:)|(?P<tag>(?:{_ATTRIBUTE}){{0,4}}\s{{0,3}}>))\s{{0,3}}"
+    r"['\"\\]{0,8}(?:bearer\s+)?['\"\\]{0,8}"
+    rf"(?P<s>{_VALUE}{{6,}})(?(tag)(?=\s{{0,3}}</))"
 )
-"""``NAME = value`` / ``"name": "value"`` in free text with a credential-ish name; quotes may
-be escaped a few times over (JSON in a string in a JSON document)."""
+"""``NAME = value`` / ``"name": "value"`` in free text with a credential-ish name (one with a
+credential word in it, or whose last word is ``key`` after others: ``AZURE_OPENAI_KEY``,
+``AzureOpenAIKey``; a bare ``key`` is Google's query parameter, a word in prose); quotes may
+be escaped a few times over (JSON in a string in a JSON document). Or ``<name>value</name>``:
+an element named for a credential whose whole text is the value (`_opens_element` checks that
+the name is the element's: ``<span class=token>Word</span>`` is no assignment). The value
+runs to the end of its characters: no credential is cut short."""
 
 _ASSIGNMENT_LOWER = re.compile(ASSIGNMENT_RE.pattern.removeprefix("(?i)"))
+_VALUE_RUN = re.compile(f"{_VALUE}*")
+_ATTRIBUTE_PAIR = re.compile(
+    r"""\b(?:name|key)\s*=\s*\\{0,3}["'](?P<n>[\w.:-]{1,80})\\{0,3}["']"""
+    rf"""[^<>]{{0,120}}?\bvalue\s*=\s*\\{{0,3}}["'](?P<s>{_VALUE}{{6,}})"""
+)
+"""``<add key="OpenAIKey" value="..."/>``, ``<input name="api_key" value="...">``: a value
+named by its element's ``name`` or ``key`` attribute (matched in lower-cased text)."""
+_ATTRIBUTE_PAIR_ANY_CASE = re.compile(_ATTRIBUTE_PAIR.pattern, re.IGNORECASE)
+_ELEMENT_OPEN = re.compile(r"<(?:[A-Za-z_][\w.-]{0,40}:)?$")
 
 
 def assignments(text: str) -> Iterator[tuple[int, int, int]]:
-    """``(start, value start, value end)`` of each `ASSIGNMENT_RE` match in `text`.
+    """``(start of the name, value start, value end)`` of each `ASSIGNMENT_RE` match in `text`
+    and each `_ATTRIBUTE_PAIR`.
 
     Matched on the lower-cased text when lower-casing keeps every offset (it does but for a
     few non-ASCII letters): about 6 times faster than an IGNORECASE pass."""
@@ -117,23 +137,50 @@ def assignments(text: str) -> Iterator[tuple[int, int, int]]:
         return
     # Lower-casing non-ASCII text takes 12 bytes a character while it runs (CPython): a
     # 64 MiB binary body would take 768 MiB. Long text goes in overlapping windows.
+    done = 0  # where the last value ended: the next window may see its name's end again
     for at in range(0, len(text), _WINDOW):
-        yield from _assignments(text[at : at + _WINDOW + _OVERLAP], at, _WINDOW)
+        found = _assignments(text[at : at + _WINDOW + _OVERLAP], at, _WINDOW)
+        for start, s, e in sorted(found, key=lambda m: m[1]):
+            if s < done:
+                continue
+            # a value the window's end cut runs on to the end of its characters
+            done = _VALUE_RUN.match(text, e).end()  # type: ignore[union-attr]
+            yield start, s, done
 
 
 _WINDOW = 1 << 20
-_OVERLAP = 1024  # longer than any assignment a window could cut
+_OVERLAP = 1024  # longer than any name, operator and value start a window could cut
 
 
 def _assignments(text: str, at: int, before: int) -> Iterator[tuple[int, int, int]]:
     """`assignments` in `text` (which starts at offset `at`) that start before `before`."""
     low = text.lower()
-    regex = _ASSIGNMENT_LOWER if len(low) == len(text) else ASSIGNMENT_RE
-    for m in regex.finditer(low if regex is _ASSIGNMENT_LOWER else text):
+    aligned = len(low) == len(text)
+    regex = _ASSIGNMENT_LOWER if aligned else ASSIGNMENT_RE
+    for m in regex.finditer(low if aligned else text):
         if m.start() >= before:
-            return
+            break
+        if m.group("tag") is not None and not _opens_element(text, m.start()):
+            continue
         s, e = m.span("s")
+        if text[s - 1] in "'\"" and text[e : e + 1].isspace():
+            continue  # a word of a quoted text ("ssh-ed25519 AAAA... dev@host"), not all of it
         yield at + m.start(), at + s, at + e
+    if "value" in low:
+        pairs = _ATTRIBUTE_PAIR if aligned else _ATTRIBUTE_PAIR_ANY_CASE
+        for m in pairs.finditer(low if aligned else text):
+            if m.start() >= before:
+                return
+            s, e = m.span("s")
+            yield at + m.start("n"), at + s, at + e
+
+
+def _opens_element(text: str, at: int) -> bool:
+    """Whether the name around `at` is an element's, right after ``<`` (or ``<prefix:``)."""
+    start = at
+    while start > 0 and at - start < 40 and text[start - 1] in _NAME_CHARS:
+        start -= 1
+    return _ELEMENT_OPEN.search(text, max(0, start - 42), start) is not None
 
 
 _PROVIDER_WORDS = (
@@ -210,7 +257,7 @@ class Names:
             return None
         if low in self.params:
             return "strong"
-        return self.field_kind(low)
+        return self.field_kind(name)  # (its case splits camelCase words: ``tokenExpiry``)
 
     def header_kind(self, name: str) -> str | None:
         """``strong`` for a credential header, ``weak`` for a credential-ish one, else None.
@@ -288,10 +335,15 @@ def names_metadata(name: str) -> bool:
 def _credentialish(name: str) -> bool:
     low = name.lower()
     return (
-        bool(_WEAK_NAME.search(low))
+        bool(_WEAK_NAME.search(low) or _WEAK_NAME.search(_snake(name)))
         and not _NOT_CREDENTIAL.search(low)
         and not names_metadata(name)
     )
+
+
+def _snake(name: str) -> str:
+    """`name`'s camelCase words joined by ``_`` (``AzureOpenAIKey``: ``azure_open_ai_key``)."""
+    return "_".join(w.lower() for w in _NAME_WORDS.findall(name))
 
 
 def strip_scheme(value: str) -> str:
@@ -309,6 +361,8 @@ def is_secret_value(value: str, kind: str) -> bool:
         return False
     if _FLOAT.fullmatch(v):
         return False  # a decimal or scientific number (a price, a rate), never a credential
+    if v.lower() in CREDENTIAL_HEADERS:
+        return False  # the name of the header a key goes in (``"api_key_header": "x-api-key"``)
     if _is_reference(v):
         return False  # a reference such as os.environ or settings.API_KEY
     if kind == "strong":

@@ -25,6 +25,7 @@ from tapeproxy.redaction.placeholders import is_placeholder
 
 __all__ = [
     "DETECTORS",
+    "LONGEST",
     "TRIGGERS",
     "Detector",
     "Match",
@@ -156,6 +157,11 @@ def _d(
 
 _ALNUM = "A-Za-z0-9"
 _URLSAFE = "A-Za-z0-9_-"
+LONGEST = 4096
+"""The most characters a token of a format without a fixed length is matched to (Google's
+OAuth access tokens are documented up to 2,048 bytes; AWS session tokens and PyPI macaroons
+grow with what they carry). Every such match runs to the end of its characters, never stops
+inside them: a match cut at a cap leaves the rest of the token in the cassette."""
 
 DETECTORS: tuple[Detector, ...] = (
     _d(
@@ -165,35 +171,37 @@ DETECTORS: tuple[Detector, ...] = (
     ),
     _d(
         "anthropic",
-        rf"sk-ant-(?:api|admin|oat|ort|sid)\d\d-[{_URLSAFE}]{{20,200}}",
+        rf"sk-ant-(?:api|admin|oat|ort|sid)\d\d-[{_URLSAFE}]{{20,{LONGEST}}}",
         "sk-ant-api03-",
     ),
     _d("openrouter", r"sk-or-v\d-[A-Za-z0-9]{32,80}", "sk-or-v1-"),
-    _d("openai", rf"sk-(?:proj|svcacct|admin|None)-[{_URLSAFE}]{{20,200}}", "sk-proj-"),
+    _d("openai", rf"sk-(?:proj|svcacct|admin|None)-[{_URLSAFE}]{{20,{LONGEST}}}", "sk-proj-"),
     _d("deepseek", r"sk-[a-f0-9]{32}(?![A-Za-z0-9_-])", "sk-"),
-    _d("openai", rf"sk-[{_URLSAFE}]{{20,200}}", "sk-", _random_body(3.0)),
-    _d("anthropic", rf"sk-ant-[{_URLSAFE}]{{20,200}}", "sk-ant-"),
+    _d("openai", rf"sk-[{_URLSAFE}]{{20,{LONGEST}}}", "sk-", _random_body(3.0)),
+    _d("anthropic", rf"sk-ant-[{_URLSAFE}]{{20,{LONGEST}}}", "sk-ant-"),
     _d("stripe", r"(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{10,120}", "sk_live_"),
     _d("stripe", r"whsec_[A-Za-z0-9]{24,80}", "whsec_"),
     _d("elevenlabs", r"sk_[a-f0-9]{48}", "sk_"),
     _d("google", rf"AIza[{_URLSAFE}]{{35}}", "AIza"),
     _d("gemini", rf"AQ\.Ab8RN6[{_URLSAFE}]{{30,80}}", "AQ.Ab8RN6"),
-    _d("google", rf"ya29\.[{_URLSAFE}]{{16,400}}", "ya29.", _random_body(3.0)),
+    _d("google", rf"ya29\.[{_URLSAFE}]{{16,{LONGEST}}}", "ya29.", _random_body(3.0)),
     _d("aws", r"(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16}", "AKIA"),
-    _d("aws", r"ABSK[A-Za-z0-9+/]{40,300}={0,2}", "ABSK"),
+    _d("aws", rf"ABSK[A-Za-z0-9+/]{{40,{LONGEST}}}={{0,2}}", "ABSK"),
     _d("github", r"github_pat_[A-Za-z0-9_]{70,100}", "github_pat_"),
     _d("github", r"gh[pousr]_[A-Za-z0-9]{30,80}", "ghp_"),
     _d(
         "gitlab",
-        rf"gl(?:pat|dt|rt|ptt|cbt|imt|oas|soat|ft|ffct|agent)-[{_URLSAFE}]{{20,300}}(?:\.[0-9a-z]{{2}}\.[0-9a-z]{{7,9}})?",
+        rf"gl(?:pat|dt|rt|ptt|cbt|imt|oas|soat|ft|ffct|agent)-[{_URLSAFE}]{{20,{LONGEST}}}"
+        rf"(?:\.[0-9a-z]{{2}}\.[0-9a-z]{{7,9}})?(?![A-Za-z0-9_-])",
         "glpat-",
     ),
-    _d("slack", r"xox[abposre]-(?:\d-)?[A-Za-z0-9-]{10,250}", "xoxb-", _random_body(2.5)),
-    _d("slack", r"xoxe\.xox[bp]-\d-[A-Za-z0-9-]{20,250}", "xoxe.xoxp-1-"),
+    _d("slack", rf"xox[abposre]-(?:\d-)?[A-Za-z0-9-]{{10,{LONGEST}}}", "xoxb-", _random_body(2.5)),
+    _d("slack", rf"xoxe\.xox[bp]-\d-[A-Za-z0-9-]{{20,{LONGEST}}}", "xoxe.xoxp-1-"),
     _d("slack", r"xapp-\d-[A-Z0-9]{6,16}-\d{6,16}-[a-z0-9]{32,80}", "xapp-1-"),
     _d(
         "slack",
-        r"hooks\.slack\.com/(?:services|workflows|triggers)/(?P<s>[A-Za-z0-9_/-]{20,120})",
+        rf"hooks\.slack\.com/(?:services|workflows|triggers)/(?P<s>[A-Za-z0-9_/-]{{20,{LONGEST}}})"
+        r"(?![A-Za-z0-9_-])",
         "",
     ),
     _d("huggingface", r"hf_[A-Za-z0-9]{30,40}", "hf_", _random_body(3.0)),
@@ -210,16 +218,21 @@ DETECTORS: tuple[Detector, ...] = (
     _d("telegram", rf"\d{{5,16}}:A[{_URLSAFE}]{{33,36}}", "", _random_body(3.0)),
     _d("sendgrid", rf"SG\.[{_URLSAFE}]{{22}}\.[{_URLSAFE}]{{43}}", "SG."),
     _d("npm", r"npm_[A-Za-z0-9]{36}", "npm_"),
-    _d("pypi", rf"pypi-AgEIcHlwaS5vcmc[{_URLSAFE}]{{50,300}}", "pypi-AgEIcHlwaS5vcmc"),
+    _d("pypi", rf"pypi-AgEIcHlwaS5vcmc[{_URLSAFE}]{{50,{LONGEST}}}", "pypi-AgEIcHlwaS5vcmc"),
     _d("voyage", rf"pa-[{_URLSAFE}]{{40,50}}", "pa-", _random_body(3.5)),
     _d("firecrawl", r"fc-[a-f0-9]{32}", "fc-"),
     _d("jwt", rf"eyJ[{_URLSAFE}]{{8,}}\.eyJ[{_URLSAFE}]{{8,}}\.[{_URLSAFE}]{{8,}}", ""),
     _d(
         "url-credentials",
-        r"://[^\s:/?#@\"'<>\\]{1,100}:(?P<s>[^\s/?#@\"'<>\\]{1,200})@[A-Za-z0-9.\[\]-]+",
+        rf"://[^\s:/?#@\"'<>\\]{{1,100}}:(?P<s>[^\s/?#@\"'<>\\]{{1,{LONGEST}}})@[A-Za-z0-9.\[\]-]+",
         bounded=False,
     ),
-    _d("basic-auth", r"(?i:basic)\s+(?P<s>[A-Za-z0-9+/]{8,300}={0,2})", "", _basic_ok),
+    _d(
+        "basic-auth",
+        rf"(?i:basic)\s+(?P<s>[A-Za-z0-9+/]{{8,{LONGEST}}}={{0,2}})(?![A-Za-z0-9+/=])",
+        "",
+        _basic_ok,
+    ),
 )
 """Every built-in detector, most specific first (the first that matches at a place wins)."""
 

@@ -31,7 +31,7 @@ from tapeproxy.redaction.context import (
     is_secret_value,
     strip_scheme,
 )
-from tapeproxy.redaction.detectors import TRIGGERS, Match, TokenFinder, looks_random
+from tapeproxy.redaction.detectors import LONGEST, TRIGGERS, Match, TokenFinder, looks_random
 from tapeproxy.redaction.jsonscan import decode_literal, literals, parses_as_json
 from tapeproxy.redaction.placeholders import MARKER_RE, is_placeholder, marker
 from tapeproxy.redaction.quickscan import Words, b64_spans
@@ -54,7 +54,10 @@ _CREDENTIAL_WORDS = (
     "cookie",
     "sig",
 )
-_NAME_TAIL = r"[a-z0-9_]{0,20}['\"\\]{0,8}\s*[:=]"
+_NAME_TAIL = r"[a-z0-9_]{0,20}['\"\\]{0,8}(?:\s*[:=>]|\s+[a-z_:.-]{1,40}\s*=)"
+"""After a credential word, what makes it a name: an operator, the ``>`` closing an element
+(`context.ASSIGNMENT_RE`), or the next attribute of one (``<password type="...">``,
+``name="api_key" value="..."``)."""
 _NAMES_TRIGGER = f"(?:{'|'.join(_CREDENTIAL_WORDS)}){_NAME_TAIL}"
 _NAME_TAIL_RE = re.compile(_NAME_TAIL)
 _KEY_TAIL = re.compile(r'([^"\\]{0,60})"\s*:')
@@ -78,8 +81,14 @@ _CREDENTIAL_KEY = re.compile(
     r'"([^"\\]{0,60}(?:key|secret|token|passw|credential|auth|session|cookie|sig)[^"\\]{0,60})"\s*:'
 )
 """A key (lower-cased) with a credential word in it: `Names.field_kind` says if it is one."""
-_ASSIGNMENT_WORD = re.compile(r"api[_-]?key|secret|token|passw|credential|auth")
+_ASSIGNMENT_WORD = re.compile(
+    r"api[_-]?key|secret|token|passw|credential|auth|(?<=[a-z0-9_.-])key(?![a-z0-9_])"
+)
 """The words `context.ASSIGNMENT_RE` starts a free-text assignment with."""
+_CAMEL_KEY = re.compile(r"[a-z0-9]key$")
+"""A lower-cased name that may have been camelCase with ``Key`` for its last word
+(``AzureOpenAIKey``): a credential's name in its own case (`Names.field_kind`), so the
+quick checks, which see it lower-cased, let it through."""
 _NUMBER = re.compile(r"\s*-?\d[\d.eE+-]*\s*(?:[,}\]\r\n]|$)")
 _PLAIN_KEY = re.compile(r'"([a-z0-9_.-]{0,60})"\s*:')
 """From its opening quote, a key of name characters only: a `_KEY_TAIL` key that
@@ -281,12 +290,16 @@ class Scanner:
         kind = self.names.field_kind(name)
         if kind is None and _ASSIGNMENT_WORD.search(name):
             kind = self.names.param_kind(name)
+        if kind is None and _CAMEL_KEY.search(name):
+            kind = "weak"
         return kind
 
     def _has_credential_name(self, low: str) -> bool:
         for m in self._names_trigger.finditer(low):
             name = assignment_name(low, m.start()).strip("'\"\\")
             if self.names.field_kind(name) or self.names.param_kind(name):
+                return True
+            if _CAMEL_KEY.search(name):
                 return True
         return False
 
@@ -703,7 +716,7 @@ def _overlaps(found: list[Match], start: int, end: int) -> bool:
     return any(m.start < end and start < m.end for m in found)
 
 
-_PAIR = re.compile(r"[A-Za-z0-9._@+~-]{1,64}:(?P<password>\S{6,200})")
+_PAIR = re.compile(rf"[A-Za-z0-9._@+~-]{{1,64}}:(?P<password>\S{{6,{LONGEST}}})")
 _JSON_PUNCTUATION = re.compile(r'"[:,}\]]|[:,{\[]"')
 
 

@@ -11,12 +11,21 @@ each with a clean look-alike class beside it:
 - ``context``: a key with no vendor prefix (hex, alphanumeric) that only its context names:
   ``NAME=value``, an echoed ``"Authorization": "Bearer ..."``, ``api-key: ...``, a request header;
 - ``url-path``: a token glued to a path word (``/bot<id>:<secret>/sendMessage``);
-- ``nested``: a credential assignment inside a JSON string, or base64-wrapped JSON or headers.
+- ``nested``: a credential assignment inside a JSON string, or base64-wrapped JSON or headers;
+- ``long``: a credential of a format with no fixed length (AWS session tokens, Google OAuth
+  tokens, project keys, PyPI macaroons, Basic credentials, URL passwords, named values) drawn
+  longer than the few hundred characters such tokens usually have: found whole, not cut short;
+- ``markup``: a credential as the text of an XML or HTML element named for it
+  (``<SessionToken>``, ``<wsse:Password>``, ``<apiKey>``) or as the value of a name/value
+  attribute pair (``<add key="OpenAIKey" value="..."/>``, ``<input name="api_key" value=...>``).
 
 The clean classes hold what the same places hold when nothing leaks: ids, digests,
 certificates and public keys split across events; credential-named metadata whose value is a
 name, an id, a type or a path; placeholders in every common form, URL userinfo included;
-path words next to ids; base64-wrapped metadata. Everything is generated from a seed at test
+path words next to ids; base64-wrapped metadata; long base64 blobs under names that are not
+credentials (reasoning ``encrypted_content``, thinking ``signature``, images); elements and
+attribute pairs named like credentials whose text is a type, a count, a placeholder or an id,
+and class names next to element text. Everything is generated from a seed at test
 time; nothing here is tuned to a value.
 
 Run ``python -m tests.redaction.foreign OUT_DIR [SEED]`` to write it out with its labels.
@@ -37,13 +46,15 @@ from pathlib import Path
 
 import yaml
 
+from tapeproxy.cassettes.model import Body, Interaction, Request, Response, new_cassette
+from tapeproxy.cassettes.store import dumps
 from tests.redaction.corpus import FORMATS
 
-__all__ = ["CLASSES", "SHAPES", "Doc", "Exchange", "generate", "write"]
+__all__ = ["CLASSES", "SECRETS", "SHAPES", "Doc", "Exchange", "generate", "interaction", "write"]
 
 ALNUM = string.ascii_letters + string.digits
 HEX = "0123456789abcdef"
-CLASSES = ("split", "context", "url-path", "nested")
+CLASSES = ("split", "context", "url-path", "nested", "long", "markup")
 SHAPES = ("vcr-yaml", "har", "polly-b64", "wiremock", "events-json", "ndjson", "tapeproxy")
 
 
@@ -57,6 +68,7 @@ class Exchange:
     status: int = 200
     answer: str = ""
     events: tuple[str, ...] = ()  # each a whole SSE event ("event: ...\ndata: ...\n\n")
+    answer_type: str = "application/json"
 
 
 @dataclass(frozen=True)
@@ -349,17 +361,170 @@ def _nested_clean(g: random.Random) -> Exchange:
     return Exchange(ex.url, ex.headers, json.dumps(body), 200, '{"ok":true}')
 
 
-_SECRET: dict[str, Callable[[random.Random], tuple[str, Exchange]]] = {
+B64 = ALNUM + "+/"
+URLSAFE = ALNUM + "_-"
+
+
+def _long_credential(g: random.Random) -> tuple[str, str]:
+    """``(how its context names it, a credential)`` of a format without a fixed length, drawn
+    longer than such tokens usually are (301 to 2,400 characters): a match that stops at a
+    cap leaves the rest of the token in the cassette."""
+    n = g.randint(301, 2400)
+    kind = g.randrange(8)
+    if kind == 0:
+        return g.choice(["AWS_SESSION_TOKEN", "aws_session_token", "SessionToken"]), _r(g, n, B64)
+    if kind == 1:
+        return "", "ya29." + _r(g, n, URLSAFE)
+    if kind == 2:
+        return "", g.choice(["sk-proj-", "sk-svcacct-", "sk-ant-oat01-"]) + _r(g, n, URLSAFE)
+    if kind == 3:
+        return "", g.choice(["pypi-AgEIcHlwaS5vcmc", "glpat-", "ABSK"]) + _r(g, n, ALNUM)
+    if kind == 4:
+        return "Basic", base64.b64encode(f"svc-{_r(g, 6)}:{_r(g, n)}".encode()).decode()
+    if kind == 5:
+        return "url", _r(g, n, ALNUM + "~!$*")
+    name = g.choice(["client_secret", "refresh_token", "password", "api_key", "id_token"])
+    return name, _r(g, n, ALNUM + "._-")
+
+
+def _long_secret(g: random.Random) -> tuple[str, Exchange]:
+    name, secret = _long_credential(g)
+    if name == "url":
+        said = f"Connect with postgres://svc:{secret}@db.internal.example.org:5432/app today."
+    elif name == "Basic":
+        said = f"The proxy sent Authorization: Basic {secret} and was let in."
+    elif name:
+        said = g.choice(
+            [f"export {name}={secret}", f'{{"{name}": "{secret}"}}', f"{name}: {secret}"]
+        )
+    else:
+        said = f"The key in the log was {secret}, so rotate it."
+    where = g.randrange(3)
+    if where == 0:
+        return secret, _answer(g, f"Found in the config: {said} (line 12).")
+    ex = _request(g)
+    if where == 1 or name == "url":
+        body = json.dumps({"messages": [{"role": "user", "content": f"Why? {said}"}]})
+        return secret, Exchange(ex.url, ex.headers, body, 200, json.dumps({"ok": True}))
+    if name == "Basic":
+        header = ("Authorization", f"Basic {secret}")
+    elif name.lower().endswith("token"):
+        header = ("X-Amz-Security-Token", secret)
+    else:
+        header = ("Authorization", f"Bearer {secret}")
+    return secret, Exchange(ex.url, (*ex.headers, header), ex.body, 200, json.dumps({"ok": True}))
+
+
+def _long_clean(g: random.Random) -> Exchange:
+    n = g.randint(301, 2400)
+    blob = _r(g, n - n % 4, B64)
+    item = g.choice(
+        [
+            {"type": "reasoning", "id": "rs_" + _r(g, 24), "encrypted_content": blob},
+            {"type": "thinking", "thinking": "Let me see.", "signature": blob},
+            {"thoughtSignature": blob, "text": "The answer is 4."},
+            {"b64_json": blob, "revised_prompt": "a desk with a lamp"},
+            {"token_type": "Bearer", "expires_in": 3599, "scope": " ".join(["openid"] * (n // 7))},
+            {"note": "set OPENAI_API_KEY=" + "x" * n, "model": "gpt-4o-mini"},
+        ]
+    )
+    ex = _request(g)
+    return Exchange(ex.url, ex.headers, ex.body, 200, json.dumps({"output": [item]}))
+
+
+def _markup_secret(g: random.Random) -> tuple[str, Exchange]:
+    key = _prefixless(g)
+    password = _r(g, g.randint(12, 24), ALNUM + "!#%+-_")
+    kind = g.randrange(5)
+    if kind == 0:  # an AWS STS answer
+        secret = g.choice([_r(g, 40, B64), _r(g, g.randint(300, 900), B64)])
+        token = secret if len(secret) > 40 else _r(g, 500, B64)
+        access = secret if len(secret) == 40 else _r(g, 40, B64)
+        text = (
+            '<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+            "<AssumeRoleResult><Credentials>"
+            f"<AccessKeyId>ASIA{_r(g, 16, string.ascii_uppercase + '234567')}</AccessKeyId>"
+            f"<SecretAccessKey>{access}</SecretAccessKey>"
+            f"<SessionToken>{token}</SessionToken>"
+            "<Expiration>2026-12-06T13:00:00Z</Expiration>"
+            "</Credentials></AssumeRoleResult></AssumeRoleResponse>"
+        )
+        ex = _request(g)
+        return secret, Exchange(ex.url, ex.headers, ex.body, 200, text, answer_type="text/xml")
+    if kind == 1:  # a SOAP request with a WS-Security password
+        ns = g.choice(["wsse", "sec", ""])
+        tag = f"{ns}:Password" if ns else "Password"
+        body = (
+            '<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"><soap:Header>'
+            f"<{ns or 'wsse'}:UsernameToken><{ns or 'wsse'}:Username>svc</{ns or 'wsse'}:Username>"
+            f'<{tag} Type="#PasswordText">{password}</{tag}>'
+            f"</{ns or 'wsse'}:UsernameToken></soap:Header><soap:Body/></soap:Envelope>"
+        )
+        return password, Exchange(_CHAT.format(host=g.choice(_HOSTS)), (), body, 200, "{}")
+    if kind == 2:  # a config file echoed in an answer
+        name = g.choice(["apiKey", "api_key", "AzureOpenAIKey", "clientSecret", "accessToken"])
+        text = (
+            f"<configuration>\n  <{name}>{key}</{name}>\n  <timeout>30</timeout>\n</configuration>"
+        )
+        return key, _answer(g, f"Your settings file reads:\n{text}")
+    if kind == 3:  # .NET appSettings, Spring or Ant properties: a name/value attribute pair
+        name = g.choice(["OpenAIApiKey", "AzureOpenAIKey", "cohere.api.key", "ClientSecret"])
+        attr = g.choice(["key", "name"])
+        el = g.choice(["add", "property", "param"])
+        text = f'<appSettings>\n  <{el} {attr}="{name}" value="{key}" />\n</appSettings>'
+        return key, _answer(g, f"Here is the web.config section:\n{text}")
+    form = (  # an HTML form with a prefilled credential, as a page was recorded
+        f'<form method="post"><input type="hidden" name="{g.choice(["api_key", "client_secret"])}"'
+        f' value="{key}"><input type="submit" value="Go"></form>'
+    )
+    ex = _request(g)
+    return key, Exchange(ex.url, ex.headers, ex.body, 200, form, answer_type="text/html")
+
+
+_PLACEHOLDERS = ("${DB_PASSWORD}", "{{ password }}", "********", "%(pw)s", "<YOUR_API_KEY>")
+_WORDS = ("Hidden", "Keyword", "Operator", "Punctuation", "Revealed", "SignIn")
+
+
+def _markup_clean(g: random.Random) -> Exchange:
+    n, word, hexid = g.randint(16, 8192), g.choice(_WORDS), _r(g, 12, HEX)
+    look = g.choice(
+        [
+            f"<token_type>{g.choice(['bearer', 'Bearer', 'mac'])}</token_type>",
+            f"<max_tokens>{n}</max_tokens><total_tokens>{n // 3}</total_tokens>",
+            f"<password>{g.choice(_PLACEHOLDERS)}</password>",
+            f"<apiKey>{g.choice(['your-api-key-here', 'x' * 32, 'REPLACE_ME'])}</apiKey>",
+            f"<KeyId>kid-{hexid}</KeyId><SecretName>prod-{hexid[:6]}-db</SecretName>",
+            f'<span class="token">{word}</span><p class="auth">{word}</p>',
+            f'<div class="secret-{hexid[:4]}">{word}</div>',
+            f"<SessionTokenExpiry>2026-{g.randint(1, 12):02d}-01T00:00:00Z</SessionTokenExpiry>",
+            f'<add key="ApiKeyHeader" value="{g.choice(["x-api-key", "api-key"])}" />',
+            '<input type="password" name="password" value="">',
+            '<input name="token_type" value="bearer"><input name="auth" value="oauth2">',
+            f"<auth_method>oauth2</auth_method><secret_ref>vault:kv/{hexid[:6]}</secret_ref>",
+        ]
+    )
+    text = f"<response><status>ok</status>{look}</response>"
+    if g.random() < 0.5:
+        return _answer(g, f"The service answered:\n{text}")
+    ex = _request(g)
+    return Exchange(ex.url, ex.headers, ex.body, 200, text, answer_type="application/xml")
+
+
+SECRETS: dict[str, Callable[[random.Random], tuple[str, Exchange]]] = {
     "split": _split_secret,
     "context": _context_secret,
     "url-path": _url_secret,
     "nested": _nested_secret,
+    "long": _long_secret,
+    "markup": _markup_secret,
 }
 _CLEAN: dict[str, Callable[[random.Random], Exchange]] = {
     "split": _split_clean,
     "context": _context_clean,
     "url-path": _url_clean,
     "nested": _nested_clean,
+    "long": _long_clean,
+    "markup": _markup_clean,
 }
 
 
@@ -371,7 +536,7 @@ def _answer_text(ex: Exchange) -> str:
 
 
 def _answer_type(ex: Exchange) -> str:
-    return "text/event-stream" if ex.events else "application/json"
+    return "text/event-stream" if ex.events else ex.answer_type
 
 
 def _vcr_yaml(g: random.Random, ex: Exchange) -> tuple[str, bytes]:
@@ -458,10 +623,8 @@ def _ndjson(g: random.Random, ex: Exchange) -> tuple[str, bytes]:
     return ".jsonl", "".join(json.dumps(line) + "\n" for line in lines).encode()
 
 
-def _tapeproxy(g: random.Random, ex: Exchange) -> tuple[str, bytes]:
-    from tapeproxy.cassettes.model import Body, Interaction, Request, Response, new_cassette
-    from tapeproxy.cassettes.store import dumps
-
+def interaction(ex: Exchange) -> Interaction:
+    """`ex` as a tapeproxy interaction."""
     text = _answer_text(ex)
     chunks = tuple((float(i * 15), len(e.encode())) for i, e in enumerate(ex.events)) or None
     request = Request(
@@ -472,9 +635,12 @@ def _tapeproxy(g: random.Random, ex: Exchange) -> tuple[str, bytes]:
     )
     headers = (("content-type", _answer_type(ex)),)
     response = Response(status=ex.status, headers=headers, body=Body(text=text), chunks=chunks)
-    ix = Interaction(key="0" * 64, request=request, response=response)
+    return Interaction(key="0" * 64, request=request, response=response)
+
+
+def _tapeproxy(g: random.Random, ex: Exchange) -> tuple[str, bytes]:
     cassette = new_cassette("0.1.0", "2026-01-01T00:00:00Z")
-    doc = cassette.model_copy(update={"interactions": (ix,)})
+    doc = cassette.model_copy(update={"interactions": (interaction(ex),)})
     return ".json.zst", dumps(doc)
 
 
@@ -496,7 +662,7 @@ def generate(seed: int = 4321, per_class: int = 70, clean_per_class: int = 70) -
     for cls in CLASSES:
         for i in range(per_class):
             shape = SHAPES[i % len(SHAPES)]
-            secret, ex = _SECRET[cls](g)
+            secret, ex = SECRETS[cls](g)
             suffix, data = _SHAPE_WRITERS[shape](g, ex)
             docs.append(Doc(f"pos-{cls}-{i:03d}-{shape}", cls, secret, shape, suffix, data))
         for i in range(clean_per_class):

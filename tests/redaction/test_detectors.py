@@ -246,3 +246,13 @@ def test_assignments_in_long_non_ascii_text_are_found_across_windows(shift: int)
     text = f"{filler}API_KEY={value} {filler}password: {value}x end"
     got = [text[s:e] for _, s, e in assignments(text)]
     assert got == [value, value + "x"]
+
+
+def test_a_value_longer_than_a_window_overlap_is_found_whole() -> None:
+    # Long non-ASCII text is matched in windows; a value the window's end cuts runs on.
+    from tapeproxy.redaction.context import _OVERLAP, _WINDOW, assignments
+
+    rng = random.Random(7)
+    value = "".join(rng.choice("abcdefKLMNOP0123456789+/") for _ in range(3 * _OVERLAP))
+    text = "é" * (_WINDOW - 40) + f"AWS_SESSION_TOKEN={value} and more é"
+    assert [text[s:e] for _, s, e in assignments(text)] == [value]

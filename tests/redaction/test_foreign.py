@@ -27,8 +27,9 @@ def score(docs: list[Doc], findings: list[dict[str, object]]) -> dict[str, dict[
     for cls in CLASSES:
         pos = [d for d in docs if d.cls == cls and d.secret is not None]
         neg = [d for d in docs if d.cls == cls and d.secret is None]
+        found = _whole if cls == "long" else _found
         missed = [
-            d.name for d in pos if not _found(str(d.secret), by_file.get(d.name + d.suffix, []))
+            d.name for d in pos if not found(str(d.secret), by_file.get(d.name + d.suffix, []))
         ]
         flagged = [d.name for d in neg if by_file.get(d.name + d.suffix)]
         out[cls] = {
@@ -40,6 +41,12 @@ def score(docs: list[Doc], findings: list[dict[str, object]]) -> dict[str, dict[
             "flagged_files": flagged,
         }
     return out
+
+
+def _whole(secret: str, findings: list[dict[str, object]]) -> bool:
+    """Whether a finding holds all of `secret`: part of a long token is not enough, the
+    rest of it would stay in the cassette."""
+    return any(secret in str(f["secret"]) for f in findings)
 
 
 def _lint(folder: Path) -> list[dict[str, object]]:

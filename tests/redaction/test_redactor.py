@@ -16,6 +16,7 @@ from tapeproxy.errors import ConfigError
 from tapeproxy.redaction import Redactor
 from tapeproxy.redaction.redactor import rechunk
 from tests.redaction.corpus import FORMATS, generate
+from tests.redaction.foreign import SECRETS, interaction
 from tests.redaction.texts import json_texts
 
 
@@ -815,3 +816,26 @@ def test_the_base64_layer_decodes_a_bounded_number_of_runs(monkeypatch: pytest.M
     monkeypatch.setattr(scanning, "_b64_text", counted)
     Redactor().scanner.string(("QUJD" * 19 + "\n") * 10_000, "t")
     assert len(decoded) <= 2 * 64 and sum(decoded) <= 65536 + 64 * 76, (len(decoded), sum(decoded))
+
+
+@pytest.mark.parametrize("cls", ["long", "markup"])
+def test_no_part_of_a_long_or_markup_credential_is_recorded(cls: str) -> None:
+    # A match that stops at a length cap leaves the token's tail in the cassette; a credential
+    # as an element's text or an attribute pair's value was not read at all.
+    g = random.Random(f"record-{cls}")
+    redactor = Redactor()
+    leaks, checked = [], 0
+    for _ in range(80):
+        secret, ex = SECRETS[cls](g)
+        if "password" in ex.answer.lower():
+            continue  # a password in what a model wrote is kept (test data, not a leak)
+        checked += 1
+        safe = redactor.redact_interaction(interaction(ex))
+        stored = safe.model_dump_json()
+        stored += json.dumps(
+            [safe.response.body.text if safe.response and safe.response.body else ""]
+        )
+        pieces = {secret[i : i + 16] for i in range(0, max(1, len(secret) - 15), 8)}
+        if any(p in stored for p in pieces):
+            leaks.append((len(secret), secret[:24]))
+    assert checked >= 60 and leaks == [], leaks
