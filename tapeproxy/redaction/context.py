@@ -15,6 +15,7 @@ from tapeproxy.redaction.placeholders import is_placeholder
 
 __all__ = [
     "ASSIGNMENT_RE",
+    "ASSIGNMENT_WORDS",
     "Names",
     "assignment_name",
     "assignments",
@@ -100,8 +101,13 @@ _VALUE = r"[^\s'\"\\<>,;&()\[\]{}]"
 """A character of a free-text assignment's value."""
 _ATTRIBUTE = r"""\s+[\w:.-]{1,40}\s*=\s*\\{0,3}(?:"[^"<>]{0,200}"|'[^'<>]{0,200}')"""
 
+ASSIGNMENT_WORDS = (
+    r"api[_-]?key|secret|token|passw(?:or)?d|credentials?|auth|(?<=[a-z0-9_.-])key(?![a-z0-9_])"
+)
+"""The words (lower-case) a free-text assignment's name holds, one of which starts a match."""
+
 ASSIGNMENT_RE = re.compile(
-    r"(?i)(?:api[_-]?key|secret|token|passw(?:or)?d|credentials?|auth|(?<=[a-z0-9_.-])key(?![a-z0-9_]))[a-z0-9_]{0,20}"
+    rf"(?i)(?:{ASSIGNMENT_WORDS})[a-z0-9_]{{0,20}}"
     rf"(?:['\"\\]{{0,8}}\s{{0,3}}(?:=>|:=|=|:)|(?P<tag>(?:{_ATTRIBUTE}){{0,4}}\s{{0,3}}>))\s{{0,3}}"
     r"['\"\\]{0,8}(?:bearer\s+)?['\"\\]{0,8}"
     rf"(?P<s>{_VALUE}{{6,}})(?(tag)(?=\s{{0,3}}</))"

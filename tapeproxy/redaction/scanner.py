@@ -24,6 +24,7 @@ from urllib.parse import quote, quote_plus, unquote_plus
 from tapeproxy.cassettes.model import Header
 from tapeproxy.providers.generated import is_generated
 from tapeproxy.redaction.context import (
+    ASSIGNMENT_WORDS,
     Names,
     assignment_name,
     assignments,
@@ -81,9 +82,7 @@ _CREDENTIAL_KEY = re.compile(
     r'"([^"\\]{0,60}(?:key|secret|token|passw|credential|auth|session|cookie|sig)[^"\\]{0,60})"\s*:'
 )
 """A key (lower-cased) with a credential word in it: `Names.field_kind` says if it is one."""
-_ASSIGNMENT_WORD = re.compile(
-    r"api[_-]?key|secret|token|passw|credential|auth|(?<=[a-z0-9_.-])key(?![a-z0-9_])"
-)
+_ASSIGNMENT_WORD = re.compile(ASSIGNMENT_WORDS)
 """The words `context.ASSIGNMENT_RE` starts a free-text assignment with."""
 _CAMEL_KEY = re.compile(r"[a-z0-9]key$")
 """A lower-cased name that may have been camelCase with ``Key`` for its last word
