@@ -183,9 +183,7 @@ def _assignments(text: str, at: int, before: int) -> Iterator[tuple[int, int, in
 
 def _opens_element(text: str, at: int) -> bool:
     """Whether the name around `at` is an element's, right after ``<`` (or ``<prefix:``)."""
-    start = at
-    while start > 0 and at - start < 40 and text[start - 1] in _NAME_CHARS:
-        start -= 1
+    start = _name_start(text, at)
     return _ELEMENT_OPEN.search(text, max(0, start - 42), start) is not None
 
 
@@ -297,15 +295,21 @@ def assignment_name(text: str, at: int) -> str:
     """The whole name of an assignment whose match starts at `at` (extended left and right
     over name chars), or "" when it is one segment of a colon-separated identifier
     (``arn:aws:secretsmanager:...``, ``urn:...:token:...``): no assignment there."""
-    start = at
-    while start > 0 and at - start < 40 and text[start - 1] in _NAME_CHARS:
-        start -= 1
+    start = _name_start(text, at)
     end = at
     while end < len(text) and (text[end] in _NAME_CHARS):
         end += 1
     if start > 0 and text[start - 1] == ":" and text[end : end + 1] == ":":
         return ""
     return text[start:end]
+
+
+def _name_start(text: str, at: int) -> int:
+    """Where the name holding ``text[at]`` starts: up to 40 name characters before `at`."""
+    start = at
+    while start > 0 and at - start < 40 and text[start - 1] in _NAME_CHARS:
+        start -= 1
+    return start
 
 
 _NAME_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")

@@ -832,9 +832,6 @@ def test_no_part_of_a_long_or_markup_credential_is_recorded(cls: str) -> None:
         checked += 1
         safe = redactor.redact_interaction(interaction(ex))
         stored = safe.model_dump_json()
-        stored += json.dumps(
-            [safe.response.body.text if safe.response and safe.response.body else ""]
-        )
         pieces = {secret[i : i + 16] for i in range(0, max(1, len(secret) - 15), 8)}
         if any(p in stored for p in pieces):
             leaks.append((len(secret), secret[:24]))
