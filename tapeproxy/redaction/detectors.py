@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from ahocorasick_rs import AhoCorasick
+from ahocorasick_rs import AhoCorasick, BytesAhoCorasick
 
 from tapeproxy.redaction.placeholders import is_placeholder
 
@@ -263,12 +263,16 @@ class Triggers:
 
     def __init__(self, words: Sequence[str]) -> None:
         self._words = AhoCorasick(list(words))
+        self._ascii = BytesAhoCorasick([w.encode() for w in words])
         self._overlap = max(len(w) for w in words) - 1
         # for text the automaton cannot take: lone surrogates (undecodable bytes kept)
         self._regex = re.compile("(?=" + "|".join(re.escape(w) for w in words) + ")")
 
     def _in(self, text: str, overlapping: bool) -> list[int]:
         """Where the words start in `text`, which is at most `_WINDOW` (+ overlap) long."""
+        if text.isascii():  # (its bytes: the str automaton's conversion cost a third more)
+            found = self._ascii.find_matches_as_indexes(text.encode("ascii"), overlapping)
+            return [s for _, s, _ in found]
         try:
             return [s for _, s, _ in self._words.find_matches_as_indexes(text, overlapping)]
         except UnicodeEncodeError:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ahocorasick_rs import AhoCorasick
+from ahocorasick_rs import AhoCorasick, BytesAhoCorasick
 
 __all__ = ["B64_RUN", "Words", "b64_spans", "has_standard_run"]
 
@@ -84,6 +84,7 @@ class Words:
     def __init__(self, words: Sequence[str]) -> None:
         self.words = tuple(words)
         self._automaton = AhoCorasick(list(self.words))
+        self._ascii = BytesAhoCorasick([w.encode() for w in self.words])
         self._overlap = max(len(w) for w in self.words) - 1
         self._regex = re.compile("(?=" + "|".join(re.escape(w) for w in self.words) + ")")
 
@@ -98,6 +99,9 @@ class Words:
         return sorted(found)
 
     def _in(self, text: str, offset: int) -> list[tuple[int, int]]:
+        if text.isascii():  # (its bytes: the str automaton's conversion cost a third more)
+            found = self._ascii.find_matches_as_indexes(text.encode("ascii"), overlapping=True)
+            return [(offset + s, i) for i, s, _ in found]
         try:
             return [
                 (offset + s, i)

@@ -438,6 +438,8 @@ class Scanner:
         """The token detectors alone (no context rules): the redacted value and the hits."""
         found = self.finder.find(value) if len(value) >= 6 else []
         found = [m for m in found if not self.allowed(m.secret)]
+        if not found:
+            return value, []
         new = apply_edits(value, [Edit(m.start, m.end, marker(m.detector)) for m in found])
         return new, [Hit(m.detector, m.secret, path) for m in found]
 

@@ -23,6 +23,7 @@ from tapeproxy.redaction.scanner import printable_text
 __all__ = ["joined_texts", "may_hold_events"]
 
 _MAX_DEPTH = 5
+_OPENS_OBJECT = re.compile(r"\s*\{")
 _MAX_DECODED = 32 << 20
 _SSE_DATA = re.compile(r"^data:[ ]?(.*)$", re.MULTILINE)
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{32,}={0,2}")
@@ -71,9 +72,12 @@ def _walk(value: Any, path: str, depth: int, out: list[tuple[str, str, int]]) ->
             if isinstance(v, (dict, list)) or (isinstance(v, str) and len(v) >= 12):
                 _walk(v, f"{path}.{k}", depth, out)
     elif isinstance(value, list):
-        if _is_event_list(value):
-            out += _joined(path, [_leaves(v, depth) for v in value])
+        leaves = [_leaves(v, depth) for v in value] if _is_event_list(value) else None
+        if leaves is not None:
+            out += _joined(path, leaves)
         for i, v in enumerate(value):
+            if leaves is not None and not any(">" in rel or "[" in rel for rel, _ in leaves[i]):
+                continue  # plain strings only, each looked into by `_leaves`: nothing to walk
             if isinstance(v, (dict, list)) or (isinstance(v, str) and len(v) >= 12):
                 _walk(v, f"{path}[{i}]", depth, out)
     elif isinstance(value, str) and len(value) >= 12:
@@ -167,14 +171,14 @@ def _leaves(value: Any, depth: int, rel: str = "") -> list[tuple[str, str]]:
 def _events(text: str) -> list[Any] | None:
     """The events of an SSE text (their data, JSON parsed) or of NDJSON text; None if `text`
     is neither."""
-    if "data:" in text[:200] and _SSE_DATA.search(text):
+    if text.find("data:", 0, 200) >= 0 and _SSE_DATA.search(text):
         out: list[Any] = []
         for block in re.split(r"\r?\n\r?\n", text):
             data = "\n".join(m.group(1) for m in _SSE_DATA.finditer(block))
             if data:
                 out.append(_parsed(data))
         return out or None
-    if "\n" in text.strip() and text.lstrip()[:1] == "{":
+    if "\n" in text and "\n" in text.strip() and _OPENS_OBJECT.match(text):
         lines = [line for line in text.splitlines() if line.strip()]
         if len(lines) < 2 or not isinstance(first := _parsed(lines[0]), dict):
             return None  # (pretty-printed JSON: its first line is no object)
@@ -196,7 +200,8 @@ def _parsed(text: str) -> Any:
 
 def _decoded(text: str) -> Any | None:
     """What a string holds when it is JSON, or base64 of text; None when neither."""
-    s = text.strip()
+    # (most strings are prose: no copy of them is made to learn that)
+    s = text.strip() if text[:1].isspace() or text[-1:].isspace() else text
     if s[:1] in ("{", "["):
         parsed = _parsed(s)
         return parsed if isinstance(parsed, (dict, list)) else None
