@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from tapeproxy.config import load_config, setting
 from tapeproxy.errors import BadInputError, ConfigError
-from tapeproxy.redaction.gitblobs import push_range_blobs, staged_blobs
+from tapeproxy.redaction.gitblobs import Blob, BlobReader, push_range_blobs, staged_blobs
 from tapeproxy.redaction.hooks import install_hooks
 from tapeproxy.redaction.lint import LINT_MAX_BYTES, Damaged, Finding, Linter, collect_files
 from tapeproxy.redaction.redactor import Redactor
@@ -67,58 +67,75 @@ def run_lint(
         raise ConfigError(f"lint_max_bytes {limit!r}: expected a number of bytes") from e
     linter = Linter(Redactor.from_config(config, report_only=True), max_bytes=limit)
     findings: list[Finding] = []
+    items: Sequence[Path | Blob]
     if staged or push_range is not None:
-        blobs = staged_blobs() if staged else push_range_blobs(push_range or "")
-        for name, data in blobs:
-            findings += linter.lint_bytes(name, data)
+        items = staged_blobs() if staged else push_range_blobs(push_range or "")
     else:
-        files = collect_files(list(paths) or [Path(".")])
-        make: Any = progress if progress and len(files) >= _PROGRESS_FROM else None
-        with make(len(files)) if make else nullcontext() as bar:
-            for found, damaged in _lint_files(linter, files):
+        items = collect_files(list(paths) or [Path(".")])
+    make: Any = progress if progress and len(items) >= _PROGRESS_FROM else None
+    reader = BlobReader()
+    try:
+        with make(len(items)) if make else nullcontext() as bar:
+            for found, damaged in _lint_all(linter, reader, items):
                 findings += found
                 linter.damaged += damaged
                 if bar is not None:
                     bar.update(1)
+    finally:
+        reader.close()
     return render(findings, fmt, reveal), findings, linter.damaged
 
 
 _PARALLEL_FROM = 16
-_linter: Linter | None = None  # the forked workers' linter (set before the pool forks)
+_forked: tuple[Linter, BlobReader] | None = None  # the workers' (set before the pool forks)
 
 
-def _lint_files(
-    linter: Linter, files: Sequence[Path]
+def _lint_all(
+    linter: Linter, reader: BlobReader, items: Sequence[Path | Blob]
 ) -> Iterator[tuple[list[Finding], list[Damaged]]]:
-    """Each file's findings and damage, in order; on every core when there are many files.
+    """Each file's (or blob's) findings and damage, in order; on every core when there are
+    many.
 
     Workers are forked (they inherit the linter and its compiled detectors, so they start in
-    milliseconds); where fork is not available, or threads run in this process, one core.
+    milliseconds; each reads blobs through a git process of its own); where fork is not
+    available, or threads run in this process, one core.
     """
-    workers = min(os.cpu_count() or 1, 8, len(files) // _PARALLEL_FROM)
+    workers = min(os.cpu_count() or 1, 8, len(items) // _PARALLEL_FROM)
     forkable = "fork" in multiprocessing.get_all_start_methods()
     if workers < 2 or not forkable or threading.active_count() > 1:
-        for path in files:
-            yield _lint_one(linter, path)
+        for item in items:
+            yield _lint_one(linter, reader, item)
         return
-    global _linter
-    _linter = linter
+    global _forked
+    _forked = (linter, reader)
     try:
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            yield from pool.map(_lint_forked, files, chunksize=8)
+            yield from pool.map(_lint_forked, items, chunksize=8)
     finally:
-        _linter = None
+        _forked = None
 
 
-def _lint_forked(path: Path) -> tuple[list[Finding], list[Damaged]]:
-    assert _linter is not None, "set before the pool forks"
-    return _lint_one(_linter, path)
+def _lint_forked(item: Path | Blob) -> tuple[list[Finding], list[Damaged]]:
+    global _forked
+    assert _forked is not None, "set before the pool forks"
+    linter, reader = _forked
+    if (mine := reader.for_this_process()) is not reader:
+        _forked = linter, mine  # (its git process ends with the worker: its input closes)
+    return _lint_one(linter, mine, item)
 
 
-def _lint_one(linter: Linter, path: Path) -> tuple[list[Finding], list[Damaged]]:
+def _lint_one(
+    linter: Linter, reader: BlobReader, item: Path | Blob
+) -> tuple[list[Finding], list[Damaged]]:
     before = len(linter.damaged)
-    found = linter.lint_paths([path])
+    if isinstance(item, Path):
+        found = linter.lint_paths([item])
+    else:
+        size, data = reader.size_and_data(item.sha, linter.max_bytes)
+        found = [] if data is None else linter.lint_bytes(item.name, data)
+        if data is None:
+            linter.over_limit(item.name, size)
     damaged = linter.damaged[before:]
     del linter.damaged[before:]
     return found, damaged

@@ -143,13 +143,7 @@ class Linter:
         findings: list[Finding] = []
         for path in collect_files(paths):
             try:
-                size = path.stat().st_size
-                if size > self.max_bytes:
-                    self._damage(
-                        str(path),
-                        f"{size} bytes, over the lint limit of {self.max_bytes} "
-                        "(lint_max_bytes, --max-bytes); not scanned",
-                    )
+                if self.over_limit(str(path), path.stat().st_size):
                     continue
                 data = path.read_bytes()
             except OSError as e:
@@ -158,6 +152,18 @@ class Linter:
             if progress is not None:
                 progress(path)
         return findings
+
+    def over_limit(self, name: str, size: int) -> bool:
+        """Whether a file of `size` bytes is over the limit: then it is noted as damaged
+        (the gate fails) and must not be read."""
+        if size <= self.max_bytes:
+            return False
+        self._damage(
+            name,
+            f"{size} bytes, over the lint limit of {self.max_bytes} "
+            "(lint_max_bytes, --max-bytes); not scanned",
+        )
+        return True
 
     def lint_bytes(self, name: str, data: bytes) -> list[Finding]:
         """Findings for the content of one file called `name`; damage goes to `damaged`."""

@@ -137,3 +137,52 @@ def test_staged_lint_and_bad_input(tmp_path: Path) -> None:
         [*lint, "nope"], cwd=repo, capture_output=True, text=True, timeout=60, check=False
     )
     assert missing.returncode == 2
+
+
+def test_push_range_gate_reads_every_commit_once_and_keeps_the_size_limit(
+    tmp_path: Path,
+) -> None:
+    """A push of many cassettes over several commits and a merge: every blob is linted once,
+    named by the first commit (newest first) that brought it, on every core (40 blobs); a blob
+    over `--max-bytes` fails the gate unread, as a file over it does."""
+    repo = _repo(tmp_path)
+    for i in range(40):
+        _cassette(repo / "cassettes" / f"c{i:02d}.json.zst", "<redacted:anthropic>")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "forty")
+    _cassette(repo / "cassettes" / "c07.json.zst", _SECRET)
+    _git(repo, "commit", "-qam", "leak")
+    leak = _git(repo, "rev-parse", "HEAD").stdout.strip()
+    _cassette(repo / "cassettes" / "c07.json.zst", "<redacted:anthropic>")
+    _git(repo, "commit", "-qam", "redacted, but the leak is in the history")
+    _git(repo, "checkout", "-qb", "side", "HEAD~2")
+    _cassette(repo / "side" / "s.json.zst", _SECRET.replace("Xq7", "Pq8"))
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "side")
+    _git(repo, "checkout", "-q", "main")
+    assert _git(repo, "merge", "-q", "--no-ff", "-m", "merge", "side").returncode == 0
+    merge = _git(repo, "rev-parse", "HEAD").stdout.strip()  # (newest: it names the side's blob)
+
+    lint = [sys.executable, "-m", "tapeproxy", "lint", "--format", "json"]
+    rng = ["--push-range", "HEAD --not --remotes"]
+    done = subprocess.run(
+        [*lint, *rng], cwd=repo, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 1, done.stderr
+    files = {json.loads(line)["file"] for line in done.stdout.splitlines()}
+    assert files == {f"cassettes/c07.json.zst@{leak[:12]}", f"side/s.json.zst@{merge[:12]}"}
+
+    (repo / "notes.txt").write_text("nothing secret here\n" * 500)  # 10,000 bytes
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "notes")
+    over = subprocess.run(
+        [*lint, *rng, "--max-bytes", "5000"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert over.returncode == 2, over.stderr
+    assert "notes.txt@" in over.stderr and "over the lint limit of 5000" in over.stderr
+    assert "Traceback" not in over.stderr
