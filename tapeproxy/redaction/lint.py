@@ -27,6 +27,7 @@ from tapeproxy.cassettes.model import Interaction
 from tapeproxy.cassettes.store import ZSTD_MAGIC, decompress, from_document, read_json
 from tapeproxy.errors import BadInputError, CassetteError
 from tapeproxy.redaction.bodies import body_edits
+from tapeproxy.redaction.layers import wide_text
 from tapeproxy.redaction.redactor import Redactor
 from tapeproxy.redaction.scanner import Hit, fingerprint
 from tapeproxy.redaction.streams import joined_texts, may_hold_events
@@ -485,8 +486,13 @@ def _yaml_text(value: Any) -> str:
 
 
 def _as_text(data: bytes) -> str:
-    """Bytes as the linter reads them: UTF-8, or latin-1 when they are not (every byte a
-    character, so a token in them is still seen)."""
+    """Bytes as the linter reads them: UTF-16 or UTF-32 text decoded (`layers.wide_text`),
+    else UTF-8, or latin-1 when they are not (every byte a character, so a token in them is
+    still seen)."""
+    if (0 in data[:64] or data[:2] in (b"\xff\xfe", b"\xfe\xff")) and (
+        wide := wide_text(data)
+    ) is not None:
+        return wide
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from urllib.parse import quote, quote_plus, unquote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 from tapeproxy.cassettes.model import Header
 from tapeproxy.providers.generated import is_generated
@@ -34,6 +34,15 @@ from tapeproxy.redaction.context import (
 )
 from tapeproxy.redaction.detectors import LONGEST, TRIGGERS, Match, TokenFinder, looks_random
 from tapeproxy.redaction.jsonscan import decode_literal, literals, parses_as_json
+from tapeproxy.redaction.layers import (
+    ENTITIES,
+    ENTITY,
+    ENTITY_SIGNAL,
+    PERCENT,
+    Layer,
+    encoded_like,
+    wide_text,
+)
 from tapeproxy.redaction.placeholders import MARKER_RE, is_placeholder, marker
 from tapeproxy.redaction.quickscan import Words, b64_spans
 
@@ -198,7 +207,8 @@ class Scanner:
             self.finder.always
             or TRIGGERS.search(text)
             or self._has_credential_name(text.lower())
-            or _PERCENT.search(text)
+            or ("%" in text and _PERCENT.search(text))  # (`in` first: 30 ns, a search 500)
+            or ("&" in text and ENTITY_SIGNAL.search(text))
         )
 
     def json_suspicious(self, text: str) -> bool:
@@ -209,8 +219,9 @@ class Scanner:
         if (
             self.finder.always
             or TRIGGERS.search(text)
-            or _PERCENT.search(text)
-            or _HIDDEN.search(text)  # an escaped letter or slash may hide a trigger
+            or ("%" in text and _PERCENT.search(text))
+            or ("\\" in text and _HIDDEN.search(text))  # an escape may hide a trigger
+            or ("&" in text and ENTITY_SIGNAL.search(text))  # so may a character reference
             or _STRING_JSON.search(text)  # JSON in a string: its own names and layers
             # a value named by a sibling or an outer key (found below in ASCII text, where
             # the lower-cased text is the same match: not so for ſ or K, which fold to s, k)
@@ -347,27 +358,34 @@ class Scanner:
         found = self.matches(value)
         hits = [Hit(m.detector, m.secret, path) for m in found]
         new = apply_edits(value, [Edit(m.start, m.end, marker(m.detector)) for m in found])
-        if _PERCENT.search(new):
-            new, more = self._percent_layer(new, path, depth)
+        if "%" in new and _PERCENT.search(new):
+            new, more = self._layer(PERCENT, new, path, depth)
+            hits += more
+        if "&" in new and ENTITY.search(new):
+            new, more = self._layer(ENTITIES, new, path, depth)
             hits += more
         if len(new) >= 24:
             new, more = self._base64_layer(new, path, depth)
             hits += more
         return new, hits
 
-    def _percent_layer(self, value: str, path: str, depth: int) -> tuple[str, list[Hit]]:
-        decoded = unquote_plus(value)
+    def _layer(self, layer: Layer, value: str, path: str, depth: int) -> tuple[str, list[Hit]]:
+        """`value` with what its decoding by `layer` holds taken out: each secret where it is
+        spelled, character by character; when that leaves one behind (it was found in a layer
+        further down, a base64 run), the redacted decoded text, re-encoded."""
+        decoded = layer.decode(value)
         if decoded == value:
             return value, []
-        _, hits = self.string(decoded, path, depth + 1)
+        redacted, hits = self.string(decoded, path, depth + 1)
+        if not hits:
+            return value, []
         for h in hits:
-            for variant in (
-                h.secret,
-                quote(h.secret, safe=""),
-                quote(h.secret),
-                quote_plus(h.secret),
-            ):
-                value = value.replace(variant, marker(h.detector))
+            mark = layer.marker(marker(h.detector)).replace("\\", r"\\")  # (a template)
+            value = layer.spelled(h.secret).sub(mark, value)
+        secrets = {h.secret for h in hits}
+        _, left = self.string(layer.decode(value), path, depth + 1)
+        if any(h.secret in secrets for h in left):
+            value = layer.encode(redacted)
         return value, hits
 
     def _base64_layer(self, value: str, path: str, depth: int) -> tuple[str, list[Hit]]:
@@ -384,7 +402,8 @@ class Scanner:
                 if found:  # (else each run is still weighed alone: a Basic pair is one run)
                     hits += found
                     width, sep = lines[0][1] - start, value[lines[0][1] : lines[1][0]]
-                    encoded = base64.b64encode(new.encode()).decode()
+                    raw = _b64_bytes("".join(value[s:e] for s, e in lines))
+                    encoded = base64.b64encode(encoded_like(raw, new)).decode()
                     wrapped = sep.join(
                         encoded[i : i + width] for i in range(0, len(encoded), width)
                     )
@@ -404,7 +423,7 @@ class Scanner:
                     hits += found
                     urlsafe = "-" in run or "_" in run
                     enc = base64.urlsafe_b64encode if urlsafe else base64.b64encode
-                    edits.append(Edit(start, end, enc(new.encode()).decode()))
+                    edits.append(Edit(start, end, enc(encoded_like(_b64_bytes(run), new)).decode()))
             budget -= len(lines)
         return apply_edits(value, edits), hits
 
@@ -825,12 +844,23 @@ def _decoded_b64_text(run: str) -> str | None:
     return printable_text(data)
 
 
+def _b64_bytes(run: str) -> bytes:
+    """The bytes a base64 run (standard or URL-safe) decodes to (`_b64_text` read it)."""
+    padded = run + "=" * (-len(run) % 4)
+    return binascii.a2b_base64(padded.replace("-", "+").replace("_", "/"))
+
+
 def printable_text(data: bytes) -> str | None:
-    """`data` as text when it is UTF-8 and 95% of it printable (what base64 that holds a
-    layer to look into stands for), else None."""
+    """`data` as text when it is UTF-8 (or UTF-16 or UTF-32, `layers.wide_text`) and 95% of
+    it printable (what base64 that holds a layer to look into stands for), else None."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return None
-    printable = sum(c.isprintable() or c in "\n\r\t" for c in text)
-    return text if text and printable >= 0.95 * len(text) else None
+        text = ""
+    if not _printable(text) and (0 in data[:64] or data[:2] in (b"\xff\xfe", b"\xfe\xff")):
+        text = wide_text(data) or ""  # (UTF-16 of ASCII text is UTF-8 too, NULs and all)
+    return text if _printable(text) else None
+
+
+def _printable(text: str) -> bool:
+    return bool(text) and sum(c.isprintable() or c in "\n\r\t" for c in text) >= 0.95 * len(text)

@@ -50,11 +50,21 @@ from tapeproxy.cassettes.model import Body, Interaction, Request, Response, new_
 from tapeproxy.cassettes.store import dumps
 from tests.redaction.corpus import FORMATS
 
-__all__ = ["CLASSES", "SECRETS", "SHAPES", "Doc", "Exchange", "generate", "interaction", "write"]
+__all__ = [
+    "CLASSES",
+    "SECRETS",
+    "SHAPES",
+    "Doc",
+    "Exchange",
+    "answer_bytes",
+    "generate",
+    "interaction",
+    "write",
+]
 
 ALNUM = string.ascii_letters + string.digits
 HEX = "0123456789abcdef"
-CLASSES = ("split", "context", "url-path", "nested", "long", "markup")
+CLASSES = ("split", "context", "url-path", "nested", "long", "markup", "encoded")
 SHAPES = ("vcr-yaml", "har", "polly-b64", "wiremock", "events-json", "ndjson", "tapeproxy")
 
 
@@ -69,6 +79,7 @@ class Exchange:
     answer: str = ""
     events: tuple[str, ...] = ()  # each a whole SSE event ("event: ...\ndata: ...\n\n")
     answer_type: str = "application/json"
+    answer_codec: str = ""  # set: the answer is sent as these bytes of it ("utf-16"...)
 
 
 @dataclass(frozen=True)
@@ -481,6 +492,117 @@ def _markup_secret(g: random.Random) -> tuple[str, Exchange]:
     return key, Exchange(ex.url, ex.headers, ex.body, 200, form, answer_type="text/html")
 
 
+def _prefixed(g: random.Random) -> str:
+    return g.choice([f for f in FORMATS if not f.keyword and not f.name.startswith("pem")]).make(g)
+
+
+def _entities(g: random.Random, text: str) -> str:
+    """`text` with most characters as HTML character references, decimal or hex."""
+    out = []
+    for c in text:
+        kind = g.randrange(5)
+        out.append(
+            c if kind == 0 else f"&#{ord(c)};" if kind < 3 else f"&#{g.choice('xX')}{ord(c):x};"
+        )
+    return "".join(out)
+
+
+def _percent(g: random.Random, text: str, share: float) -> str:
+    """`text` with a `share` of its characters percent-encoded, in either case of hex."""
+    return "".join(
+        (f"%{ord(c):02x}" if g.random() < 0.5 else f"%{ord(c):02X}") if g.random() < share else c
+        for c in text
+    )
+
+
+_CODECS = ("utf-16", "utf-16-le", "utf-16-be", "utf-32-le")
+"""How a wide answer is sent: ``utf-16`` writes a byte order mark, the others none."""
+
+
+def _html_page(g: random.Random, inner: str) -> Exchange:
+    ex = _request(g)
+    page = f"<!doctype html><html><body><main>{inner}</main></body></html>"
+    return Exchange(ex.url, ex.headers, ex.body, 200, page, answer_type="text/html")
+
+
+def _encoded_secret(g: random.Random) -> tuple[str, Exchange]:
+    kind = g.randrange(5)
+    if kind == 0:  # a token written as character references, in an attribute or as text
+        secret = _prefixed(g)
+        spelled = _entities(g, secret)
+        inner = g.choice([f'<div data-key="{spelled}"></div>', f"<p>Your key: {spelled}</p>"])
+        return secret, _html_page(g, inner)
+    if kind == 1:  # JSON config in an attribute: its quotes escaped, a prefix-less key
+        key = _prefixless(g)
+        name = g.choice(["apiKey", "api_key", "clientSecret", "accessToken"])
+        config = json.dumps({"endpoint": "https://x.openai.azure.com", name: key})
+        attr = config.replace("&", "&amp;").replace('"', g.choice(["&quot;", "&#34;", "&#x22;"]))
+        return key, _html_page(g, f'<div id="app" data-config="{attr}"></div>')
+    if kind == 2:  # a token percent-encoded, whole or in part, in a URL or in prose
+        secret = _prefixed(g)
+        spelled = _percent(g, secret, g.choice([1.0, 0.5]))
+        said = g.choice(
+            [f"Open https://dash.example.com/keys?show={spelled} to check it.", f"key={spelled}"]
+        )
+        return secret, _answer(g, said)
+    if kind == 3:  # a text answer in UTF-16 or UTF-32
+        secret = _prefixed(g)
+        text = f"Exported settings\r\nOPENAI key: {secret}\r\nregion: eu-west-1\r\n"
+        ex = _request(g)
+        codec = g.choice(_CODECS)
+        return secret, Exchange(
+            ex.url, ex.headers, ex.body, 200, text, answer_type="text/plain", answer_codec=codec
+        )
+    secret = _prefixed(g)  # a text answer that is one base64 run, with its padding
+    while True:
+        text = f"token: {secret}" + " " * g.randrange(3)
+        if len(text) % 3:  # (so that its base64 ends in `=` or `==`)
+            break
+        secret = _prefixed(g)
+    ex = _request(g)
+    b64 = base64.b64encode(text.encode()).decode()
+    return secret, Exchange(ex.url, ex.headers, ex.body, 200, b64, answer_type="text/plain")
+
+
+def _encoded_clean(g: random.Random) -> Exchange:
+    kind = g.randrange(4)
+    hexid = _r(g, 12, HEX)
+    if kind == 0:  # markup as pages escape it: quotes, apostrophes, addresses hidden from bots
+        config = json.dumps(
+            {"theme": "dark", "apiVersion": "2024-10-21", "apiKey": "<YOUR_API_KEY>", "id": hexid}
+        )
+        attr = config.replace("&", "&amp;").replace('"', "&quot;")
+        mail = _entities(g, f"support-{hexid[:4]}@example.com")
+        inner = g.choice(
+            [
+                f'<div data-config="{attr}"></div>',
+                f'<a href="mailto:{mail}">{mail}</a>',
+                f"<p>It&#8217;s &quot;token&quot; &amp; &#x27;key&#x27; in the docs ({hexid})</p>",
+            ]
+        )
+        return _html_page(g, inner)
+    if kind == 1:  # percent-encoded URLs and queries with ids, words and placeholders
+        q = _percent(g, g.choice(["sk-model comparison", "api key rotation", "<your key>"]), 1.0)
+        path = _percent(g, "tokens & keys", 0.6)
+        said = f"See https://example.com/search?q={q}&id={hexid} and /docs/{path}"
+        return _answer(g, said)
+    if kind == 2:  # UTF-16 or UTF-32 text with ids, digests and placeholders
+        digest = hashlib.sha256(hexid.encode()).hexdigest()
+        text = (
+            f"build {digest}\r\nrequest id req_{_r(g, 24)}\r\n"
+            f"OPENAI_API_KEY=<set me>\r\nsk-...{_r(g, 4)} (elided)\r\n"
+        )
+        ex = _request(g)
+        codec = g.choice(_CODECS)
+        return Exchange(
+            ex.url, ex.headers, ex.body, 200, text, answer_type="text/plain", answer_codec=codec
+        )
+    meta = json.dumps({"trace": hexid, "tokens": g.randint(10, 900), "key_id": f"kid-{hexid}"})
+    b64 = base64.b64encode(meta.encode()).decode()  # base64 of metadata, padded or not
+    ex = _request(g)
+    return Exchange(ex.url, ex.headers, ex.body, 200, b64, answer_type="text/plain")
+
+
 _PLACEHOLDERS = ("${DB_PASSWORD}", "{{ password }}", "********", "%(pw)s", "<YOUR_API_KEY>")
 _WORDS = ("Hidden", "Keyword", "Operator", "Punctuation", "Revealed", "SignIn")
 
@@ -517,6 +639,7 @@ SECRETS: dict[str, Callable[[random.Random], tuple[str, Exchange]]] = {
     "nested": _nested_secret,
     "long": _long_secret,
     "markup": _markup_secret,
+    "encoded": _encoded_secret,
 }
 _CLEAN: dict[str, Callable[[random.Random], Exchange]] = {
     "split": _split_clean,
@@ -525,6 +648,7 @@ _CLEAN: dict[str, Callable[[random.Random], Exchange]] = {
     "nested": _nested_clean,
     "long": _long_clean,
     "markup": _markup_clean,
+    "encoded": _encoded_clean,
 }
 
 
@@ -539,6 +663,11 @@ def _answer_type(ex: Exchange) -> str:
     return "text/event-stream" if ex.events else ex.answer_type
 
 
+def answer_bytes(ex: Exchange) -> bytes | None:
+    """The answer's bytes when it is sent in a wide codec (else None: UTF-8 text)."""
+    return ex.answer.encode(ex.answer_codec) if ex.answer_codec else None
+
+
 def _vcr_yaml(g: random.Random, ex: Exchange) -> tuple[str, bytes]:
     doc = {
         "interactions": [
@@ -550,7 +679,7 @@ def _vcr_yaml(g: random.Random, ex: Exchange) -> tuple[str, bytes]:
                     "uri": ex.url,
                 },
                 "response": {
-                    "body": {"string": _answer_text(ex)},
+                    "body": {"string": answer_bytes(ex) or _answer_text(ex)},
                     "headers": {"Content-Type": [_answer_type(ex)]},
                     "status": {"code": ex.status, "message": "OK"},
                 },
@@ -564,8 +693,9 @@ def _vcr_yaml(g: random.Random, ex: Exchange) -> tuple[str, bytes]:
 def _har_entry(ex: Exchange, b64: bool) -> dict[str, object]:
     text = _answer_text(ex)
     content: dict[str, object] = {"mimeType": _answer_type(ex), "size": len(text), "text": text}
-    if b64:
-        content.update(text=base64.b64encode(text.encode()).decode(), encoding="base64")
+    if b64 or ex.answer_codec:
+        data = answer_bytes(ex) or text.encode()
+        content.update(text=base64.b64encode(data).decode(), encoding="base64")
     request: dict[str, object] = {
         "method": "POST" if ex.body else "GET",
         "url": ex.url,
@@ -593,7 +723,9 @@ def _wiremock(g: random.Random, ex: Exchange) -> tuple[str, bytes]:
     request["headers"] = {k: {"equalTo": v} for k, v in ex.headers}
     if ex.body:
         request["bodyPatterns"] = [{"equalToJson": ex.body}]
-    response = {"status": ex.status, "body": _answer_text(ex)}
+    response: dict[str, object] = {"status": ex.status, "body": _answer_text(ex)}
+    if (data := answer_bytes(ex)) is not None:
+        response = {"status": ex.status, "base64Body": base64.b64encode(data).decode()}
     response["headers"] = {"Content-Type": _answer_type(ex)}
     doc = {"id": str(uuid.UUID(int=g.getrandbits(128))), "request": request, "response": response}
     return ".json", json.dumps(doc, indent=2).encode()
@@ -604,6 +736,8 @@ def _events_json(g: random.Random, ex: Exchange) -> tuple[str, bytes]:
     response: dict[str, object] = {"status": ex.status}
     if ex.events:
         response[key] = list(ex.events)
+    elif (data := answer_bytes(ex)) is not None:
+        response["body_base64"] = base64.b64encode(data).decode()
     else:
         response["body"] = ex.answer
     request = {"url": ex.url, "headers": dict(ex.headers), "body": ex.body}
@@ -618,6 +752,9 @@ def _ndjson(g: random.Random, ex: Exchange) -> tuple[str, bytes]:
         for e in ex.events:
             data = e.split("data: ", 1)[1].strip()
             lines.append({"kind": "chunk", "data": json.loads(data) if data[0] == "{" else data})
+    elif (data := answer_bytes(ex)) is not None:
+        body = base64.b64encode(data).decode()
+        lines.append({"kind": "response", "status": ex.status, "body": body, "encoding": "base64"})
     else:
         lines.append({"kind": "response", "status": ex.status, "body": ex.answer})
     return ".jsonl", "".join(json.dumps(line) + "\n" for line in lines).encode()
@@ -634,7 +771,9 @@ def interaction(ex: Exchange) -> Interaction:
         body=Body(text=ex.body) if ex.body else None,
     )
     headers = (("content-type", _answer_type(ex)),)
-    response = Response(status=ex.status, headers=headers, body=Body(text=text), chunks=chunks)
+    data = answer_bytes(ex)
+    body = Body(text=text) if data is None else Body.from_bytes(data)
+    response = Response(status=ex.status, headers=headers, body=body, chunks=chunks)
     return Interaction(key="0" * 64, request=request, response=response)
 
 

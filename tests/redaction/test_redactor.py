@@ -4,9 +4,12 @@ cover the body, and a request's key does not depend on the secrets it carried.""
 from __future__ import annotations
 
 import base64
+import binascii
+import contextlib
+import html
 import json
 import random
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote_plus
 
 import pytest
 
@@ -16,7 +19,7 @@ from tapeproxy.errors import ConfigError
 from tapeproxy.redaction import Redactor
 from tapeproxy.redaction.redactor import rechunk
 from tests.redaction.corpus import FORMATS, generate
-from tests.redaction.foreign import SECRETS, interaction
+from tests.redaction.foreign import _CLEAN, SECRETS, interaction
 from tests.redaction.texts import json_texts
 
 
@@ -836,3 +839,39 @@ def test_no_part_of_a_long_or_markup_credential_is_recorded(cls: str) -> None:
         if any(p in stored for p in pieces):
             leaks.append((len(secret), secret[:24]))
     assert checked >= 60 and leaks == [], leaks
+
+
+def _every_reading(data: bytes) -> str:
+    """What a stored answer says read every way a client may read it: as UTF-8 or UTF-16/32
+    text, with character references, percent-encoding and base64 decoded."""
+    texts = [data.decode("utf-8", "replace")]
+    for codec in ("utf-16", "utf-16-le", "utf-16-be", "utf-32-le"):
+        texts.append(data.decode(codec, "replace"))
+    out = []
+    for text in texts:
+        out += [text, html.unescape(text), unquote_plus(text), unquote_plus(html.unescape(text))]
+        with contextlib.suppress(binascii.Error, ValueError):
+            out.append(base64.b64decode(text.strip(), validate=True).decode("utf-8", "replace"))
+    return "\n".join(out)
+
+
+def test_no_encoded_credential_is_recorded_and_clean_look_alikes_are_kept() -> None:
+    # A token written as HTML character references, percent-encoded in part or whole, in a
+    # UTF-16 or UTF-32 answer, or as one padded base64 run was stored as it came (percent:
+    # found, and kept all the same); JSON quoted with &quot; hid a prefix-less key's name.
+    g = random.Random("record-encoded")
+    redactor = Redactor()
+    leaks = []
+    for _ in range(80):
+        secret, ex = SECRETS["encoded"](g)
+        safe = redactor.redact_interaction(interaction(ex))
+        assert safe.response is not None and safe.response.body is not None
+        if secret in _every_reading(safe.response.body.to_bytes()):
+            leaks.append((ex.answer_type, ex.answer_codec, ex.answer[:60]))
+    assert leaks == [], leaks
+    changed = []
+    for _ in range(80):
+        ex = _CLEAN["encoded"](g)
+        if redactor.redact_interaction(original := interaction(ex)) != original:
+            changed.append(ex.answer[:80])
+    assert changed == [], changed
