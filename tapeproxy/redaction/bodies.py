@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from tapeproxy.providers.generated import is_generated
 from tapeproxy.redaction.detectors import Match
 from tapeproxy.redaction.jsonscan import decode_literal, literals, parses_as_json
-from tapeproxy.redaction.layers import wide_codec
+from tapeproxy.redaction.layers import wide_text
 from tapeproxy.redaction.placeholders import marker
 from tapeproxy.redaction.quickscan import B64_RUN
 from tapeproxy.redaction.scanner import Edit, Hit, Scanner, apply_edits
@@ -61,7 +61,7 @@ def body_edits(
     echoed = any(_forms(s)[-1] in text for s in sent)
     is_json = not sse and parses_as_json(text)
     if not sse and not is_json and (wide := _wide(text)) is not None:
-        return _wide_edits(scanner, text, wide, content_type, path, sent)
+        return _wide_edits(scanner, wide, content_type, path, sent)
     if is_json and not echoed and not scanner.json_suspicious(text):
         return [], []
     # A large binary body goes straight to its own scan: `suspicious` would lower-case a copy
@@ -113,41 +113,35 @@ def body_edits(
     return edits, hits + _echoes(text, sent, edits, path)
 
 
-def _wide(text: str) -> tuple[str, int] | None:
-    """The codec and mark length when a body's characters (its bytes, each a character below
-    256) are UTF-16 or UTF-32 text (`layers.wide_codec`); None otherwise (the quick test:
-    a NUL near the start, or a byte order mark)."""
+def _wide(text: str) -> tuple[str, str, int] | None:
+    """`layers.wide_text` of a body whose characters are its bytes (each below 256), or None
+    (the quick test first: a NUL near the start, or a byte order mark)."""
     if "\x00" not in text[:64] and text[:2] not in ("\xff\xfe", "\xfe\xff"):
         return None
     try:
-        return wide_codec(text.encode("latin-1"))
+        return wide_text(text.encode("latin-1"))
     except UnicodeEncodeError:  # (a character above 255: UTF-8 text, not bytes)
         return None
 
 
 def _wide_edits(
     scanner: Scanner,
-    text: str,
-    wide: tuple[str, int],
+    wide: tuple[str, str, int],
     content_type: str,
     path: str,
     sent: Mapping[str, str],
 ) -> tuple[list[Edit], list[Hit]]:
     """A UTF-16 or UTF-32 body scanned as the text it encodes: edits on that text are
-    moved to its bytes (`text` holds one character per byte), their replacement encoded the
-    same way."""
-    codec, bom = wide
-    unit = 4 if "32" in codec else 2
-    data = text.encode("latin-1")
-    decoded = data[bom : bom + (len(data) - bom) // unit * unit].decode(codec)
+    moved to its bytes (the body's text holds one character per byte), their replacement
+    encoded the same way."""
+    decoded, codec, bom = wide
     edits, hits = body_edits(scanner, decoded, content_type, f"{path}<{codec}>", sent)
     if not edits:
         return [], hits
     # byte offset of each character (a UTF-16 character beyond the BMP takes four bytes)
+    wide4 = "32" in codec
     offsets = list(
-        itertools.accumulate(
-            (4 if unit == 4 or ord(c) > 0xFFFF else 2 for c in decoded), initial=bom
-        )
+        itertools.accumulate((4 if wide4 or ord(c) > 0xFFFF else 2 for c in decoded), initial=bom)
     )
     moved = [
         Edit(

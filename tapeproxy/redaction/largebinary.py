@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 from tapeproxy.cassettes.model import Body
 from tapeproxy.redaction.bodies import _forms, is_sse, mostly_control, sample_spans
-from tapeproxy.redaction.layers import wide_codec
+from tapeproxy.redaction.layers import wide_text
 from tapeproxy.redaction.scanner import Scanner
 
 __all__ = ["LARGE_BINARY", "is_clean"]
@@ -93,7 +93,7 @@ def is_clean(scanner: Scanner, body: Body, content_type: str, sent: Mapping[str,
     if length < LARGE_BINARY or scanner.finder.always:  # (configured patterns are unbounded)
         return False
     head = read(0, 4096)
-    if wide_codec(head.encode("latin-1")) is not None:
+    if wide_text(head.encode("latin-1")) is not None:
         return False  # UTF-16 or UTF-32 text: scanned as the text it is
     if is_sse(head, content_type.lower()) or head.lstrip()[:1] in ("{", "[", ""):
         return False  # a stream, or maybe JSON (or 4 KiB of blanks): the whole text decides

@@ -1,4 +1,4 @@
-"""Character-level text layers: percent-encoding and HTML character references.
+"""Character-level text layers: percent-encoding, HTML character references, UTF-16/32.
 
 A secret can be written one character at a time in either (``%73%6B-...``, ``&#115;&#x6b;-``),
 whole or in any mix with plain characters. The scanner decodes such a layer, scans what it
@@ -7,6 +7,9 @@ for each layer, how to decode it, a regex of the secret as the layer may spell i
 character as itself or as any of its encodings), and the plain re-encoding of a decoded text
 that decodes back to exactly that text (the way out when something found was not spelled
 character by character, a base64 run inside the layer).
+
+Text in UTF-16 or UTF-32 is a layer of its own, over bytes: `wide_text` finds and decodes it,
+`encoded_like` writes a redacted text back the way it came.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ __all__ = [
     "PERCENT",
     "Layer",
     "encoded_like",
-    "wide_codec",
     "wide_text",
 ]
 
@@ -126,8 +128,8 @@ _BOMS = (
 _SAMPLE = 4096
 
 
-def wide_codec(data: bytes) -> tuple[str, int] | None:
-    """The codec of UTF-16 or UTF-32 text in `data` and the length of its byte order mark:
+def wide_text(data: bytes) -> tuple[str, str, int] | None:
+    """UTF-16 or UTF-32 text in `data`: ``(text, codec, length of its byte order mark)``,
     found by the mark, or without one by where the NUL bytes are (text that is mostly ASCII
     has one in every other byte of UTF-16, always on the same side, and three in every four of
     UTF-32). None when `data` is not such text: it must decode, and be mostly printable (a
@@ -142,7 +144,7 @@ def wide_codec(data: bytes) -> tuple[str, int] | None:
         return None
     sample = text[:_SAMPLE]
     control = sum(1 for c in sample if not c.isprintable() and c not in "\r\n\t")
-    return (codec, bom) if sample and control * 20 <= len(sample) else None
+    return (text, codec, bom) if sample and control * 20 <= len(sample) else None
 
 
 def _wide_shape(data: bytes) -> tuple[str | None, int]:
@@ -166,20 +168,10 @@ def _wide_shape(data: bytes) -> tuple[str | None, int]:
     return None, 0
 
 
-def wide_text(data: bytes) -> str | None:
-    """`data` as text when it is UTF-16 or UTF-32 text (`wide_codec`), else None."""
-    found = wide_codec(data)
-    if found is None:
-        return None
-    codec, bom = found
-    unit = 4 if "32" in codec else 2
-    return data[bom : bom + (len(data) - bom) // unit * unit].decode(codec)
-
-
 def encoded_like(data: bytes, text: str) -> bytes:
     """`text` encoded as `data` is: in its UTF-16 or UTF-32 codec with its mark, else UTF-8."""
-    found = wide_codec(data)
+    found = wide_text(data)
     if found is None:
         return text.encode("utf-8", "surrogatepass")
-    codec, bom = found
+    _, codec, bom = found
     return data[:bom] + text.encode(codec, "surrogatepass")

@@ -489,10 +489,8 @@ def _as_text(data: bytes) -> str:
     """Bytes as the linter reads them: UTF-16 or UTF-32 text decoded (`layers.wide_text`),
     else UTF-8, or latin-1 when they are not (every byte a character, so a token in them is
     still seen)."""
-    if (0 in data[:64] or data[:2] in (b"\xff\xfe", b"\xfe\xff")) and (
-        wide := wide_text(data)
-    ) is not None:
-        return wide
+    if (wide := wide_text(data)) is not None:
+        return wide[0]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

@@ -857,8 +857,8 @@ def printable_text(data: bytes) -> str | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         text = ""
-    if not _printable(text) and (0 in data[:64] or data[:2] in (b"\xff\xfe", b"\xfe\xff")):
-        text = wide_text(data) or ""  # (UTF-16 of ASCII text is UTF-8 too, NULs and all)
+    if not _printable(text) and (wide := wide_text(data)) is not None:
+        text = wide[0]  # (UTF-16 of ASCII text is UTF-8 too, NULs and all)
     return text if _printable(text) else None
 
 
