@@ -117,12 +117,8 @@ def _lint_all(
 
 
 def _lint_forked(item: Path | Blob) -> tuple[list[Finding], list[Damaged]]:
-    global _forked
     assert _forked is not None, "set before the pool forks"
-    linter, reader = _forked
-    if (mine := reader.for_this_process()) is not reader:
-        _forked = linter, mine  # (its git process ends with the worker: its input closes)
-    return _lint_one(linter, mine, item)
+    return _lint_one(*_forked, item)
 
 
 def _lint_one(
@@ -133,9 +129,11 @@ def _lint_one(
         found = linter.lint_paths([item])
     else:
         size, data = reader.size_and_data(item.sha, linter.max_bytes)
-        found = [] if data is None else linter.lint_bytes(item.name, data)
         if data is None:
+            found = []
             linter.over_limit(item.name, size)
+        else:
+            found = linter.lint_bytes(item.name, data)
     damaged = linter.damaged[before:]
     del linter.damaged[before:]
     return found, damaged

@@ -90,10 +90,11 @@ def push_range_blobs(rev_range: str, cwd: Path | None = None) -> list[Blob]:
 
 class BlobReader:
     """Blobs read through one ``git cat-file --batch`` process, started on the first read
-    (a process per blob cost 2-3 ms each). Each process that reads needs its own: a forked
-    lint worker makes one when it first reads (`for_this_process`).
+    (a process per blob cost 2-3 ms each). Each process that reads starts its own: a forked
+    lint worker does not use a pipe its parent holds (its git process ends with the worker,
+    whose end closes its input).
 
-    Raises (from `read`):
+    Raises (from `size_and_data`):
         BadInputError: git cannot be run or does not have the blob.
     """
 
@@ -101,10 +102,6 @@ class BlobReader:
         self.cwd = cwd
         self._proc: subprocess.Popen[bytes] | None = None
         self._pid = 0
-
-    def for_this_process(self) -> BlobReader:
-        """This reader, or a new one when it was made in another process (before a fork)."""
-        return self if self._pid in (0, os.getpid()) else BlobReader(self.cwd)
 
     def size_and_data(self, sha: str, limit: int) -> tuple[int, bytes | None]:
         """The blob's size, and its bytes when it is at most `limit` bytes (None: over it;
@@ -136,7 +133,7 @@ class BlobReader:
         self._proc = None
 
     def _started(self) -> subprocess.Popen[bytes]:
-        if self._proc is None:
+        if self._proc is None or self._pid != os.getpid():
             try:
                 self._proc = subprocess.Popen(
                     ["git", "cat-file", "--batch"],

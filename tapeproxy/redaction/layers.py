@@ -29,6 +29,7 @@ __all__ = [
     "PERCENT",
     "Layer",
     "encoded_like",
+    "printable",
     "wide_text",
 ]
 
@@ -142,9 +143,12 @@ def wide_text(data: bytes) -> tuple[str, str, int] | None:
         text = data[bom : bom + (len(data) - bom) // unit * unit].decode(codec)
     except UnicodeDecodeError:
         return None
-    sample = text[:_SAMPLE]
-    control = sum(1 for c in sample if not c.isprintable() and c not in "\r\n\t")
-    return (text, codec, bom) if sample and control * 20 <= len(sample) else None
+    return (text, codec, bom) if printable(text[:_SAMPLE]) else None
+
+
+def printable(text: str) -> bool:
+    """Whether `text` is text: not empty, and 95 % of it printable or line breaks and tabs."""
+    return bool(text) and sum(c.isprintable() or c in "\n\r\t" for c in text) >= 0.95 * len(text)
 
 
 def _wide_shape(data: bytes) -> tuple[str | None, int]:

@@ -41,6 +41,7 @@ from tapeproxy.redaction.layers import (
     PERCENT,
     Layer,
     encoded_like,
+    printable,
     wide_text,
 )
 from tapeproxy.redaction.placeholders import MARKER_RE, is_placeholder, marker
@@ -834,7 +835,7 @@ def _decoded_b64_text(run: str) -> str | None:
     padded = run + "=" * (-len(run) % 4)
     try:  # binascii itself: base64's wrappers took longer than the decoding
         if "-" in run or "_" in run:  # base64.urlsafe_b64decode
-            data = binascii.a2b_base64(padded.replace("-", "+").replace("_", "/"))
+            data = _b64_bytes(run)
         else:  # base64.b64decode(validate=True)
             data = binascii.a2b_base64(padded, strict_mode=True)
     except ValueError:  # (binascii.Error is a ValueError)
@@ -857,10 +858,6 @@ def printable_text(data: bytes) -> str | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         text = ""
-    if not _printable(text) and (wide := wide_text(data)) is not None:
+    if not printable(text) and (wide := wide_text(data)) is not None:
         text = wide[0]  # (UTF-16 of ASCII text is UTF-8 too, NULs and all)
-    return text if _printable(text) else None
-
-
-def _printable(text: str) -> bool:
-    return bool(text) and sum(c.isprintable() or c in "\n\r\t" for c in text) >= 0.95 * len(text)
+    return text if printable(text) else None
