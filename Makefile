@@ -3,10 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The scanning core is compiled with mypyc as it is installed (setup.py, tapeproxy/native.py);
+# after an edit of one of its sources it runs from source until it is compiled again, here.
+NATIVE := $(VENV)/.compiled
+COMPILED_SOURCES := $(wildcard tapeproxy/redaction/*.py) setup.py tapeproxy/native.py
 
 .PHONY: test lint typecheck pytest demo bench clean venv docker-test
 
-venv: $(STAMP)
+venv: $(NATIVE)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' || { \
@@ -18,6 +22,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+$(NATIVE): $(STAMP) $(COMPILED_SOURCES)
+	@$(BIN)/python -c 'import sys, tapeproxy.native as n; sys.exit(not n.fresh())' \
+	  || $(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $(NATIVE)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -26,12 +35,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy tapeproxy
 
-pytest: $(STAMP)
+pytest: $(NATIVE)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
-demo: $(STAMP)
+demo: $(NATIVE)
 	$(BIN)/tapeproxy demo
 
 # The image itself with podman (not part of `make test`): build, serve a cassette with proxy
@@ -45,8 +54,8 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) $(NATIVE)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info *.so tapeproxy/native.json tapeproxy/redaction/*.so

@@ -12,6 +12,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -186,4 +187,15 @@ def _versions() -> list[str]:
     ).stdout.strip()
     if rev:
         out[0] += f" (commit {rev})"
+    out[0] += f", scanning core {_core()}"
     return out
+
+
+def _core() -> str:
+    """How the measured tapeproxy runs its scanner (`tapeproxy.native`): compiled, or plain
+    Python (no compiler when it was installed, or sources edited since)."""
+    probe = "import tapeproxy.redaction, tapeproxy.native as n; print(n.compiled())"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=False, timeout=60
+    )
+    return {"True": "compiled (mypyc)", "False": "plain Python"}.get(done.stdout.strip(), "?")

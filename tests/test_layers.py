@@ -21,7 +21,7 @@ ALLOWED: dict[str, frozenset[str]] = {
 """Package -> the tapeproxy packages it may import (besides itself and the top-level leaf
 modules in `LEAVES`). Top-level modules such as cli.py and pytest_plugin.py sit above all."""
 
-LEAVES = frozenset({"errors", "modes", "config", "profilefile", "__init__"})
+LEAVES = frozenset({"errors", "modes", "config", "profilefile", "native", "__init__"})
 """Top-level modules that import no tapeproxy package (only each other), usable from any layer."""
 
 

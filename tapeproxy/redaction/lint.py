@@ -14,6 +14,7 @@ import contextlib
 import gzip
 import json
 import operator
+import os
 import re
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -93,6 +94,12 @@ class Finding:
         """The masked secret."""
         return mask(self.secret)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Lint workers send findings to the main process; compiled (tapeproxy.native), a
+        # frozen dataclass is not rebuilt by pickle's field-by-field default.
+        fields = (self.file, self.interaction, self.location, self.detector, self.secret)
+        return (Finding, (*fields, self.line))
+
     def to_dict(self, reveal: bool = False) -> dict[str, Any]:
         """The finding as the JSON Lines object of ``--format json``."""
         out: dict[str, Any] = {
@@ -116,6 +123,9 @@ class Damaged:
 
     file: str
     problem: str
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Damaged, (self.file, self.problem))  # (see Finding.__reduce__)
 
 
 class Linter:
@@ -524,7 +534,8 @@ def _findings(name: str, hits: Iterable[tuple[Hit, int | None]]) -> list[Finding
 
 
 def collect_files(paths: Sequence[Path]) -> list[Path]:
-    """The files to lint: given files as they are, directories walked for linted suffixes.
+    """The files to lint: given files as they are, directories walked for linted suffixes
+    (in path order, without descending into `_SKIPPED_DIRS` nor symlinked directories).
 
     Raises:
         BadInputError: a path does not exist.
@@ -534,13 +545,16 @@ def collect_files(paths: Sequence[Path]) -> list[Path]:
         if path.is_file():
             out.append(path)
         elif path.is_dir():
-            out += sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and p.name.endswith(LINTED_SUFFIXES)
-                and not _SKIPPED_DIRS.intersection(p.relative_to(path).parts[:-1])
-            )
+            # os.walk reads each directory's entries once (pathlib's rglob made a Path, a stat
+            # and a relative path of every file: 45 ms for 1,000 cassettes, before any lint)
+            found: list[str] = []
+            for top, dirs, _ in os.walk(path):
+                dirs[:] = [d for d in dirs if d not in _SKIPPED_DIRS]
+                with os.scandir(top) as entries:
+                    found += [
+                        e.path for e in entries if e.name.endswith(LINTED_SUFFIXES) and e.is_file()
+                    ]
+            out += sorted(map(Path, found), key=operator.attrgetter("parts"))
         else:
             raise BadInputError(f"{path}: no such file or directory")
     return out

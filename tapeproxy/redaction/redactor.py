@@ -26,7 +26,15 @@ __all__ = ["Redactor", "marker"]
 
 _CONFIG_KEYS = ("redact_headers", "redact_fields", "redact_patterns", "allowlist")
 
+try:
+    from mypy_extensions import mypyc_attr
+except ImportError:  # (only mypyc reads it, when it compiles this module)
 
+    def mypyc_attr(*_: object, **__: object) -> Any:  # type: ignore[misc]
+        return lambda cls: cls
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)  # (tests, and users, wrap it)
 class Redactor:
     """Removes secrets from requests and responses (headers, URL, bodies, SSE chunks).
 
