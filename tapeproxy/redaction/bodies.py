@@ -56,10 +56,13 @@ def body_edits(
             wherever the answer repeats them, whole or split across a stream's events.
     """
     ct = content_type.lower()
-    sse = is_sse(text, ct)
     sent = {s: d for s, d in sent.items() if len(s) >= 6}
     echoed = any(_forms(s)[-1] in text for s in sent)
-    is_json = not sse and parses_as_json(text)
+    events = _events(text) if is_sse(text, ct) else None
+    is_json = events is None and parses_as_json(text)
+    if events is None and not is_json:
+        events = _ndjson_events(text)  # (Ollama streams NDJSON: an object on each line)
+    sse = events is not None  # a stream of events, SSE or NDJSON
     if not sse and not is_json and (wide := _wide(text)) is not None:
         return _wide_edits(scanner, wide, content_type, path, sent)
     if is_json and not echoed and not scanner.json_suspicious(text):
@@ -71,8 +74,8 @@ def body_edits(
     if not sse and not is_json and not echoed and not binary and not scanner.suspicious(text):
         return [], []  # (not for SSE: a trigger may be split across events)
     strings: list[tuple[int, int]] | None = None  # a JSON body's string literals, when found
-    if sse:
-        edits, hits = _sse_edits(scanner, text, path, sent)
+    if events is not None:
+        edits, hits = _sse_edits(scanner, events, path, sent)
     elif is_json:
         edits, hits = scanner.json_edits(text, path)
         strings = []
@@ -105,7 +108,7 @@ def body_edits(
             if not any(start < m.start and m.end < end for start, end in strings):
                 continue  # not inside a JSON string: a number or the structure
         if scanner.model is not None:
-            written = _model_spans(text, sse) if written is None else written
+            written = _model_spans(text, events) if written is None else written
             if any(start < m.start and m.end < end for start, end in written):
                 continue  # scanned above by the rules for what a model wrote
         edits.append(Edit(m.start, m.end, marker(m.detector)))
@@ -229,10 +232,26 @@ def _events(text: str) -> list[tuple[int, str]]:
     return out
 
 
+def _ndjson_events(text: str) -> list[tuple[int, str]] | None:
+    """(offset, payload) of each line of NDJSON text, two or more lines that each hold a
+    JSON object; None when `text` is not that."""
+    if text.lstrip()[:1] != "{" or "\n" not in text.strip():
+        return None
+    out = []
+    for m in _LINE.finditer(text):
+        line = m.group().rstrip("\r\n")
+        if line.strip():
+            if line.lstrip()[:1] != "{" or not parses_as_json(line):
+                return None
+            out.append((m.start(), line))
+    return out if len(out) >= 2 else None
+
+
 def _sse_edits(
-    scanner: Scanner, text: str, path: str, sent: Mapping[str, str]
+    scanner: Scanner, events: list[tuple[int, str]], path: str, sent: Mapping[str, str]
 ) -> tuple[list[Edit], list[Hit]]:
-    events = _events(text)
+    """Edits and hits for the events of a stream (each ``(offset, payload)``): the values of
+    each field joined across events, then each event's payload on its own."""
     groups: dict[str, list[_Piece]] = {}
     is_json = [parses_as_json(payload) for _, payload in events]
     for k, (_, payload) in enumerate(events):
@@ -262,10 +281,10 @@ def _sse_edits(
     return edits, hits
 
 
-def _model_spans(text: str, sse: bool) -> list[tuple[int, int]]:
-    """The spans of the string literals of an answer (plain JSON or each event of a stream)
-    that hold what the model wrote."""
-    docs = _events(text) if sse else [(0, text)]
+def _model_spans(text: str, events: list[tuple[int, str]] | None) -> list[tuple[int, int]]:
+    """The spans of the string literals of an answer (plain JSON, or each event of a
+    stream) that hold what the model wrote."""
+    docs = events if events is not None else [(0, text)]
     return [
         (offset + lit.start, offset + lit.end)
         for offset, doc in docs

@@ -58,6 +58,61 @@ def test_split_secret_is_redacted_in_both_chunks_and_sizes_still_add_up() -> Non
         assert doc.secret is not None and doc.secret[:6].encode() not in body[-200:] + body[:0]
 
 
+def _ndjson(pieces: list[str], rng: random.Random) -> str:
+    """An NDJSON answer stream (Ollama's shape, or an event's own): an object on each line
+    carrying one piece of the answer, then the summary line."""
+    model = rng.choice(["llama3.2", "qwen2.5:7b", "mistral"])
+    ollama = rng.random() < 0.5
+    lines = [
+        {"model": model, "message": {"role": "assistant", "content": p}, "done": False}
+        if ollama
+        else {"type": "content_block_delta", "delta": {"type": "text_delta", "text": p}}
+        for p in pieces
+    ]
+    lines.append({"model": model, "done": True, "eval_count": len(pieces)})
+    return "".join(json.dumps(line) + "\n" for line in lines)
+
+
+def test_a_secret_split_across_ndjson_lines_is_redacted_and_clean_streams_are_kept() -> None:
+    """Streams that are NDJSON, not SSE (Ollama's chat answers): the values of each field are
+    joined across lines as for SSE, with or without an NDJSON content type, and the chunk
+    sizes still add up; a clean stream of the same shape is stored byte for byte."""
+    rng = random.Random(43)
+    redactor = Redactor()
+    leaks, changed = [], []
+    for fmt in (f for f in FORMATS if not f.keyword):
+        secret = fmt.make(rng)
+        cut = sorted(rng.sample(range(3, len(secret) - 3), 3))
+        bounds = zip([0, *cut], [*cut, None], strict=True)
+        pieces = ["The key is ", *(secret[a:b] for a, b in bounds), "."]
+        words = ["river", "stone", "amber", "lantern", "tokens", "keys", "session", "auth"]
+        clean = ["Sure: ", *(w + " " for w in rng.choices(words, k=6)), "done."]
+        for ct in ("application/x-ndjson", "application/json", ""):
+            for words, is_secret in ((pieces, True), (clean, False)):
+                text = _ndjson(words, rng)
+                sizes = [len(line.encode()) for line in text.splitlines(keepends=True)]
+                response = Response(
+                    status=200,
+                    headers=(("content-type", ct),) if ct else (),
+                    body=Body(text=text),
+                    chunks=tuple((10.0 * i, n) for i, n in enumerate(sizes)),
+                )
+                out = redactor.redact_response(response)
+                body = out.body.to_bytes() if out.body else b""
+                assert out.chunks is not None and sum(n for _, n in out.chunks) == len(body)
+                lines = [json.loads(line) for line in body.decode().splitlines()]
+                kept = "".join(
+                    (d.get("message") or {}).get("content")
+                    or (d.get("delta") or {}).get("text", "")
+                    for d in lines
+                )
+                if is_secret and secret in kept:
+                    leaks.append((fmt.name, ct))
+                if not is_secret and body != text.encode():
+                    changed.append((fmt.name, ct))
+    assert leaks == [] and changed == [], (leaks, changed)
+
+
 def test_key_is_the_same_with_or_without_the_secret() -> None:
     rules = MatchRules()
     r = Redactor()
