@@ -18,7 +18,8 @@ from tests.redaction.foreign import generate, write
 _ROOT = Path(native.__file__).resolve().parent.parent
 _NOT_BUILT = (
     "this install has no compiled modules (no C compiler or mypyc when it was installed, "
-    "or TAPEPROXY_COMPILE=0)"
+    "or TAPEPROXY_COMPILE=0), or a source changed since they were built"
+    f" [built {native._built()}, matching {native._matches_sources()}]"
 )
 _PROBE = """
 import tapeproxy.redaction, tapeproxy.native as n, importlib

@@ -266,6 +266,7 @@ class Linter:
         the whole text again would only repeat that work, and would report what the
         recorder keeps on purpose (a password a model wrote for a tool call)."""
         out: list[tuple[Hit, int | None]] = []
+        self.redactor.prove_clean_headers(interactions)
         for i, interaction in enumerate(interactions):
             _, hits = self.redactor.scan_interaction(interaction, f"interactions[{i}].")
             out += [(h, i) for h in hits]
@@ -288,7 +289,7 @@ class Linter:
             for part in ("request", "response")
             if isinstance(ix.get(part), dict)
             for k in _BODY_KEYS
-            if _joinable(ix[part].get(k))
+            if _joinable(ix[part].get(k), part)
         ]
         # What is left may hold a stream too (events a newer version keeps in a field of its
         # own, or a string of them): the top level, and each interaction's on its own.
@@ -475,11 +476,14 @@ class _Scanned:
     may hold a stream."""
 
 
-def _joinable(value: Any) -> bool:
+def _joinable(value: Any, part: str) -> bool:
     """Whether a cassette's body (or messages) may hold a stream to join: a plain JSON
-    answer does not (`may_hold_events`)."""
+    answer does not (`may_hold_events`), nor a JSON request whose only lists are of objects:
+    a stream is what a server sends, and a client writes its messages, tools and inputs
+    whole (each is scanned whole with its interaction). A request that carries event text
+    (SSE, NDJSON, JSON or base64 in a string) is joined as an answer is."""
     if isinstance(value, dict) and isinstance(value.get("text"), str) and len(value) == 1:
-        return may_hold_events(value["text"])
+        return may_hold_events(value["text"], object_lists=part != "request")
     return value is not None
 
 

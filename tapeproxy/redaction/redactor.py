@@ -115,6 +115,14 @@ class Redactor:
             return interaction, hits  # nothing to redact, as for most (lint: for all)
         return interaction.model_copy(update=update), hits
 
+    def prove_clean_headers(self, interactions: Iterable[Interaction]) -> None:
+        """Have the scanners remember the ordinary clean headers of many interactions, proved
+        together (`Scanner.prove_clean`); scanning each interaction then finds them so."""
+        interactions = list(interactions)
+        self.scanner.prove_clean(h for ix in interactions for h in ix.request.headers)
+        answers = (ix.response for ix in interactions if ix.response is not None)
+        self.answers.prove_clean(h for response in answers for h in response.headers)
+
     def scan_request(self, request: Request, where: str) -> tuple[Request, list[Hit]]:
         """The redacted request and every secret found in it."""
         edits, hits = self.scanner.url_edits(request.url, f"{where}.url")

@@ -592,39 +592,19 @@ class Scanner:
     def headers(
         self, headers: tuple[Header, ...], where: str, host: str = ""
     ) -> tuple[tuple[Header, ...], list[Hit]]:
-        """Each header through `header`, with the ordinary ones (no credential name, not
-        seen before) first checked together: one pass of each of `suspicious`'s checks over
-        their values joined by newlines serves an answer's 15-20 headers, where one pass per
-        header cost about 2 us each. When the joined text holds no trigger, credential name
-        nor percent-encoding, neither does any value (each check finds a match inside one
-        value in the joined text too: a newline ends a name or a run as the end of a value
-        does), and a value is then clean unless a long run (an id, maybe base64) holds it.
-        """
+        """Each header through `header`, but for the ordinary ones that `_prove_clean` passes
+        (remembered: the same headers come on every exchange)."""
         memo = self._clean_headers
         fresh = [i for i, h in enumerate(headers) if h not in memo]
         if not fresh:
             return headers, []  # all seen before, and clean
-        plain = [i for i in fresh if self._header_kind(headers[i][0]) is None]
-        clean: set[int] = set()
-        ran: set[int] = set()  # unmarked too, but with a long run or an escape
-        if len(plain) > 1:
-            joined = "\n".join([headers[i][1] for i in plain])
-            if not self._marked(joined):
-                runs = {m.start() for m in _LONG_RUN.finditer(joined)}
-                runs.update(m.start() for m in _HIDDEN.finditer(joined))
-                if runs:  # the values the runs (or escapes) are in
-                    starts = list(
-                        itertools.accumulate((len(headers[i][1]) + 1 for i in plain), initial=0)
-                    )
-                    ran = {plain[bisect.bisect(starts, at) - 1] for at in runs}
-                clean = set(plain) - ran
+        proved = self._prove_clean([headers[i] for i in fresh])
         hits: list[Hit] = []
         changed: dict[int, Header] = {}
-        for i in fresh:
-            name, value = headers[i]
-            if i in clean or (i in ran and self._runs_hide_nothing(name, value)):
-                self._remember_clean(name, value)
+        for k, i in enumerate(fresh):
+            if k in proved:
                 continue
+            name, value = headers[i]
             new, found = self.header(name, value, where, host)
             hits += found
             if new != value:
@@ -632,6 +612,41 @@ class Scanner:
         if not changed:
             return headers, hits
         return tuple([changed.get(i, h) for i, h in enumerate(headers)]), hits
+
+    def prove_clean(self, headers: Iterable[Header]) -> None:
+        """Remember the headers of many messages that `headers` would pass as clean, proved
+        together (the linter gives a cassette's at once: one pass of each check instead of
+        one per message, whose own pass then finds them remembered)."""
+        memo = self._clean_headers
+        self._prove_clean(list(dict.fromkeys(h for h in headers if h not in memo)))
+
+    def _prove_clean(self, headers: list[Header]) -> set[int]:
+        """The positions in `headers` of those proved clean, each remembered: the ordinary
+        ones (no credential name) checked together, one pass of each of `suspicious`'s
+        checks over their values joined by newlines, where one pass per header cost about
+        2 us each. When the joined text holds no trigger, credential name nor
+        percent-encoding, neither does any value (each check finds a match inside one value
+        in the joined text too: a newline ends a name or a run as the end of a value does),
+        and a value is then clean unless a long run (an id, maybe base64) holds it."""
+        plain = [k for k, (name, _) in enumerate(headers) if self._header_kind(name) is None]
+        if len(plain) < 2:
+            return set()  # (`header` decides one alone as cheaply)
+        joined = "\n".join([headers[k][1] for k in plain])
+        if self._marked(joined):
+            return set()
+        ran: set[int] = set()  # unmarked too, but with a long run or an escape
+        runs = {m.start() for m in _LONG_RUN.finditer(joined)}
+        runs.update(m.start() for m in _HIDDEN.finditer(joined))
+        if runs:  # the values the runs (or escapes) are in
+            starts = list(itertools.accumulate((len(headers[k][1]) + 1 for k in plain), initial=0))
+            ran = {plain[bisect.bisect(starts, at) - 1] for at in runs}
+        proved: set[int] = set()
+        for k in plain:
+            name, value = headers[k]
+            if k not in ran or self._runs_hide_nothing(name, value):
+                self._remember_clean(name, value)
+                proved.add(k)
+        return proved
 
     def _header_kind(self, name: str) -> str | None:
         """`Names.header_kind`, remembered, as `header` weighs it: in an answer a weak name

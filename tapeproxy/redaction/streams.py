@@ -38,25 +38,32 @@ def joined_texts(doc: Any, path: str = "") -> list[tuple[str, str, int]]:
 
 
 _OBJECTS_IN_ROW = re.compile(r"\}\s*,\s*\{")
+_LINES_OF_OBJECTS = re.compile(r"\}[ \t\r]*\n\s*\{")
 _STRING_OPENS = re.compile(r'"\s*[\[{]')
 """In a JSON text, what `joined_texts` can find a sequence of events in: two objects in a
-row (a list of them), an SSE line (``data:``), a string that holds JSON or NDJSON, or else a
-long base64 run (`has_standard_run`). Looked for one at a time: each regex starts with a
-literal that `re` finds fast, where their alternation tried every position (7.7 against
-3.1 us on a 1.5 KB answer)."""
+row (a list of them, or NDJSON lines), an SSE line (``data:``), a string that holds JSON or
+NDJSON, or else a long base64 run (`has_standard_run`). Looked for one at a time: each regex
+starts with a literal that `re` finds fast, where their alternation tried every position
+(7.7 against 3.1 us on a 1.5 KB answer)."""
 
 
-def may_hold_events(text: str) -> bool:
+def may_hold_events(text: str, object_lists: bool = True) -> bool:
     """False only when `joined_texts(text)` is sure to find nothing (a JSON document with
     no list of objects and no string that holds events, JSON or base64): the quick path
-    for a plain answer."""
+    for a plain answer.
+
+    Args:
+        object_lists: False: what `joined_texts` would find in lists of objects does not
+            count (a request's messages, tools and inputs, which its client wrote whole).
+    """
     if len(text) < 12:
         return False
     if text.lstrip()[:1] not in ("{", "["):
         return True  # SSE, NDJSON or base64 text: looked into as it is
     return (
         "data:" in text
-        or _OBJECTS_IN_ROW.search(text) is not None
+        or _LINES_OF_OBJECTS.search(text) is not None  # NDJSON: an object on each line
+        or (object_lists and _OBJECTS_IN_ROW.search(text) is not None)
         or _STRING_OPENS.search(text) is not None
         or has_standard_run(text, 32)
     )

@@ -434,6 +434,34 @@ def test_a_stream_kept_where_the_recorder_does_not_read_is_joined() -> None:
     assert linter.damaged == []
 
 
+def test_a_stream_in_a_body_is_joined_and_a_request_only_when_it_carries_event_text() -> None:
+    """An answer's body holding a stream in any of the four shapes has the secret split
+    across its events found whole. A request is joined when it carries event text (raw SSE
+    events, SSE or NDJSON text); its JSON lists of objects are what its client wrote whole
+    (messages, tools), each scanned with the interaction, not a stream's events."""
+    from tapeproxy.redaction.lint import Linter
+    from tapeproxy.redaction.redactor import Redactor
+
+    rng = random.Random(41)
+    prefixed = [f for f in FORMATS if not f.keyword]
+    linter = Linter(Redactor.from_config({}, report_only=True))
+    missed = []
+    for part, shapes in (("response", range(4)), ("request", range(3))):
+        for shape in shapes:
+            secret = rng.choice(prefixed).make(rng)
+            stream = _event_shapes(secret)[shape]
+            text = stream if isinstance(stream, str) else json.dumps(stream)
+            doc = _every_field_document()
+            target = doc["interactions"][0]
+            target[part]["body"] = {"text": text}
+            target["response"].pop("chunks", None)
+            found = linter.lint_bytes("c.json.zst", _zst(json.dumps(doc).encode()))
+            assert linter.damaged == []
+            if not any(f.secret == secret and "joined" in f.location for f in found):
+                missed.append((part, shape, secret))
+    assert missed == [], "\n".join(map(str, missed))
+
+
 def _packed(kind: str, data: bytes) -> bytes:
     if kind == "gzip":
         return gzip.compress(data)
