@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml
 $(NATIVE): $(STAMP) $(COMPILED_SOURCES)
 	@$(BIN)/python -c 'import sys, tapeproxy.native as n; sys.exit(not n.fresh())' \
 	  || $(BIN)/python -m pip install --quiet --no-deps -e .
+	@$(BIN)/python -c 'import tapeproxy.native as n; n.fresh() or print("tapeproxy: the scanning core is not compiled (no C compiler, or mypyc failed: pip install -v -e . says why); it runs as plain Python")'
 	@touch $(NATIVE)
 
 lint: $(STAMP)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
-import functools
 import hashlib
 import itertools
 import json
@@ -103,6 +102,8 @@ _PLAIN_KEY = re.compile(r'"([a-z0-9_.-]{0,60})"\s*:')
 """From its opening quote, a key of name characters only: a `_KEY_TAIL` key that
 `_NAME_ONLY` reads whole."""
 _MEMO_MAX = 1 << 16  # entries a scanner remembers (clean headers, kinds of keys)
+_ESCAPED_BYTE = re.compile(f"[{chr(0xDC80)}-{chr(0xDCFF)}]")  # (mypyc: no surrogate literal)
+"""A byte that was not UTF-8, as the ``surrogateescape`` error handler decodes it."""
 _CLEAN_VALUE_MAX = 1024
 _SCHEME_WORD = re.compile(r"^\s*(?:Bearer|Basic|Token|Bot|ApiKey)\s+", re.IGNORECASE)
 
@@ -617,8 +618,9 @@ class Scanner:
         """Remember the headers of many messages that `headers` would pass as clean, proved
         together (the linter gives a cassette's at once: one pass of each check instead of
         one per message, whose own pass then finds them remembered)."""
-        memo = self._clean_headers
-        self._prove_clean(list(dict.fromkeys(h for h in headers if h not in memo)))
+        fresh = set(headers)
+        fresh -= self._clean_headers  # (in C: most are remembered from other cassettes)
+        self._prove_clean(list(fresh))
 
     def _prove_clean(self, headers: list[Header]) -> set[int]:
         """The positions in `headers` of those proved clean, each remembered: the ordinary
@@ -824,20 +826,24 @@ def _holds_b64_text(text: str) -> bool:
 
 
 def _b64_text(run: str) -> str | None:
-    """The UTF-8 text a base64 run stands for, or None (binary, not base64, too big)."""
-    if len(run) <= _REMEMBERED_RUN:
-        return _short_b64_text(run)
-    return _decoded_b64_text(run)
+    """The UTF-8 text a base64 run stands for, or None (binary, not base64, too big).
+
+    Short runs are remembered: they are mostly names and ids that come back in every answer
+    (``completion_tokens_details``, a model's fingerprint). A dict, emptied when full, where
+    an lru_cache's call through Python cost more than most decodings it saved."""
+    if len(run) > _REMEMBERED_RUN:
+        return _decoded_b64_text(run)
+    text = _B64_TEXTS.get(run, _UNKNOWN)
+    if text is _UNKNOWN:
+        if len(_B64_TEXTS) >= _MEMO_MAX:
+            _B64_TEXTS.clear()
+        text = _B64_TEXTS[run] = _decoded_b64_text(run)
+    return text
 
 
 _REMEMBERED_RUN = 64
-
-
-@functools.lru_cache(maxsize=4096)
-def _short_b64_text(run: str) -> str | None:
-    """`_decoded_b64_text`, remembered: short runs are mostly names and ids that come back
-    in every answer (``completion_tokens_details``, a model's fingerprint)."""
-    return _decoded_b64_text(run)
+_UNKNOWN = "\x00unknown"  # (no decoded text is it: printable text has no NUL first)
+_B64_TEXTS: dict[str, str | None] = {}
 
 
 _B64_MAX = 65536
@@ -869,9 +875,11 @@ def _b64_bytes(run: str) -> bytes:
 def printable_text(data: bytes) -> str | None:
     """`data` as text when it is UTF-8 (or UTF-16 or UTF-32, `layers.wide_text`) and 95% of
     it printable (what base64 that holds a layer to look into stands for), else None."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
+    # (no exception for what is not UTF-8, as most runs are not: raising one cost more than
+    # the decoding; a byte that is not UTF-8 decodes to a lone surrogate, which UTF-8 never
+    # does)
+    text = data.decode("utf-8", "surrogateescape")
+    if not text.isascii() and _ESCAPED_BYTE.search(text) is not None:
         text = ""
     if not printable(text) and (wide := wide_text(data)) is not None:
         text = wide[0]  # (UTF-16 of ASCII text is UTF-8 too, NULs and all)

@@ -37,7 +37,7 @@ def joined_texts(doc: Any, path: str = "") -> list[tuple[str, str, int]]:
     return out
 
 
-_OBJECTS_IN_ROW = re.compile(r"\}\s*,\s*\{")
+_OBJECTS_IN_ROW = re.compile(r"\}(?:\s*,|[ \t\r]*\n)\s*\{")
 _LINES_OF_OBJECTS = re.compile(r"\}[ \t\r]*\n\s*\{")
 _STRING_OPENS = re.compile(r'"\s*[\[{]')
 """In a JSON text, what `joined_texts` can find a sequence of events in: two objects in a
@@ -62,8 +62,8 @@ def may_hold_events(text: str, object_lists: bool = True) -> bool:
         return True  # SSE, NDJSON or base64 text: looked into as it is
     return (
         "data:" in text
-        or _LINES_OF_OBJECTS.search(text) is not None  # NDJSON: an object on each line
-        or (object_lists and _OBJECTS_IN_ROW.search(text) is not None)
+        # objects in a row, in a list or on lines (NDJSON); a request's lines only
+        or (_OBJECTS_IN_ROW if object_lists else _LINES_OF_OBJECTS).search(text) is not None
         or _STRING_OPENS.search(text) is not None
         or has_standard_run(text, 32)
     )
