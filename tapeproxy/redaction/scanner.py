@@ -176,6 +176,7 @@ class Scanner:
         self.answers = answers
         self.model_text = model_text
         self._clean_headers: set[tuple[str, str]] = set()
+        self._clean_urls: set[str] = set()
         self._key_kinds: dict[str, str | None] = {}
         self._header_kinds: dict[str, str | None] = {}
         self.model: Scanner | None = None
@@ -557,8 +558,13 @@ class Scanner:
     def url_edits(self, url: str, path: str) -> tuple[list[Edit], list[Hit]]:
         """Edits and hits for a URL: userinfo, each query value, the path and host, and the
         fragment (``#access_token=...`` where OAuth's implicit flow puts one)."""
+        if url in self._clean_urls:
+            return [], []  # (a cassette's interactions go to a few URLs, mostly one)
         rest = url.split("://", 1)[-1]
         if "@" not in rest.split("/", 1)[0] and not self.suspicious(rest, _URL_LONG_RUN):
+            if len(self._clean_urls) >= _MEMO_MAX:
+                self._clean_urls.clear()
+            self._clean_urls.add(url)
             return [], []  # the cheap path for ordinary URLs (replay keys every request)
         edits: list[Edit] = []
         hits: list[Hit] = []
