@@ -44,7 +44,7 @@ from tapeproxy.redaction.layers import (
     wide_text,
 )
 from tapeproxy.redaction.placeholders import MARKER_RE, is_placeholder, marker
-from tapeproxy.redaction.quickscan import Words, b64_spans
+from tapeproxy.redaction.quickscan import Words, b64_spans, has_run, run_holders
 
 __all__ = ["Edit", "Hit", "Scanner", "apply_edits", "fingerprint", "printable_text"]
 
@@ -189,6 +189,7 @@ class Scanner:
         # Matched against the lower-cased text: much faster than an IGNORECASE alternation.
         alternatives = "".join(f"|{re.escape(f)}" for f in extra)
         self._names_trigger = re.compile(f"(?:{_NAMES_TRIGGER}{alternatives})")
+        self._name_words = Words((*_CREDENTIAL_WORDS, *extra))  # (as `_names_trigger`)
         # json_suspicious's words: credential words, pair keys, then configured field names
         self._json_words = Words((*_CREDENTIAL_WORDS, *_PAIR_WORDS, *extra))
 
@@ -202,6 +203,8 @@ class Scanner:
         For a URL without its scheme `long_run` is `_URL_LONG_RUN`: `/` separates there, so
         long runs are counted within a path segment or parameter.
         """
+        if long_run is _LONG_RUN:
+            return self._marked(text) or has_run(text)
         return self._marked(text) or long_run.search(text) is not None
 
     def _marked(self, text: str) -> bool:
@@ -308,8 +311,18 @@ class Scanner:
         return kind
 
     def _has_credential_name(self, low: str) -> bool:
-        for m in self._names_trigger.finditer(low):
-            name = assignment_name(low, m.start()).strip("'\"\\")
+        """Whether lower-cased `low` names a credential where `_names_trigger` matches: a
+        credential word with what makes it a name after it (`_NAME_TAIL`), or a configured
+        field name. The words are found by one automaton pass, at every place they stand (a
+        superset of the places the regex's scan reached, which tried its alternation at
+        every position: 18 us for 2.8 KB of header values, now 4)."""
+        words = self._name_words.words
+        credential_words = len(_CREDENTIAL_WORDS)
+        for at, i in self._name_words.hits(low):
+            end = at + len(words[i])
+            if i < credential_words and _NAME_TAIL_RE.match(low, end) is None:
+                continue
+            name = assignment_name(low, at).strip("'\"\\")
             if self.names.field_kind(name) or self.names.param_kind(name):
                 return True
             if _CAMEL_KEY.search(name):
@@ -642,12 +655,12 @@ class Scanner:
         joined = "\n".join([headers[k][1] for k in plain])
         if self._marked(joined):
             return set()
-        ran: set[int] = set()  # unmarked too, but with a long run or an escape
-        runs = {m.start() for m in _LONG_RUN.finditer(joined)}
-        runs.update(m.start() for m in _HIDDEN.finditer(joined))
-        if runs:  # the values the runs (or escapes) are in
+        # unmarked too, but with a long run or an escape
+        ran = {plain[k] for k in run_holders([headers[k][1] for k in plain])}
+        escapes = [m.start() for m in _HIDDEN.finditer(joined)]
+        if escapes:  # the values the escapes are in
             starts = list(itertools.accumulate((len(headers[k][1]) + 1 for k in plain), initial=0))
-            ran = {plain[bisect.bisect(starts, at) - 1] for at in runs}
+            ran.update(plain[bisect.bisect(starts, at) - 1] for at in escapes)
         proved: set[int] = set()
         for k in plain:
             name, value = headers[k]
@@ -700,7 +713,7 @@ class Scanner:
         (``\\u0041`` in a JSON value may hide a trigger), or it is neither JSON nor a cookie
         and its runs (ids, mostly: ``req_7f3a…``) decode to no text, so `string` has no layer
         left to look into (1-3 us, where `string` took 14)."""
-        if _LONG_RUN.search(value) is None and _HIDDEN.search(value) is None:
+        if not has_run(value) and _HIDDEN.search(value) is None:
             return True
         return (
             name.lower() not in ("cookie", "set-cookie")

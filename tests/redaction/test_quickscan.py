@@ -19,8 +19,21 @@ from hypothesis import strategies as st
 from tapeproxy.redaction import quickscan
 from tapeproxy.redaction.context import Names, assignment_name
 from tapeproxy.redaction.detectors import TRIGGERS, TokenFinder
-from tapeproxy.redaction.quickscan import B64_RUN, Words, b64_spans, has_standard_run
-from tapeproxy.redaction.scanner import _CREDENTIAL_KEY, _NAMES_TRIGGER, _PAIR_VALUE, Scanner
+from tapeproxy.redaction.quickscan import (
+    B64_RUN,
+    Words,
+    b64_spans,
+    has_run,
+    has_standard_run,
+    run_holders,
+)
+from tapeproxy.redaction.scanner import (
+    _CAMEL_KEY,
+    _CREDENTIAL_KEY,
+    _NAMES_TRIGGER,
+    _PAIR_VALUE,
+    Scanner,
+)
 
 _RUN = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-"
 
@@ -138,6 +151,43 @@ def test_has_standard_run_is_the_regex_search(length: int) -> None:
     texts += ["a" * (length - 1) + "é" + "a" * 5, "a" * (length - 1) + "_a", "a" * length]
     for text in texts:
         assert has_standard_run(text, length) == (regex.search(text) is not None), text
+
+
+@pytest.mark.parametrize("length", [24, 32])
+def test_has_run_and_run_holders_are_the_regex_search(length: int) -> None:
+    """`has_run` of one text and `run_holders` of many (header values, found in one pass
+    over them joined) say what the regex says of each."""
+    regex = re.compile(f"[A-Za-z0-9+/_-]{{{length}}}")
+    texts = _texts(6, 400)
+    texts += ["a" * (length - 1) + "é" + "a" * 5, "a" * (length - 1) + "_a", "a" * length, ""]
+    for text in texts:
+        assert has_run(text, length) == (regex.search(text) is not None), text
+    rng = random.Random(length)
+    for _ in range(200):
+        values = [t.replace("\n", " ") for t in rng.sample(texts, rng.randrange(1, 20))]
+        expected = {k for k, v in enumerate(values) if regex.search(v)}
+        assert run_holders(values, length) == expected, values
+
+
+def test_every_credential_name_the_regex_scan_finds_the_automaton_finds() -> None:
+    """`_has_credential_name` looks at every place a credential word (or a configured field)
+    stands: where the regex `_names_trigger` finds a credential's name, so does it."""
+    from tapeproxy.redaction.redactor import Redactor
+
+    for config in ({}, {"redact_fields": ["acme_widget", "zz"]}):
+        scanner = Redactor.from_config(config, report_only=True).scanner
+        rng = random.Random(7)
+        texts = _texts(11, 300) + [t for _ in range(40) for t in _keyed_texts(rng)]
+        texts += ["acme_widget 1", "zz", "x-session: 1\nsig = 2", "tokens used"]
+        for text in texts:
+            low = text.lower()
+            regex = any(
+                scanner.names.field_kind(name := assignment_name(low, m.start()).strip("'\"\\"))
+                or scanner.names.param_kind(name)
+                or _CAMEL_KEY.search(name)
+                for m in scanner._names_trigger.finditer(low)
+            )
+            assert scanner._has_credential_name(low) or not regex, text
 
 
 def test_long_texts_are_not_copied_to_find_runs(monkeypatch: pytest.MonkeyPatch) -> None:
