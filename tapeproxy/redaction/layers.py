@@ -29,6 +29,7 @@ __all__ = [
     "PERCENT",
     "Layer",
     "encoded_like",
+    "may_be_wide",
     "printable",
     "wide_text",
 ]
@@ -127,6 +128,12 @@ _BOMS = (
     (b"\xfe\xff", "utf-16-be"),
 )
 _SAMPLE = 4096
+
+
+def may_be_wide(data: bytes) -> bool:
+    """False only when `wide_text(data)` is None for sure: no byte order mark, no NUL near
+    the start (the quick test, without a call through `_wide_shape`)."""
+    return data[:2] in (b"\xff\xfe", b"\xfe\xff") or 0 in data[:_SAMPLE]
 
 
 def wide_text(data: bytes) -> tuple[str, str, int] | None:

@@ -40,6 +40,7 @@ from tapeproxy.redaction.layers import (
     PERCENT,
     Layer,
     encoded_like,
+    may_be_wide,
     printable,
     wide_text,
 )
@@ -615,9 +616,9 @@ class Scanner:
         """Each header through `header`, but for the ordinary ones that `_prove_clean` passes
         (remembered: the same headers come on every exchange)."""
         memo = self._clean_headers
+        if memo.issuperset(headers):
+            return headers, []  # all seen before, and clean (asked in one C loop)
         fresh = [i for i, h in enumerate(headers) if h not in memo]
-        if not fresh:
-            return headers, []  # all seen before, and clean
         proved = self._prove_clean([headers[i] for i in fresh])
         hits: list[Hit] = []
         changed: dict[int, Header] = {}
@@ -880,7 +881,9 @@ def _decoded_b64_text(run: str) -> str | None:
             data = binascii.a2b_base64(padded, strict_mode=True)
     except ValueError:  # (binascii.Error is a ValueError)
         return None
-    if len(set(run)) < 10:  # (after the decoding, which most runs, ids, fail sooner)
+    # (after the decoding, which most runs, ids, fail sooner; a prefix's distinct characters
+    # are the run's too, and most runs have 10 in their first 16)
+    if len(set(run[:16])) < 10 and len(set(run)) < 10:
         return None
     return printable_text(data)
 
@@ -900,6 +903,10 @@ def printable_text(data: bytes) -> str | None:
     text = data.decode("utf-8", "surrogateescape")
     if not text.isascii() and _ESCAPED_BYTE.search(text) is not None:
         text = ""
-    if not printable(text) and (wide := wide_text(data)) is not None:
+    if printable(text):
+        return text
+    if not may_be_wide(data):
+        return None
+    if (wide := wide_text(data)) is not None:
         text = wide[0]  # (UTF-16 of ASCII text is UTF-8 too, NULs and all)
     return text if printable(text) else None
