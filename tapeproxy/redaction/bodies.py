@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from tapeproxy.providers.generated import is_generated
 from tapeproxy.redaction.detectors import Match
 from tapeproxy.redaction.jsonscan import decode_literal, literals, parses_as_json
-from tapeproxy.redaction.layers import wide_text
+from tapeproxy.redaction.layers import may_be_wide, wide_text
 from tapeproxy.redaction.placeholders import marker
 from tapeproxy.redaction.quickscan import B64_RUN
 from tapeproxy.redaction.scanner import Edit, Hit, Scanner, apply_edits
@@ -119,9 +119,9 @@ def body_edits(
 def _wide(text: str) -> tuple[str, str, int] | None:
     """`layers.wide_text` of a body whose characters are its bytes (each below 256), or None
     (the quick test first: a NUL near the start, or a byte order mark)."""
-    if "\x00" not in text[:64] and text[:2] not in ("\xff\xfe", "\xfe\xff"):
-        return None
     try:
+        if not may_be_wide(text[:64].encode("latin-1")):
+            return None
         return wide_text(text.encode("latin-1"))
     except UnicodeEncodeError:  # (a character above 255: UTF-8 text, not bytes)
         return None

@@ -16,8 +16,9 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
 from tapeproxy.cassettes.model import Header
@@ -53,7 +54,6 @@ _MAX_DEPTH = 4
 _URL_LONG_RUN = re.compile(r"[A-Za-z0-9+_-]{24}")
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
-_LONG_RUN = re.compile(r"[A-Za-z0-9+/_-]{24}")
 _CREDENTIAL_WORDS = (
     "key",
     "secret",
@@ -198,15 +198,10 @@ class Scanner:
         """Whether `secret` is allow-listed (by its fingerprint)."""
         return fingerprint(secret) in self.allowlist
 
-    def suspicious(self, text: str, long_run: re.Pattern[str] = _LONG_RUN) -> bool:
-        """False only when nothing in `text` can be a secret (the cheap path for most bodies).
-
-        For a URL without its scheme `long_run` is `_URL_LONG_RUN`: `/` separates there, so
-        long runs are counted within a path segment or parameter.
-        """
-        if long_run is _LONG_RUN:
-            return self._marked(text) or has_run(text)
-        return self._marked(text) or long_run.search(text) is not None
+    def suspicious(self, text: str) -> bool:
+        """False only when nothing in `text` can be a secret (the cheap path for most bodies):
+        nothing `_marked`, and no long run (`quickscan.has_run`)."""
+        return self._marked(text) or has_run(text)
 
     def _marked(self, text: str) -> bool:
         """`suspicious` but for long runs: a trigger, a credential name, percent-encoding."""
@@ -575,10 +570,14 @@ class Scanner:
         if url in self._clean_urls:
             return [], []  # (a cassette's interactions go to a few URLs, mostly one)
         rest = url.split("://", 1)[-1]
-        if "@" not in rest.split("/", 1)[0] and not self.suspicious(rest, _URL_LONG_RUN):
-            if len(self._clean_urls) >= _MEMO_MAX:
-                self._clean_urls.clear()
-            self._clean_urls.add(url)
+        # `suspicious`, with long runs counted within a path segment or parameter (`/`
+        # separates there)
+        if (
+            "@" not in rest.split("/", 1)[0]
+            and not self._marked(rest)
+            and _URL_LONG_RUN.search(rest) is None
+        ):
+            _remember(self._clean_urls, url)
             return [], []  # the cheap path for ordinary URLs (replay keys every request)
         edits: list[Edit] = []
         hits: list[Hit] = []
@@ -682,9 +681,7 @@ class Scanner:
 
     def _remember_clean(self, name: str, value: str) -> None:
         if len(value) <= _CLEAN_VALUE_MAX:
-            if len(self._clean_headers) >= _MEMO_MAX:
-                self._clean_headers.clear()
-            self._clean_headers.add((name, value))  # host and path only name what is found
+            _remember(self._clean_headers, (name, value))  # (host and path only name hits)
 
     def header(self, name: str, value: str, where: str, host: str = "") -> tuple[str, list[Hit]]:
         """The redacted header value and what was found in it (located at `where`, then the
@@ -770,6 +767,13 @@ def _remembered(
     return kind
 
 
+def _remember(memo: set[Any], item: Hashable) -> None:
+    """Add `item` to a set kept as `_remembered` keeps its dict (emptied when full)."""
+    if len(memo) >= _MEMO_MAX:
+        memo.clear()
+    memo.add(item)
+
+
 def _overlaps(found: list[Match], start: int, end: int) -> bool:
     return any(m.start < end and start < m.end for m in found)
 
@@ -853,16 +857,11 @@ def _b64_text(run: str) -> str | None:
     an lru_cache's call through Python cost more than most decodings it saved."""
     if len(run) > _REMEMBERED_RUN:
         return _decoded_b64_text(run)
-    text = _B64_TEXTS.get(run, _UNKNOWN)
-    if text is _UNKNOWN:
-        if len(_B64_TEXTS) >= _MEMO_MAX:
-            _B64_TEXTS.clear()
-        text = _B64_TEXTS[run] = _decoded_b64_text(run)
-    return text
+    text = _B64_TEXTS.get(run, "")  # ("": not decoded yet; text that is found is printable)
+    return _remembered(_B64_TEXTS, run, _decoded_b64_text) if text == "" else text
 
 
 _REMEMBERED_RUN = 64
-_UNKNOWN = "\x00unknown"  # (no decoded text is it: printable text has no NUL first)
 _B64_TEXTS: dict[str, str | None] = {}
 
 
@@ -873,12 +872,11 @@ _B64_MAX = 65536
 def _decoded_b64_text(run: str) -> str | None:
     if len(run) > _B64_MAX:
         return None
-    padded = run + "=" * (-len(run) % 4)
     try:  # binascii itself: base64's wrappers took longer than the decoding
         if "-" in run or "_" in run:  # base64.urlsafe_b64decode
             data = _b64_bytes(run)
         else:  # base64.b64decode(validate=True)
-            data = binascii.a2b_base64(padded, strict_mode=True)
+            data = binascii.a2b_base64(run + "=" * (-len(run) % 4), strict_mode=True)
     except ValueError:  # (binascii.Error is a ValueError)
         return None
     # (after the decoding, which most runs, ids, fail sooner; a prefix's distinct characters
